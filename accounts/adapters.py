@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from django import forms
+from django.http import HttpRequest
+
+from accounts.actor import client_ip, user_agent
+from accounts.models import LoginResult
+from accounts.services.security import lockout_remaining, login_event_record
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    """Adds lockout with backoff in front of allauth's authentication; no public sign-up."""
+
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        return False
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        email = str(credentials.get("email") or credentials.get("username") or "")
+        remaining = lockout_remaining(email=email, ip=client_ip(request))
+        if remaining:
+            login_event_record(
+                result=LoginResult.LOCKED, email=email, ip=client_ip(request), user_agent=user_agent(request)
+            )
+            minutes = max(1, round(remaining / 60))
+            raise forms.ValidationError(
+                f"Too many failed sign-in attempts. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+            )
+        super().pre_authenticate(request, **credentials)

@@ -1,0 +1,109 @@
+"""The base every API viewset inherits: scoping and permissions applied once, not per view.
+
+Subclasses declare ``queryset`` and ``permissions`` (action → catalog permission). They may not
+override ``get_queryset``, ``get_object`` or ``get_permissions``; the escape hatches are named
+``dangerously_get_queryset`` / ``dangerously_check_object`` so a reviewer sees them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Model, QuerySet
+from rest_framework import permissions as drf_permissions
+from rest_framework import viewsets
+from rest_framework.request import Request
+
+from accounts.authz import require_perm, require_perm_on
+from accounts.permissions import AUTHENTICATED, PUBLIC, is_declarable
+
+_SEALED = frozenset({"get_queryset", "get_object", "get_permissions"})
+_READ_ACTIONS = frozenset({"list", "retrieve", "metadata"})
+
+
+class DeclaredPermission(drf_permissions.BasePermission):
+    """Signed in, unless the action is declared public."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if view.permission_for_action() == PUBLIC:
+            return True
+        return bool(request.user and request.user.is_authenticated)
+
+
+class ScopedViewSet(viewsets.GenericViewSet):
+    permissions: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overridden = sorted(_SEALED & set(vars(cls)))
+        if overridden:
+            raise TypeError(
+                f"{cls.__name__} overrides {', '.join(overridden)}; scoping lives in ScopedViewSet. "
+                "Use dangerously_get_queryset/dangerously_check_object if you really must."
+            )
+        for action, perm in cls.permissions.items():
+            if not is_declarable(perm):
+                raise TypeError(f"{cls.__name__}.permissions[{action!r}] = {perm!r} is not in the catalog")
+
+    # --- declarations --------------------------------------------------------------------
+    @classmethod
+    def permission_for(cls, action: str | None) -> str | None:
+        if action in ("metadata", None):
+            return cls.permissions.get("list") or cls.permissions.get("retrieve")
+        if action == "partial_update":
+            return cls.permissions.get("partial_update", cls.permissions.get("update"))
+        return cls.permissions.get(action)
+
+    def permission_for_action(self) -> str:
+        perm = self.permission_for(getattr(self, "action", None))
+        if perm is None:
+            raise PermissionError(f"{type(self).__name__} declares no permission for {self.action!r}")
+        return perm
+
+    @property
+    def read_permission(self) -> str:
+        return self.permissions.get("retrieve") or self.permissions["list"]
+
+    # --- sealed plumbing -----------------------------------------------------------------
+    def get_permissions(self) -> list[drf_permissions.BasePermission]:  # noqa: D102
+        return [DeclaredPermission()]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        hook = getattr(self, "dangerously_get_queryset", None)
+        if hook is not None:
+            return hook()
+        assert self.queryset is not None, f"{type(self).__name__} needs a queryset"
+        return self.queryset.all().restrict(self.request.user, self.read_permission)  # type: ignore[attr-defined]
+
+    def get_object(self) -> Any:
+        obj = super().get_object()  # 404 outside the caller's scope
+        perm = self.permission_for_action()
+        if getattr(self, "action", None) not in _READ_ACTIONS and perm not in (PUBLIC, AUTHENTICATED):
+            hook = getattr(self, "dangerously_check_object", None)
+            if hook is not None:
+                hook(obj, perm)
+            else:
+                require_perm_on(self.request.user, perm, obj)
+        return obj
+
+    # --- helpers for subclasses ----------------------------------------------------------
+    def require(self, permission: str, org_id: int | None, site_id: int | None = None) -> None:
+        """For creates: the caller needs ``permission`` in the org (and site) being written to."""
+        require_perm(self.request.user, permission, org_id, site_id)
+
+    def actor(self) -> Any:
+        from accounts.actor import Actor
+
+        return Actor.for_request(self.request)
+
+
+def scoped_related(model: type[Model], permission: str) -> Any:
+    """A PrimaryKeyRelatedField whose choices are restricted to what the caller can see."""
+    from rest_framework import serializers
+
+    class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
+        def get_queryset(self) -> QuerySet[Any]:
+            request = self.context["request"]
+            return model._default_manager.all().restrict(request.user, permission)  # type: ignore[attr-defined]
+
+    return ScopedRelatedField

@@ -1,0 +1,83 @@
+"""Route declarations and the check that every route has one.
+
+Pages and other non-DRF views are wrapped with ``declare(permission)``; DRF viewsets declare
+``permissions`` per action; whole third-party URL trees (allauth, the Django admin) are classified
+by the module their views live in. ``undeclared_routes()`` is what the contract test asserts on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.views.generic import RedirectView
+
+from accounts.permissions import PUBLIC, STAFF, is_declarable
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+# Third-party trees: their own views enforce these, we only classify them.
+_MODULE_CLASSES: dict[str, str] = {
+    "allauth.": PUBLIC,  # sign-in, reset, MFA: allauth requires login where it matters
+    "django.contrib.admin.": STAFF,
+    "django.views.static": PUBLIC,
+    "django.contrib.staticfiles.": PUBLIC,
+}
+
+
+def declare(permission: str) -> Callable[[V], V]:
+    if not is_declarable(permission):
+        raise ValueError(f"{permission!r} is neither a catalog permission nor a route class")
+
+    def wrap(view: V) -> V:
+        view.rw_permission = permission  # type: ignore[attr-defined]
+        return login_not_required(view) if permission == PUBLIC else view
+
+    return wrap
+
+
+def declared_permissions(callback: Any) -> list[str]:
+    """Every permission a URL callback declares; empty when it declares nothing."""
+    explicit = getattr(callback, "rw_permission", None)
+    if explicit:
+        return [explicit]
+    viewset = getattr(callback, "cls", None)
+    actions = getattr(callback, "actions", None)
+    if viewset is not None and actions and hasattr(viewset, "permission_for"):
+        perms = [viewset.permission_for(name) for name in actions.values()]
+        return [] if None in perms else perms  # type: ignore[return-value]
+    inner = callback
+    while getattr(inner, "__wrapped__", None) is not None and not hasattr(inner, "view_class"):
+        inner = inner.__wrapped__
+    module = getattr(inner, "__module__", "") or ""
+    view_class = getattr(inner, "view_class", None) or getattr(inner, "cls", None)
+    if view_class is RedirectView:
+        return [PUBLIC]  # a bare redirect exposes nothing
+    if view_class is not None:
+        module = view_class.__module__
+    if getattr(callback, "admin_site", None) is not None or getattr(callback, "model_admin", None) is not None:
+        return [STAFF]
+    for prefix, route_class in _MODULE_CLASSES.items():
+        if module.startswith(prefix) or module == prefix:
+            return [route_class]
+    return []
+
+
+def iter_routes(patterns: Any = None, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(entry, URLResolver):
+            yield from iter_routes(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry.callback
+
+
+def undeclared_routes() -> list[str]:
+    problems = []
+    for route, callback in iter_routes():
+        perms = declared_permissions(callback)
+        if not perms:
+            problems.append(f"{route} ({getattr(callback, '__qualname__', callback)}) declares no permission")
+        problems.extend(f"{route} declares unknown {p!r}" for p in perms if not is_declarable(p))
+    return problems

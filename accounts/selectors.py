@@ -1,0 +1,100 @@
+"""Reads that more than one caller needs (API, pages, admin)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.models import ActivityEvent, Membership, SiteRoleAssignment, User
+
+CSV_EXPORT_LIMIT = 100_000
+_CSV_FIELDS = [
+    "created_at",
+    "actor_type",
+    "actor_label",
+    "org_id",
+    "site_id",
+    "verb",
+    "target_type",
+    "target_id",
+    "target_label",
+    "result",
+    "ip",
+    "details",
+]
+
+
+def _csv_safe(value: Any) -> str:
+    """Neutralise spreadsheet formulas: a cell starting with = + - @ is prefixed with '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def activity_csv_rows(queryset: QuerySet[ActivityEvent]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        value = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)
+        return value
+
+    writer.writerow(_CSV_FIELDS)
+    yield flush()
+    for row in queryset.values_list(*_CSV_FIELDS)[:CSV_EXPORT_LIMIT].iterator(chunk_size=2000):
+        writer.writerow([_csv_safe(v) for v in row])
+        yield flush()
+
+
+def me_summary(user: User) -> dict[str, Any]:
+    from allauth.mfa.models import Authenticator
+
+    memberships = Membership.objects.filter(user=user).select_related("org", "role").order_by("org__name", "id")
+    site_roles = SiteRoleAssignment.objects.filter(user=user).select_related("site", "role").order_by("site_id")
+    return {
+        "user": user,
+        "memberships": [
+            {"org": m.org, "role": m.role.slug, "permissions": sorted(m.role.permissions)} for m in memberships
+        ],
+        "site_roles": [
+            {"site": a.site_id, "org": a.site.org_id, "role": a.role.slug, "permissions": sorted(a.role.permissions)}
+            for a in site_roles
+        ],
+        "mfa_enabled": Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists(),
+    }
+
+
+def current_org(request: Any) -> Any:
+    """The org picked in the switcher (kept in the session), else the user's first org."""
+    from accounts.models import Organization
+
+    orgs = Organization.objects.restrict(request.user, "authenticated")
+    wanted = request.session.get("org_id")
+    org = orgs.filter(pk=wanted).first() if wanted else None
+    return org or orgs.order_by("name", "id").first()
+
+
+def shell_context(request: Any) -> dict[str, Any]:
+    from accounts.models import Organization, Site, grants_for
+
+    grants = grants_for(request.user)
+    org = current_org(request)
+    sites = list(Site.objects.restrict(request.user, "site:read").filter(org=org)) if org else []
+    site_id = request.session.get("site_id")
+    perms = grants.org_perms.get(org.pk, frozenset()) if org else frozenset()
+    if grants.superuser:
+        from accounts.permissions import ALL
+
+        perms = ALL
+    return {
+        "org": org,
+        "orgs": list(Organization.objects.restrict(request.user, "authenticated")),
+        "sites": sites,
+        "site": next((site for site in sites if site.pk == site_id), None),
+        "perms": perms,
+    }

@@ -1,0 +1,1 @@
+"""Writes. Every function is keyword-only, transactional and records an activity event."""

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from accounts.actor import Actor
+from accounts.errors import ApplicationError
+from accounts.models import Organization, Site
+from accounts.services.activity import activity_record
+
+
+def _slug(name: str, slug: str | None) -> str:
+    value = slugify(slug or name)[:60]
+    if not value:
+        raise ApplicationError("Give a name or slug with at least one letter or digit.", field="slug")
+    return value
+
+
+def _name(name: str) -> str:
+    value = (name or "").strip()
+    if not value:
+        raise ApplicationError("This field may not be blank.", field="name")
+    if len(value) > 120:
+        raise ApplicationError("At most 120 characters.", field="name")
+    return value
+
+
+@transaction.atomic
+def org_create(*, actor: Actor, name: str, slug: str | None = None) -> Organization:
+    name = _name(name)
+    slug = _slug(name, slug)
+    if Organization.objects.filter(slug=slug).exists():
+        raise ApplicationError(f"An organization with slug '{slug}' already exists.", field="slug")
+    org = Organization.objects.create(name=name, slug=slug)
+    activity_record(actor=actor, verb="org.create", org=org, target=org)
+    return org
+
+
+@transaction.atomic
+def org_update(*, actor: Actor, org: Organization, name: str | None = None) -> Organization:
+    changes: dict[str, list[str]] = {}
+    if name is not None and name.strip() != org.name:
+        new = _name(name)
+        changes["name"] = [org.name, new]
+        org.name = new
+    if changes:
+        org.save(update_fields=["name"])
+        activity_record(actor=actor, verb="org.update", org=org, target=org, details={"changes": changes})
+    return org
+
+
+@transaction.atomic
+def site_create(
+    *, actor: Actor, org: Organization, name: str, slug: str | None = None, location: str = ""
+) -> Site:
+    name = _name(name)
+    slug = _slug(name, slug)
+    if Site.objects.filter(org=org, slug=slug).exists():
+        raise ApplicationError(f"This organization already has a site with slug '{slug}'.", field="slug")
+    try:
+        with transaction.atomic():
+            site = Site.objects.create(org=org, name=name, slug=slug, location=location.strip()[:200])
+    except IntegrityError as exc:
+        raise ApplicationError("A site with this slug was just created.", field="slug") from exc
+    activity_record(actor=actor, verb="site.create", org=org, site=site, target=site)
+    return site
+
+
+@transaction.atomic
+def site_update(*, actor: Actor, site: Site, name: str | None = None, location: str | None = None) -> Site:
+    changes: dict[str, list[str]] = {}
+    if name is not None and name.strip() != site.name:
+        new = _name(name)
+        changes["name"] = [site.name, new]
+        site.name = new
+    if location is not None and location.strip() != site.location:
+        changes["location"] = [site.location, location.strip()[:200]]
+        site.location = location.strip()[:200]
+    if changes:
+        site.save(update_fields=["name", "location"])
+        activity_record(actor=actor, verb="site.update", org=site.org_id, site=site, target=site, details={"changes": changes})
+    return site
+
+
+@transaction.atomic
+def site_delete(*, actor: Actor, site: Site) -> None:
+    activity_record(
+        actor=actor, verb="site.delete", org=site.org_id, target=site, details={"slug": site.slug}
+    )
+    site.delete()

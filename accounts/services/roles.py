@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from accounts.actor import Actor
+from accounts.errors import ApplicationError
+from accounts.models import Organization, Role
+from accounts.permissions import BUILTIN_ROLES, validate_permissions
+from accounts.services.activity import activity_record
+
+
+def roles_sync_builtin() -> None:
+    """Create or refresh the built-in roles from the catalog (runs after every migrate)."""
+    for slug, (description, perms) in BUILTIN_ROLES.items():
+        Role.objects.update_or_create(
+            org=None,
+            slug=slug,
+            defaults={
+                "name": slug.replace("_", " ").title(),
+                "description": description,
+                "permissions": sorted(perms),
+                "is_builtin": True,
+            },
+        )
+
+
+def role_for_org(*, org: Organization, slug: str) -> Role:
+    """A built-in role or one of ``org``'s custom roles, by slug; 400 if there is none."""
+    role = Role.objects.filter(slug=slug, org__isnull=True).first() or Role.objects.filter(slug=slug, org=org).first()
+    if role is None:
+        raise ApplicationError(f"There is no role '{slug}' in this organization.", field="role")
+    return role
+
+
+def _clean_permissions(permissions: Iterable[str]) -> list[str]:
+    perms = sorted(set(permissions))
+    unknown = validate_permissions(perms)
+    if unknown:
+        raise ApplicationError(f"Unknown permissions: {', '.join(unknown)}", field="permissions")
+    return perms
+
+
+@transaction.atomic
+def role_create(
+    *, actor: Actor, org: Organization, name: str, permissions: Iterable[str], description: str = ""
+) -> Role:
+    name = (name or "").strip()
+    slug = slugify(name)[:60]
+    if not slug:
+        raise ApplicationError("Give the role a name.", field="name")
+    if slug in BUILTIN_ROLES or Role.objects.filter(org=org, slug=slug).exists():
+        raise ApplicationError(f"A role called '{name}' already exists.", field="name")
+    role = Role.objects.create(
+        org=org, slug=slug, name=name[:80], description=description[:300], permissions=_clean_permissions(permissions)
+    )
+    activity_record(actor=actor, verb="role.create", org=org, target=role, details={"permissions": role.permissions})
+    return role
+
+
+@transaction.atomic
+def role_update(
+    *,
+    actor: Actor,
+    role: Role,
+    name: str | None = None,
+    permissions: Iterable[str] | None = None,
+    description: str | None = None,
+) -> Role:
+    if role.is_builtin:
+        raise ApplicationError("Built-in roles can't be changed; create a custom role instead.")
+    before = list(role.permissions)
+    if name is not None and name.strip():
+        role.name = name.strip()[:80]
+    if description is not None:
+        role.description = description[:300]
+    if permissions is not None:
+        role.permissions = _clean_permissions(permissions)
+    role.save()
+    activity_record(
+        actor=actor,
+        verb="role.update",
+        org=role.org_id,
+        target=role,
+        details={"added": sorted(set(role.permissions) - set(before)), "removed": sorted(set(before) - set(role.permissions))},
+    )
+    return role
+
+
+@transaction.atomic
+def role_delete(*, actor: Actor, role: Role) -> None:
+    if role.is_builtin:
+        raise ApplicationError("Built-in roles can't be deleted.")
+    if role.memberships.exists() or role.site_assignments.exists():
+        raise ApplicationError("This role is still assigned; give those members another role first.")
+    activity_record(actor=actor, verb="role.delete", org=role.org_id, target=role)
+    role.delete()

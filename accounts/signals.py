@@ -1,0 +1,84 @@
+"""Auth signal receivers: they only translate signals into security-service calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+from accounts.actor import client_ip, user_agent
+from accounts.models import LoginMethod, LoginResult, TrackedSession
+from accounts.services.security import (
+    login_event_record,
+    login_failure_register,
+    login_success_register,
+    session_track,
+)
+
+
+def _method(request: Any) -> str:
+    try:
+        from allauth.account.authentication import get_authentication_records
+
+        used = {record.get("method") for record in get_authentication_records(request)}
+    except Exception:  # noqa: BLE001 - outside an allauth flow there are no records
+        used = set()
+    if "mfa" in used:
+        return LoginMethod.MFA
+    if "socialaccount" in used:
+        return LoginMethod.SSO
+    return LoginMethod.PASSWORD
+
+
+@receiver(user_logged_in)
+def on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if request is None:
+        return
+    login_success_register(email=user.email)
+    login_event_record(
+        result=LoginResult.SUCCESS,
+        user=user,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
+        method=_method(request),
+    )
+    if hasattr(request, "session"):
+        if not request.session.session_key:
+            request.session.save()
+        session_track(
+            session_key=request.session.session_key, user=user, ip=client_ip(request), user_agent=user_agent(request)
+        )
+
+
+@receiver(user_login_failed)
+def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    email = str(credentials.get("email") or credentials.get("username") or "")[:254]
+    ip = client_ip(request) if request is not None else None
+    login_failure_register(email=email, ip=ip)
+    login_event_record(
+        result=LoginResult.FAILURE, email=email, ip=ip, user_agent=user_agent(request) if request else ""
+    )
+
+
+@receiver(user_logged_out)
+def on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if request is not None and getattr(request, "session", None) is not None and request.session.session_key:
+        TrackedSession.objects.filter(session_key=request.session.session_key).delete()
+    if user is not None:
+        login_event_record(
+            result=LoginResult.LOGOUT,
+            user=user,
+            ip=client_ip(request) if request is not None else None,
+            user_agent=user_agent(request) if request is not None else "",
+        )
+
+
+@receiver(post_migrate)
+def sync_builtin_roles(sender: Any, **kwargs: Any) -> None:
+    if getattr(sender, "name", None) != "accounts":
+        return
+    from accounts.services.roles import roles_sync_builtin
+
+    roles_sync_builtin()

@@ -1,0 +1,11 @@
+"""Celery app. Embedded mode runs tasks eagerly in-process (CELERY_TASK_ALWAYS_EAGER)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
+
+app = Celery("fleet")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

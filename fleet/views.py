@@ -1,0 +1,58 @@
+"""Ops endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+
+from accounts.permissions import PUBLIC
+from accounts.routes import declare
+
+
+@declare(PUBLIC)
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return f"database: {type(exc).__name__}"
+    return None
+
+
+def _check_redis() -> str | None:
+    if not settings.REDIS_URL:
+        return None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001
+        return f"redis: {type(exc).__name__}"
+    return None
+
+
+@declare(PUBLIC)
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    problems = [p for p in (_check_database(), _check_redis()) if p]
+    checks = {"database": "ok", "redis": "ok" if settings.REDIS_URL else "not configured"}
+    for problem in problems:
+        checks[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()
+    return JsonResponse({"status": "ok" if not problems else "unavailable", "checks": checks}, status=503 if problems else 200)
+
+
+@declare(PUBLIC)
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    from django_prometheus.exports import ExportToDjangoView
+
+    return ExportToDjangoView(request)

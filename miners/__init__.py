@@ -1,0 +1,1 @@
+"""Miner drivers (placeholder while the package is being written)."""

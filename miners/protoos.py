@@ -1,0 +1,363 @@
+"""ProtoOS (Proto rigs): JSON REST under /api/v1, bearer tokens, https-then-http.
+
+See docs/miners.md for the endpoint-by-endpoint mapping. Reads that are optional for a
+status (fans, errors, per-board telemetry) never fail the whole status when a firmware
+version lacks them; the core `/mining` read does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any, ClassVar
+
+from miners.base import Detail, Device, Driver, as_dict, as_list, gather_or_fail, integer, num
+from miners.deadline import DEFAULT_TIMEOUT, IDENTIFY_TIMEOUT, within
+from miners.errors import BadResponse, MinerError, Rejected, Unsupported
+from miners.http import HttpClient, shared_http
+from miners.protoos_client import FACTORY_PASSWORD, ProtoOSClient
+from miners.tokens import TokenCache
+from miners.types import (
+    Capability,
+    CoolingMode,
+    Credentials,
+    DeviceInfo,
+    Fan,
+    Hashboard,
+    MinerIssue,
+    MinerState,
+    MinerStatus,
+    Pool,
+    PoolConfig,
+    PoolStatus,
+    PowerMode,
+    Temperatures,
+    assess_health,
+    efficiency,
+)
+
+STATES = {
+    "Mining": MinerState.MINING,
+    "DegradedMining": MinerState.DEGRADED,
+    "PoweringOn": MinerState.STARTING,
+    "Uninitialized": MinerState.STARTING,
+    "PoweringOff": MinerState.STOPPING,
+    "Stopped": MinerState.STOPPED,
+    "Curtailed": MinerState.CURTAILED,
+    "NoPools": MinerState.NO_POOLS,
+    "Error": MinerState.ERROR,
+}
+POOL_STATES = {
+    "Active": PoolStatus.ACTIVE,
+    "Idle": PoolStatus.IDLE,
+    "Dead": PoolStatus.DEAD,
+}
+PERFORMANCE_MODES = {
+    PowerMode.MAXIMUM_HASHRATE: "MaximumHashrate",
+    PowerMode.EFFICIENCY: "Efficiency",
+}
+COOLING_MODES = {CoolingMode.AUTO: "Auto", CoolingMode.MANUAL: "Manual", CoolingMode.OFF: "Off"}
+LOG_SOURCES = ("os", "pool_sw", "miner_sw", "miner_web_server")
+MAX_LOG_LINES = 10_000
+HASHRATE_UNITS = {"TH/s": 1.0, "GH/s": 1e-3, "PH/s": 1e3, "MH/s": 1e-6}
+
+
+def _ths(metric: Any) -> float | None:
+    """A telemetry ``{value, unit}`` hashrate in TH/s."""
+    metric = as_dict(metric)
+    value = num(metric.get("value"))
+    scale = HASHRATE_UNITS.get(str(metric.get("unit", "TH/s")), 1.0)
+    return round(value * scale, 4) if value is not None else None
+
+
+def _ghs_to_ths(value: Any) -> float | None:
+    ghs = num(value)
+    return round(ghs / 1000, 4) if ghs is not None else None
+
+
+async def _optional(coro: Coroutine[Any, Any, Any]) -> Any:
+    """A detail read that may be missing on some firmware versions: None instead of failing
+    the status. Auth and reachability errors still propagate."""
+    try:
+        return await coro
+    except (Unsupported, BadResponse, Rejected):
+        return None
+
+
+def parse_pools(body: Any) -> list[Pool]:
+    pools = []
+    for raw in as_list(as_dict(body).get("pools")):
+        raw = as_dict(raw)
+        pools.append(
+            Pool(
+                url=str(raw.get("url") or ""),
+                user=str(raw.get("user") or raw.get("username") or ""),
+                status=POOL_STATES.get(str(raw.get("status")), PoolStatus.UNKNOWN),
+                priority=integer(raw.get("priority")),
+                accepted=integer(raw.get("accepted")),
+                rejected=integer(raw.get("rejected")),
+            )
+        )
+    pools.sort(key=lambda p: p.priority if p.priority is not None else 99)
+    return pools
+
+
+def parse_hashboards(telemetry: Any, mining: bool) -> list[Hashboard]:
+    boards = []
+    for raw in as_list(as_dict(telemetry).get("hashboards")):
+        raw = as_dict(raw)
+        temps = as_dict(raw.get("temperature"))
+        hashrate = _ths(raw.get("hashrate"))
+        boards.append(
+            Hashboard(
+                slot=integer(raw.get("index")) or len(boards),
+                serial=raw.get("serial_number"),
+                ok=not mining or bool(hashrate),
+                hashrate_ths=hashrate,
+                chip_temp_c=num(temps.get("average")),
+                inlet_temp_c=num(temps.get("inlet")),
+                outlet_temp_c=num(temps.get("outlet")),
+                power_w=num(as_dict(raw.get("power")).get("value")),
+            )
+        )
+    return boards
+
+
+def parse_status(
+    mining_body: Any,
+    pools_body: Any,
+    *,
+    telemetry: Any = None,
+    cooling: Any = None,
+    errors: Any = None,
+    system_status: Any = None,
+    target: Any = None,
+    factory_password: bool = False,
+) -> MinerStatus:
+    """A `MinerStatus` from the replies of one poll (None for the reads not made)."""
+    stats = as_dict(as_dict(mining_body).get("mining-status"))
+    firmware_state = stats.get("status") if mining_body is not None else "NoStatistics"
+    state = STATES.get(str(firmware_state), MinerState.UNKNOWN)
+    if mining_body is None:
+        state = MinerState.STARTING  # 204: the miner has not produced statistics yet
+    issues = [
+        MinerIssue(
+            message=str(e.get("message") or e.get("error_code") or "error"),
+            source=e.get("source"),
+            code=e.get("error_code"),
+            slot=integer(e.get("slot")),
+            timestamp=integer(e.get("timestamp")),
+        )
+        for e in map(as_dict, as_list(errors))
+    ]
+    mining = state in (MinerState.MINING, MinerState.DEGRADED)
+    installed, running = integer(stats.get("hashboards_installed")), integer(stats.get("hashboards_mining"))
+    if mining and installed is not None and running is not None and running < installed:
+        issues.append(
+            MinerIssue(f"{running} of {installed} hashboards mining", "hashboard", "HB_NOT_MINING")
+        )
+    hashboards = parse_hashboards(telemetry, mining)
+    temps = Temperatures(
+        chip_avg_c=num(stats.get("average_asic_temp_c")),
+        board_avg_c=num(stats.get("average_hb_temp_c")),
+    )
+    if hashboards:
+        chip = [hb.chip_temp_c for hb in hashboards if hb.chip_temp_c is not None]
+        temps.chip_max_c = max(chip, default=None)
+        temps.inlet_c = min((hb.inlet_temp_c for hb in hashboards if hb.inlet_temp_c), default=None)
+        temps.outlet_c = max((hb.outlet_temp_c for hb in hashboards if hb.outlet_temp_c), default=None)
+    cooling_status = as_dict(as_dict(cooling).get("cooling-status"))
+    fans = [
+        Fan(slot=integer(f.get("slot")) or i, rpm=integer(f.get("rpm")), percent=integer(f.get("percentage")))
+        for i, f in enumerate(map(as_dict, as_list(cooling_status.get("fans"))), start=1)
+    ]
+    pools = parse_pools(pools_body)
+    hashrate = _ghs_to_ths(stats.get("average_hashrate_ghs"))
+    power = num(stats.get("power_usage_watts"))
+    password_set = as_dict(system_status).get("password_set")
+    target_body = as_dict(target)
+    modes = {v: k for k, v in PERFORMANCE_MODES.items()}
+    return MinerStatus(
+        health=assess_health(state, hashboards=hashboards, pools=pools, temperatures=temps, errors=issues),
+        state=state,
+        firmware_state=str(firmware_state) if firmware_state is not None else None,
+        hashrate_ths=hashrate,
+        ideal_hashrate_ths=_ghs_to_ths(stats.get("ideal_hashrate_ghs")),
+        power_w=power,
+        power_target_w=num(stats.get("power_target_watts")) or num(target_body.get("power_target_watts")),
+        power_mode=modes.get(str(target_body.get("performance_mode"))),
+        efficiency_jth=num(stats.get("power_efficiency_jth")) or efficiency(power, hashrate),
+        temperatures=temps,
+        fans=fans,
+        hashboards=hashboards,
+        pools=pools,
+        uptime_s=integer(stats.get("reboot_uptime_s")) or integer(stats.get("mining_uptime_s")),
+        default_password_active=(
+            None if system_status is None else (password_set is False or factory_password)
+        ),
+        errors=issues,
+    )
+
+
+class ProtoOSDevice(Device):
+    capabilities = frozenset(Capability)
+
+    def __init__(
+        self,
+        info: DeviceInfo,
+        client: ProtoOSClient,
+        credentials: Credentials | None,
+        timeout: float,
+    ) -> None:
+        super().__init__(info, credentials, timeout)
+        self.client = client
+
+    async def _do_status(self, detail: Detail) -> MinerStatus:
+        c = self.client
+        if detail is Detail.SUMMARY:
+            mining, pools = await gather_or_fail(c.get_json("/mining"), c.get_json("/pools"))
+            return parse_status(mining, pools)
+        mining, pools, telemetry, cooling, errors, system_status, target = await gather_or_fail(
+            c.get_json("/mining"),
+            c.get_json("/pools"),
+            _optional(c.get_json("/telemetry", params={"level": "miner,hashboard"})),
+            _optional(c.get_json("/cooling")),
+            _optional(c.get_json("/errors")),
+            _optional(c.get_json("/system/status", auth=False)),
+            _optional(c.get_json("/mining/target")),
+        )
+        return parse_status(
+            mining,
+            pools,
+            telemetry=telemetry,
+            cooling=cooling,
+            errors=errors,
+            system_status=system_status,
+            target=target,
+            factory_password=c.credentials.password == FACTORY_PASSWORD,
+        )
+
+    async def _do_reboot(self) -> None:
+        await self.client.request("POST", "/system/reboot")
+
+    async def _do_blink(self, on: bool, seconds: int | None) -> None:
+        params = {"led_on_time": str(seconds or 0), "enable": "true" if on else "false"}
+        await self.client.request("POST", "/system/locate", params=params)
+
+    async def _do_start_mining(self) -> None:
+        await self.client.request("POST", "/mining/start")
+
+    async def _do_stop_mining(self) -> None:
+        await self.client.request("POST", "/mining/stop")
+
+    async def _do_set_power_target(self, watts: int | None, mode: PowerMode | None) -> None:
+        body: dict[str, Any] = {}
+        if watts is not None:
+            body["power_target_watts"] = int(watts)
+        if mode is not None:
+            body["performance_mode"] = PERFORMANCE_MODES[mode]
+        await self.client.request("PUT", "/mining/target", json_body=body)
+
+    async def _do_set_pools(self, pools: list[PoolConfig]) -> None:
+        body = [
+            {
+                "url": p.url,
+                "username": p.user,
+                "password": p.password,
+                "priority": i,
+                **({"name": p.name} if p.name else {}),
+            }
+            for i, p in enumerate(pools)
+        ]
+        await self.client.request("POST", "/pools", json_body=body)
+
+    async def _do_set_cooling(
+        self, mode: CoolingMode, speed_percent: int | None, target_temp_c: float | None
+    ) -> None:
+        body: dict[str, Any] = {"mode": COOLING_MODES[mode]}
+        if speed_percent is not None:
+            body["speed_percentage"] = int(speed_percent)
+        if target_temp_c is not None:
+            body["target_temperature_c"] = float(target_temp_c)
+        await self.client.request("PUT", "/cooling", json_body=body)
+
+    async def _do_logs(self, lines: int, source: str | None) -> list[str]:
+        if source is not None and source not in LOG_SOURCES:
+            raise Rejected(f"log source must be one of {', '.join(LOG_SOURCES)}")
+        params = {"lines": str(max(1, min(lines, MAX_LOG_LINES))), "source": source or "miner_sw"}
+        body = as_dict(as_dict(await self.client.get_json("/system/logs", params=params)).get("logs"))
+        return [str(line) for line in as_list(body.get("content"))]
+
+    async def _do_change_password(self, new_password: str) -> Credentials:
+        c = self.client
+        status = as_dict(await c.get_json("/system/status", auth=False))
+        if status.get("password_set") is False:
+            await c.request("PUT", "/auth/password", auth=False, json_body={"password": new_password})
+        else:
+            body = {"current_password": c.credentials.password, "new_password": new_password}
+            await c.request("PUT", "/auth/change-password", json_body=body)
+        c.tokens.invalidate(c.token_key)  # the firmware revoked every token anyway
+        c.credentials = Credentials(password=new_password)
+        return c.credentials
+
+
+class ProtoOSDriver(Driver):
+    name = "protoos"
+    priority = 10
+    discovery_ports = (443, 80, 8080)
+    default_credentials: ClassVar[Credentials | None] = Credentials(password=FACTORY_PASSWORD)
+
+    def __init__(self, http: HttpClient | None = None, tokens: TokenCache | None = None) -> None:
+        self._http = http
+        self.tokens = tokens or TokenCache()
+
+    def _client(self, host: str, port: int, scheme: str | None, creds: Credentials | None) -> ProtoOSClient:
+        return ProtoOSClient(
+            self._http or shared_http(), self.tokens, host, port, scheme=scheme, credentials=creds
+        )
+
+    async def identify(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = IDENTIFY_TIMEOUT,
+        credentials: Credentials | None = None,
+    ) -> DeviceInfo | None:
+        client = self._client(host, port, None, credentials)
+        try:
+            return await within(timeout, f"{host}:{port} identify", self._identify(client))
+        except MinerError:
+            return None
+
+    async def _identify(self, client: ProtoOSClient) -> DeviceInfo | None:
+        pairing = as_dict(await client.get_json("/pairing/info", auth=False))
+        mac, serial = pairing.get("mac"), pairing.get("cb_sn")
+        if not (isinstance(mac, str) and mac and isinstance(serial, str) and serial):
+            return None
+        try:
+            system = as_dict(as_dict(await client.get_json("/system", auth=False)).get("system-info"))
+        except (BadResponse, Unsupported, Rejected):
+            system = {}
+        os_info = as_dict(system.get("os"))
+        return DeviceInfo(
+            driver=self.name,
+            host=client.host,
+            port=client.port,
+            make=str(system.get("manufacturer") or "Proto"),
+            model=str(system.get("model") or system.get("product_name") or "Proto rig"),
+            firmware=os_info.get("version"),
+            serial=serial,
+            mac=mac,
+            scheme=client.scheme,
+            extra={k: system[k] for k in ("product_name", "board", "soc") if k in system},
+        )
+
+    def connect(
+        self,
+        info: DeviceInfo,
+        credentials: Credentials | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> ProtoOSDevice:
+        client = self._client(info.host, info.port, info.scheme, credentials)
+        return ProtoOSDevice(info, client, credentials, timeout)

@@ -1,0 +1,386 @@
+"""One simulated miner: configuration, runtime state and its telemetry model.
+
+Nothing here runs on a timer: every figure is computed from timestamps when a request asks for
+it, so ten thousand idle miners cost no CPU. Counters that integrate over time (work done,
+shares) are folded into totals by `settle()` just before anything changes their rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from miners.sim.models import ANTMINER, PROTOOS, ModelSpec
+
+R0 = 0.026  # °C per watt of board power at zero airflow bonus: ~40 °C rise at 60 % fan.
+SHARES_PER_TH_S = 1 / 600  # ~10 accepted shares a minute at 100 TH/s.
+HW_ERRORS_PER_TH_S = 1 / 5000
+IDLE_W = {PROTOOS: 60.0, ANTMINER: 15.0}
+WORK_MODE_POWER = {0: 1.0, 2: 0.75}  # Antminer normal / low power; 1 (sleep) does not hash.
+EFFICIENCY_MODE_POWER = 0.9
+
+
+@dataclass(slots=True)
+class Timing:
+    """Fleet-wide timings, shared by reference so tests can shorten them on a live fleet."""
+
+    stats_delay: float = 3.0
+    reboot_downtime: float = 15.0
+    token_ttl: float = 3600.0
+    refresh_ttl: float = 7 * 86400.0
+
+
+class Pool:
+    __slots__ = ("enabled", "name", "password", "priority", "rejects", "shares", "url", "user")
+
+    def __init__(self, url: str, user: str, password: str = "", priority: int = 0, name: str = ""):
+        self.url = url
+        self.user = user
+        self.password = password
+        self.priority = priority
+        self.name = name
+        self.enabled = True
+        self.shares = 0.0
+        self.rejects = 0.0
+
+
+def mix(seed: int, bucket: int) -> float:
+    """A deterministic pseudo-random value in [-1, 1] for (seed, bucket): cheap integer hash."""
+    x = (seed * 2654435761 + bucket * 40503 + 0x9E3779B9) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0x5BD1E995) & 0xFFFFFFFF
+    x ^= x >> 15
+    return x / 2147483647.5 - 1.0
+
+
+def drift(seed: int, t: float) -> float:
+    """Slow wave plus 5-second jitter in [-1, 1], so values wander without a stored history."""
+    return 0.6 * math.sin(t / 300.0 + (seed % 628) / 100.0) + 0.4 * mix(seed, int(t // 5))
+
+
+class Miner:
+    """State of one simulated miner; protocol modules read it and call its few mutators."""
+
+    __slots__ = (
+        "access_exp",
+        "access_token",
+        "ambient_c",
+        "boot_at",
+        "down_until",
+        "factory",
+        "fan_mode",
+        "fan_pct",
+        "faults",
+        "host",
+        "index",
+        "kind",
+        "locate_until",
+        "mac",
+        "mining_enabled",
+        "mining_since",
+        "model",
+        "noise",
+        "password",
+        "performance_mode",
+        "pools",
+        "ports",
+        "power_target_w",
+        "quirks",
+        "refresh_exp",
+        "refresh_token",
+        "serial",
+        "settings",
+        "settled_at",
+        "target_temp_c",
+        "timing",
+        "tls",
+        "work_mode",
+        "work_ths",
+    )
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        index: int,
+        host: str,
+        ports: dict[str, int],
+        model: ModelSpec,
+        serial: str,
+        mac: str,
+        password: str,
+        factory: bool,
+        seed: int,
+        timing: Timing,
+        now: float,
+        tls: bool = True,
+        quirks: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.index = index
+        self.host = host
+        self.ports = ports
+        self.model = model
+        self.serial = serial
+        self.mac = mac
+        self.password = password
+        self.factory = factory
+        self.tls = tls
+        self.quirks = quirks
+        self.timing = timing
+        self.noise = (seed * 1_000_003 + index * 7919 + (kind == ANTMINER)) & 0xFFFFFFFF
+        self.ambient_c = 22.0 + (self.noise % 600) / 100.0
+        self.access_token: str | None = None
+        self.refresh_token: str | None = None
+        self.access_exp = 0.0
+        self.refresh_exp = 0.0
+        self.mining_enabled = True
+        self.power_target_w = model.nominal_w
+        self.performance_mode = "MaximumHashrate"
+        self.work_mode = 0
+        self.fan_mode = "Auto"
+        self.fan_pct = 100
+        self.target_temp_c = 65.0 if kind == PROTOOS else 70.0
+        self.pools: list[Pool] = []
+        self.locate_until = 0.0
+        self.settings: dict[str, Any] | None = None
+        self.faults: dict[str, dict[str, Any]] | None = None
+        self.down_until = 0.0
+        self.boot(now)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def boot(self, now: float) -> None:
+        """Fresh uptime: counters restart, sessions are gone, the locate LED is off."""
+        self.boot_at = now
+        self.mining_since = now
+        self.settled_at = now
+        self.work_ths = 0.0
+        self.down_until = 0.0
+        self.locate_until = 0.0
+        self.revoke_tokens()
+        for pool in self.pools:
+            pool.shares = pool.rejects = 0.0
+
+    def revoke_tokens(self) -> None:
+        self.access_token = self.refresh_token = None
+
+    def is_down(self, now: float) -> bool:
+        """Rebooting or unplugged: connections must fail rather than be answered."""
+        return now < self.down_until or self.has_fault("offline")
+
+    def has_fault(self, kind: str) -> bool:
+        return self.faults is not None and kind in self.faults
+
+    def fault(self, kind: str) -> dict[str, Any] | None:
+        return None if self.faults is None else self.faults.get(kind)
+
+    def setting(self, name: str, default: Any) -> Any:
+        return default if self.settings is None else self.settings.get(name, default)
+
+    def set_setting(self, name: str, value: Any) -> None:
+        if self.settings is None:
+            self.settings = {}
+        self.settings[name] = value
+
+    # -- mutators (always settle first so integrated counters keep the old rate) -----------
+
+    def set_mining(self, enabled: bool, now: float) -> None:
+        self.settle(now)
+        if enabled and not self.mining_enabled:
+            self.mining_since = now
+        self.mining_enabled = enabled
+
+    def set_pools(self, pools: list[Pool], now: float) -> None:
+        self.settle(now)
+        had_pools = bool(self.pools)
+        self.pools = sorted(pools, key=lambda p: p.priority)
+        if pools and not had_pools:
+            self.mining_since = now
+
+    def locate(self, on: bool, seconds: float, now: float) -> None:
+        self.locate_until = (math.inf if seconds <= 0 else now + seconds) if on else 0.0
+
+    def locate_on(self, now: float) -> bool:
+        return now < self.locate_until
+
+    # -- time integration ------------------------------------------------------------------
+
+    def hashing_from(self) -> float:
+        """When the current hashing stretch began (hashboards take `stats_delay` to come up)."""
+        return max(self.boot_at, self.mining_since) + self.timing.stats_delay
+
+    def settle(self, now: float) -> None:
+        """Fold work and shares done at the current rate into the totals."""
+        start = max(self.settled_at, self.hashing_from())
+        if now > start:
+            done = self.rate_ths() * (now - start)
+            self.work_ths += done
+            pool = self.active_pool()
+            if pool is not None and done:
+                pool.shares += done * SHARES_PER_TH_S
+                pool.rejects += done * SHARES_PER_TH_S * 0.003
+        self.settled_at = now
+
+    def work_done(self, now: float) -> float:
+        start = max(self.settled_at, self.hashing_from())
+        return self.work_ths + self.rate_ths() * max(0.0, now - start)
+
+    def shares(self, pool: Pool, now: float) -> tuple[int, int]:
+        """(accepted, rejected) of a pool including the not yet settled stretch."""
+        extra = 0.0
+        if pool is self.active_pool():
+            start = max(self.settled_at, self.hashing_from())
+            extra = self.rate_ths() * max(0.0, now - start) * SHARES_PER_TH_S
+        return int(pool.shares + extra), int(pool.rejects + extra * 0.003)
+
+    def hw_errors(self, now: float) -> int:
+        return int(self.work_done(now) * HW_ERRORS_PER_TH_S)
+
+    # -- the physical model ----------------------------------------------------------------
+
+    def active_pool(self) -> Pool | None:
+        if self.has_fault("dead_pool"):
+            return None
+        for pool in self.pools:
+            if pool.enabled:
+                return pool
+        return None
+
+    def wants_to_hash(self) -> bool:
+        return (
+            self.mining_enabled
+            and self.work_mode != 1
+            and self.active_pool() is not None
+            and not self._thermal_shutdown()
+        )
+
+    def _thermal_shutdown(self) -> bool:
+        overheat = self.fault("overheat")
+        return overheat is not None and overheat.get("severity") == "error"
+
+    def alive_boards(self) -> int:
+        return self.model.boards - (1 if self.has_fault("dead_board") else 0)
+
+    def dead_board(self) -> int | None:
+        fault = self.fault("dead_board")
+        return None if fault is None else int(fault.get("board", 0)) % self.model.boards
+
+    def target_power_w(self) -> float:
+        """Power the hashboards draw while hashing, before throttling and failures."""
+        if self.kind == ANTMINER:
+            return self.model.nominal_w * WORK_MODE_POWER.get(self.work_mode, 1.0)
+        factor = EFFICIENCY_MODE_POWER if self.performance_mode == "Efficiency" else 1.0
+        return self.power_target_w * factor
+
+    def rate_ths(self) -> float:
+        """Steady hashrate for the current configuration (no jitter, no time conditions)."""
+        if not self.wants_to_hash():
+            return 0.0
+        m = self.model
+        ths = m.nominal_ths * (self.target_power_w() / m.nominal_w) ** 0.75
+        ths *= self.alive_boards() / m.boards
+        if self.has_fault("overheat"):
+            ths *= 0.6
+        return ths
+
+    def hashing(self, now: float) -> bool:
+        return not self.is_down(now) and now >= self.hashing_from() and self.rate_ths() > 0
+
+    def hashrate_ths(self, now: float) -> float:
+        if not self.hashing(now):
+            return 0.0
+        return self.rate_ths() * (1.0 + 0.02 * drift(self.noise, now))
+
+    def board_hashrates_ths(self, now: float) -> list[float]:
+        total = self.hashrate_ths(now)
+        dead = self.dead_board()
+        alive = self.alive_boards()
+        return [
+            0.0 if i == dead or not alive else total / alive * (1 + 0.01 * mix(self.noise + i, 0))
+            for i in range(self.model.boards)
+        ]
+
+    def power_w(self, now: float) -> float:
+        idle = IDLE_W[self.kind]
+        if not self.hashing(now):
+            return idle
+        power = self.target_power_w() * self.alive_boards() / self.model.boards
+        if self.has_fault("overheat"):
+            power *= 0.7
+        return (idle + power) * (1.0 + 0.004 * drift(self.noise + 1, now))
+
+    def board_power_w(self, now: float) -> list[float]:
+        per_board = (self.power_w(now) - IDLE_W[self.kind]) / max(1, self.alive_boards())
+        dead = self.dead_board()
+        return [0.0 if i == dead else per_board for i in range(self.model.boards)]
+
+    def fan_percent(self, now: float) -> int:
+        if self.has_fault("overheat"):
+            return 100
+        if self.fan_mode == "Manual":
+            return self.fan_pct
+        if self.fan_mode == "Off":
+            return 0
+        board_w = max(self.board_power_w(now))
+        needed = board_w * R0 / max(5.0, self.target_temp_c - self.ambient_c)
+        return round(100 * min(1.0, max(0.15, (needed - 0.3) / 0.7)))
+
+    def fan_rpms(self, now: float) -> list[int]:
+        pct = self.fan_percent(now)
+        rpm = self.model.fan_max_rpm * pct / 100
+        return [
+            max(0, round(rpm * (1 + 0.015 * mix(self.noise + 10 + i, int(now // 5)))))
+            for i in range(self.model.fans)
+        ]
+
+    def asic_temps_c(self, now: float) -> list[float]:
+        """Average chip temperature per board: ambient plus board power over airflow."""
+        airflow = 1.2 if self.fan_mode == "Off" else 0.3 + 0.7 * self.fan_percent(now) / 100
+        extra = 30.0 if self.has_fault("overheat") else 0.0
+        wobble = 1.5 * drift(self.noise + 2, now)
+        return [
+            round(self.ambient_c + w * R0 / airflow + extra + wobble + 0.8 * mix(self.noise, i), 2)
+            for i, w in enumerate(self.board_power_w(now))
+        ]
+
+    def board_temps_c(self, now: float) -> list[tuple[float, float, float]]:
+        """(inlet, outlet, pcb average) per board, derived from the chip temperatures."""
+        result = []
+        for chip in self.asic_temps_c(now):
+            rise = chip - self.ambient_c
+            result.append(
+                (
+                    round(self.ambient_c + 3.0, 2),
+                    round(self.ambient_c + 0.8 * rise, 2),
+                    round(self.ambient_c + 0.65 * rise, 2),
+                )
+            )
+        return result
+
+    def board_serial(self, board: int) -> str:
+        return f"HB{self.serial[2:8]}{self.index % 1_000_000:06d}{board:02d}"
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Readable state for the control API and for tests (not a firmware payload)."""
+        return {
+            "kind": self.kind,
+            "host": self.host,
+            "serial": self.serial,
+            "model": self.model.name,
+            "down": self.is_down(now),
+            "rebooting": now < self.down_until,
+            "uptime_s": round(now - self.boot_at, 1),
+            "mining_enabled": self.mining_enabled,
+            "hashing": self.hashing(now),
+            "hashrate_ths": round(self.hashrate_ths(now), 3),
+            "power_w": round(self.power_w(now), 1),
+            "power_target_w": self.power_target_w,
+            "work_mode": self.work_mode,
+            "fan_mode": self.fan_mode,
+            "locate": self.locate_on(now),
+            "factory_password": self.factory,
+            "pools": [{"url": p.url, "user": p.user, "priority": p.priority} for p in self.pools],
+            "faults": {k: dict(v) for k, v in (self.faults or {}).items()},
+        }
