@@ -1,0 +1,190 @@
+"""HTTP plumbing shared by the ProtoOS and Antminer web servers.
+
+One `aiohttp.web.Server` per firmware kind listens on every miner's address; the handler picks
+the miner from the local socket address, applies that miner's faults, then routes by path with
+a dictionary lookup — no aiohttp Application, middlewares or per-miner objects on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+from aiohttp.web_exceptions import HTTPException
+
+from miners.sim.state import Miner
+
+JSON_TYPE = "application/json"
+
+
+class HttpError(Exception):
+    """Raised by handlers; each firmware renders it in its own error format."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Hooks(Protocol):
+    """What handlers may ask of the fleet (kept narrow so handlers stay testable)."""
+
+    def reboot(self, miner: Miner, downtime: float | None = None) -> None: ...
+
+
+class Call:
+    """One request to one miner, with the clock read once so a reply is self-consistent."""
+
+    __slots__ = ("hooks", "miner", "now", "params", "request")
+
+    def __init__(
+        self,
+        miner: Miner,
+        request: web.BaseRequest,
+        hooks: Hooks,
+        params: dict[str, str],
+    ) -> None:
+        self.miner = miner
+        self.request = request
+        self.hooks = hooks
+        self.params = params
+        self.now = time.time()
+
+    async def body(self) -> Any:
+        """The JSON body; malformed or oversized bodies become 400/413, never a crash."""
+        try:
+            raw = await self.request.read()
+        except HTTPException as exc:
+            raise HttpError(exc.status, "INVALID_REQUEST", exc.reason) from None
+        if not raw.strip():
+            raise HttpError(400, "INVALID_REQUEST", "request body is required")
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(400, "INVALID_REQUEST", "request body is not valid JSON") from None
+
+    async def body_object(self) -> dict[str, Any]:
+        data = await self.body()
+        if not isinstance(data, dict):
+            raise HttpError(400, "INVALID_REQUEST", "request body must be a JSON object")
+        return data
+
+
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    handler: Handler
+    public: bool = False
+    gated: bool = False
+
+
+class Router:
+    """Exact paths in a dict, `{param}` templates matched segment by segment."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._exact: dict[str, dict[str, Route]] = {}
+        self._templates: list[tuple[tuple[str, ...], dict[str, Route]]] = []
+
+    def add(self, method: str, path: str, handler: Handler, **opts: bool) -> None:
+        full = self.prefix + path
+        route = Route(handler, **opts)
+        if "{" not in full:
+            self._exact.setdefault(full, {})[method] = route
+            return
+        parts = tuple(full.strip("/").split("/"))
+        for existing, methods in self._templates:
+            if existing == parts:
+                methods[method] = route
+                return
+        self._templates.append((parts, {method: route}))
+
+    def route(self, method: str, path: str, **opts: bool) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add(method, path, handler, **opts)
+            return handler
+
+        return register
+
+    def match(self, path: str) -> tuple[dict[str, Route], dict[str, str]] | None:
+        methods = self._exact.get(path)
+        if methods is not None:
+            return methods, {}
+        parts = path.strip("/").split("/")
+        for template, methods in self._templates:
+            if len(template) != len(parts):
+                continue
+            params: dict[str, str] = {}
+            for want, got in zip(template, parts, strict=True):
+                if want.startswith("{"):
+                    if not got:
+                        break
+                    params[want[1:-1]] = got
+                elif want != got:
+                    break
+            else:
+                return methods, params
+        return None
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(),
+        status=status,
+        content_type=JSON_TYPE,
+    )
+
+
+def message(text: str, status: int = 200) -> web.Response:
+    return json_response({"message": text}, status)
+
+
+async def apply_faults(miner: Miner, request: web.BaseRequest) -> web.StreamResponse | None:
+    """Play the miner's transport-level faults; a response means "send this instead"."""
+    slow = miner.fault("slow")
+    if slow is not None:
+        await asyncio.sleep(slow["ms"] / 1000)
+    garbage = miner.fault("garbage")
+    if garbage is not None:
+        transport = request.transport
+        if transport is not None:
+            transport.write(os.urandom(garbage["bytes"]))
+            transport.close()
+        return web.Response()  # never sent: aiohttp drops writes to a closed transport
+    if miner.has_fault("http500"):
+        return web.Response(status=500, text="Internal Server Error")
+    return None
+
+
+Dispatch = Callable[[Miner, web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def miner_server(resolve: Callable[[str], Miner | None], dispatch: Dispatch) -> web.Server:
+    """The low-level aiohttp server shared by every miner of one firmware kind."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        transport = request.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        miner = resolve(sockname[0]) if sockname else None
+        if miner is None or transport is None:
+            return web.Response(status=404, text="no simulated miner here")
+        if miner.is_down(time.time()):
+            # A keep-alive connection opened before the reboot: reset it like a dead host.
+            transport.abort()
+            return web.Response()
+        if miner.faults:
+            replaced = await apply_faults(miner, request)
+            if replaced is not None:
+                return replaced
+        return await dispatch(miner, request)
+
+    return web.Server(handle, access_log=None, keepalive_timeout=75)

@@ -1,0 +1,69 @@
+"""Shared fixtures: two orgs and a user per built-in role in org A, plus an outsider in org B."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.actor import Actor
+from accounts.models import Membership, Organization, Role, Site, User
+
+PASSWORD = "correct-horse-battery-9"
+ROLES = ("owner", "admin", "operator", "viewer", "field_tech")
+
+
+@dataclass
+class OrgWorld:
+    org: Organization
+    sites: list[Site]
+    users: dict[str, User] = field(default_factory=dict)
+
+
+def make_user(email: str, org: Organization | None = None, role: str | None = None, password: str = PASSWORD) -> User:
+    user = User.objects.create_user(email=email, password=password)
+    if org is not None and role is not None:
+        Membership.objects.create(user=user, org=org, role=Role.objects.get(slug=role, org__isnull=True))
+    return user
+
+
+def make_world(slug: str) -> OrgWorld:
+    org = Organization.objects.create(name=slug.title(), slug=slug)
+    sites = [Site.objects.create(org=org, name=f"{slug} site {i}", slug=f"{slug}-site-{i}") for i in (1, 2)]
+    world = OrgWorld(org, sites)
+    for role in ROLES:
+        world.users[role] = make_user(f"{role}@{slug}.example", org, role)
+    return world
+
+
+@pytest.fixture
+def org_a(db: None) -> OrgWorld:
+    return make_world("alpha")
+
+
+@pytest.fixture
+def org_b(db: None) -> OrgWorld:
+    return make_world("bravo")
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    return make_user("outsider@nowhere.example")
+
+
+@pytest.fixture
+def system_actor() -> Actor:
+    return Actor.system("tests")
+
+
+def api_client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def api() -> type[APIClient]:
+    return APIClient
