@@ -22,7 +22,10 @@ class AccountAdapter(DefaultAccountAdapter):
         remaining = lockout_remaining(email=email, ip=client_ip(request))
         if remaining:
             login_event_record(
-                result=LoginResult.LOCKED, email=email, ip=client_ip(request), user_agent=user_agent(request)
+                result=LoginResult.LOCKED,
+                email=email,
+                ip=client_ip(request),
+                user_agent=user_agent(request),
             )
             minutes = max(1, round(remaining / 60))
             raise forms.ValidationError(

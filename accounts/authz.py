@@ -12,7 +12,9 @@ def has_perm(user: Any, permission: str, org_id: int | None, site_id: int | None
     return grants_for(user).allows(permission, org_id, site_id)
 
 
-def require_perm(user: Any, permission: str, org_id: int | None, site_id: int | None = None) -> None:
+def require_perm(
+    user: Any, permission: str, org_id: int | None, site_id: int | None = None
+) -> None:
     if not has_perm(user, permission, org_id, site_id):
         raise Forbidden(permission)
 

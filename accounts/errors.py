@@ -6,7 +6,9 @@ from __future__ import annotations
 class ApplicationError(Exception):
     """Bad input or a rule violation the caller can fix: HTTP 400 with field errors."""
 
-    def __init__(self, message: str, *, field: str | None = None, errors: dict[str, list[str]] | None = None):
+    def __init__(
+        self, message: str, *, field: str | None = None, errors: dict[str, list[str]] | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or ({field: [message]} if field else {"non_field_errors": [message]})

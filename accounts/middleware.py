@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
 
 from accounts.actor import client_ip, user_agent
@@ -24,7 +24,7 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
-    ) -> HttpResponse | None:
+    ) -> HttpResponseBase | None:
         if request.path.startswith(_EXEMPT_PREFIXES):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
@@ -40,11 +40,20 @@ class TrackedSessionMiddleware:
         user = getattr(request, "user", None)
         key = request.session.session_key
         if user is not None and user.is_authenticated and key:
-            tracked = TrackedSession.objects.filter(session_key=key).only("id", "last_seen_at", "user_id").first()
+            tracked = (
+                TrackedSession.objects.filter(session_key=key)
+                .only("id", "last_seen_at", "user_id")
+                .first()
+            )
             if tracked is not None and tracked.user_id != user.pk:
                 logout(request)
             elif tracked is None or timezone.now() - tracked.last_seen_at > _TOUCH_EVERY:
-                session_track(session_key=key, user=user, ip=client_ip(request), user_agent=user_agent(request))  # type: ignore[arg-type]
+                session_track(
+                    session_key=key,
+                    user=user,
+                    ip=client_ip(request),
+                    user_agent=user_agent(request),
+                )
         return self.get_response(request)
 
 
@@ -57,6 +66,8 @@ class SecurityHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=()")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=()"
+        )
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         return response

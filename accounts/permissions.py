@@ -45,7 +45,9 @@ CATALOG: Final[dict[str, str]] = {
 ALL: Final[frozenset[str]] = frozenset(CATALOG)
 
 # Route classes that are not catalog permissions but are valid declarations.
-PUBLIC: Final = "public"  # no sign-in needed (health, sign-in pages, node gateway with its own auth)
+PUBLIC: Final = (
+    "public"  # no sign-in needed (health, sign-in pages, node gateway with its own auth)
+)
 AUTHENTICATED: Final = "authenticated"  # any signed-in user, acting only on their own data
 STAFF: Final = "staff"  # Django admin: is_staff, then restrict() per model
 ROUTE_CLASSES: Final[frozenset[str]] = frozenset({PUBLIC, AUTHENTICATED, STAFF})

@@ -47,7 +47,7 @@ def declared_permissions(callback: Any) -> list[str]:
     actions = getattr(callback, "actions", None)
     if viewset is not None and actions and hasattr(viewset, "permission_for"):
         perms = [viewset.permission_for(name) for name in actions.values()]
-        return [] if None in perms else perms  # type: ignore[return-value]
+        return [] if None in perms else [p for p in perms if p is not None]
     inner = callback
     while getattr(inner, "__wrapped__", None) is not None and not hasattr(inner, "view_class"):
         inner = inner.__wrapped__
@@ -57,7 +57,10 @@ def declared_permissions(callback: Any) -> list[str]:
         return [PUBLIC]  # a bare redirect exposes nothing
     if view_class is not None:
         module = view_class.__module__
-    if getattr(callback, "admin_site", None) is not None or getattr(callback, "model_admin", None) is not None:
+    if (
+        getattr(callback, "admin_site", None) is not None
+        or getattr(callback, "model_admin", None) is not None
+    ):
         return [STAFF]
     for prefix, route_class in _MODULE_CLASSES.items():
         if module.startswith(prefix) or module == prefix:
@@ -78,6 +81,8 @@ def undeclared_routes() -> list[str]:
     for route, callback in iter_routes():
         perms = declared_permissions(callback)
         if not perms:
-            problems.append(f"{route} ({getattr(callback, '__qualname__', callback)}) declares no permission")
+            problems.append(
+                f"{route} ({getattr(callback, '__qualname__', callback)}) declares no permission"
+            )
         problems.extend(f"{route} declares unknown {p!r}" for p in perms if not is_declarable(p))
     return problems

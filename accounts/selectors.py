@@ -54,18 +54,34 @@ def activity_csv_rows(queryset: QuerySet[ActivityEvent]) -> Iterator[str]:
 def me_summary(user: User) -> dict[str, Any]:
     from allauth.mfa.models import Authenticator
 
-    memberships = Membership.objects.filter(user=user).select_related("org", "role").order_by("org__name", "id")
-    site_roles = SiteRoleAssignment.objects.filter(user=user).select_related("site", "role").order_by("site_id")
+    memberships = (
+        Membership.objects.filter(user=user)
+        .select_related("org", "role")
+        .order_by("org__name", "id")
+    )
+    site_roles = (
+        SiteRoleAssignment.objects.filter(user=user)
+        .select_related("site", "role")
+        .order_by("site_id")
+    )
     return {
         "user": user,
         "memberships": [
-            {"org": m.org, "role": m.role.slug, "permissions": sorted(m.role.permissions)} for m in memberships
+            {"org": m.org, "role": m.role.slug, "permissions": sorted(m.role.permissions)}
+            for m in memberships
         ],
         "site_roles": [
-            {"site": a.site_id, "org": a.site.org_id, "role": a.role.slug, "permissions": sorted(a.role.permissions)}
+            {
+                "site": a.site_id,
+                "org": a.site.org_id,
+                "role": a.role.slug,
+                "permissions": sorted(a.role.permissions),
+            }
             for a in site_roles
         ],
-        "mfa_enabled": Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists(),
+        "mfa_enabled": Authenticator.objects.filter(
+            user=user, type=Authenticator.Type.TOTP
+        ).exists(),
     }
 
 

@@ -23,7 +23,7 @@ def _method(request: Any) -> str:
         from allauth.account.authentication import get_authentication_records
 
         used = {record.get("method") for record in get_authentication_records(request)}
-    except Exception:  # noqa: BLE001 - outside an allauth flow there are no records
+    except Exception:
         used = set()
     if "mfa" in used:
         return LoginMethod.MFA
@@ -48,23 +48,35 @@ def on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         if not request.session.session_key:
             request.session.save()
         session_track(
-            session_key=request.session.session_key, user=user, ip=client_ip(request), user_agent=user_agent(request)
+            session_key=request.session.session_key,
+            user=user,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
         )
 
 
 @receiver(user_login_failed)
-def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+def on_login_failed(
+    sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
+) -> None:
     email = str(credentials.get("email") or credentials.get("username") or "")[:254]
     ip = client_ip(request) if request is not None else None
     login_failure_register(email=email, ip=ip)
     login_event_record(
-        result=LoginResult.FAILURE, email=email, ip=ip, user_agent=user_agent(request) if request else ""
+        result=LoginResult.FAILURE,
+        email=email,
+        ip=ip,
+        user_agent=user_agent(request) if request else "",
     )
 
 
 @receiver(user_logged_out)
 def on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    if request is not None and getattr(request, "session", None) is not None and request.session.session_key:
+    if (
+        request is not None
+        and getattr(request, "session", None) is not None
+        and request.session.session_key
+    ):
         TrackedSession.objects.filter(session_key=request.session.session_key).delete()
     if user is not None:
         login_event_record(

@@ -28,7 +28,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def switch_scope(request: HttpRequest) -> HttpResponse:
     """Org/site switcher. Only ids the user can see are accepted; anything else is ignored."""
-    org = Organization.objects.restrict(request.user, AUTHENTICATED).filter(pk=_int(request.POST.get("org"))).first()
+    org = (
+        Organization.objects.restrict(request.user, AUTHENTICATED)
+        .filter(pk=_int(request.POST.get("org")))
+        .first()
+    )
     if org is not None:
         if request.session.get("org_id") != org.pk:
             request.session["site_id"] = None

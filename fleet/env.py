@@ -22,7 +22,9 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def env_str(name: str, default: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+def env_str(
+    name: str, default: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
     env = os.environ if environ is None else environ
     file_name = env.get(f"{name}_FILE")
     if file_name:
@@ -77,14 +79,18 @@ def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = 
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_url(name: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None) -> str | None:
+def env_url(
+    name: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> str | None:
     raw = env_str(name, None, environ)
     if raw is None or raw.strip() == "":
         return None
     value = raw.strip()
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in schemes or not rest:
-        raise ConfigError(f"{name} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}")
+        raise ConfigError(
+            f"{name} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}"
+        )
     return value
 
 
@@ -95,7 +101,9 @@ def env_networks(name: str, environ: Mapping[str, str] | None = None) -> list[st
         try:
             networks.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError as exc:
-            raise ConfigError(f"{name}: {item!r} is not a network (expected CIDR like 10.0.0.0/24)") from exc
+            raise ConfigError(
+                f"{name}: {item!r} is not a network (expected CIDR like 10.0.0.0/24)"
+            ) from exc
     return networks
 
 

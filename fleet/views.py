@@ -21,7 +21,7 @@ def _check_database() -> str | None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:
         return f"database: {type(exc).__name__}"
     return None
 
@@ -32,10 +32,12 @@ def _check_redis() -> str | None:
     import redis
 
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
+        )
         client.ping()
         client.close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"redis: {type(exc).__name__}"
     return None
 
@@ -47,7 +49,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": "ok", "redis": "ok" if settings.REDIS_URL else "not configured"}
     for problem in problems:
         checks[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()
-    return JsonResponse({"status": "ok" if not problems else "unavailable", "checks": checks}, status=503 if problems else 200)
+    return JsonResponse(
+        {"status": "ok" if not problems else "unavailable", "checks": checks},
+        status=503 if problems else 200,
+    )
 
 
 @declare(PUBLIC)

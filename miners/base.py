@@ -54,7 +54,9 @@ class Device(ABC):
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
-    async def _run(self, capability: Capability | None, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _run(
+        self, capability: Capability | None, what: str, fn: Callable[[], Awaitable[T]]
+    ) -> T:
         if capability is not None and capability not in self.capabilities:
             raise Unsupported(f"{self.info.driver} {self.info.model}: {what} is not supported")
         return await within(self.timeout, f"{self.info.host}:{self.info.port} {what}", fn())
@@ -123,7 +125,7 @@ class Device(ABC):
         self.credentials = creds
         return creds
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most devices hold nothing
         """Release per-device resources (shared sessions and token caches stay)."""
 
     @abstractmethod

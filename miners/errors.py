@@ -28,7 +28,12 @@ class MinerError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         """Shape stored by the server and printed by the CLI."""
-        return {"kind": self.kind, "message": self.message, "code": self.code, "status": self.status}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "code": self.code,
+            "status": self.status,
+        }
 
 
 class Unreachable(MinerError):

@@ -53,9 +53,7 @@ class HttpReply:
         try:
             return json.loads(self.body)
         except ValueError as exc:
-            raise BadResponse(
-                f"expected JSON, got {self.body[:80]!r}", status=self.status
-            ) from exc
+            raise BadResponse(f"expected JSON, got {self.body[:80]!r}", status=self.status) from exc
 
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")

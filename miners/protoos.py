@@ -150,7 +150,10 @@ def parse_status(
         for e in map(as_dict, as_list(errors))
     ]
     mining = state in (MinerState.MINING, MinerState.DEGRADED)
-    installed, running = integer(stats.get("hashboards_installed")), integer(stats.get("hashboards_mining"))
+    installed, running = (
+        integer(stats.get("hashboards_installed")),
+        integer(stats.get("hashboards_mining")),
+    )
     if mining and installed is not None and running is not None and running < installed:
         issues.append(
             MinerIssue(f"{running} of {installed} hashboards mining", "hashboard", "HB_NOT_MINING")
@@ -164,10 +167,16 @@ def parse_status(
         chip = [hb.chip_temp_c for hb in hashboards if hb.chip_temp_c is not None]
         temps.chip_max_c = max(chip, default=None)
         temps.inlet_c = min((hb.inlet_temp_c for hb in hashboards if hb.inlet_temp_c), default=None)
-        temps.outlet_c = max((hb.outlet_temp_c for hb in hashboards if hb.outlet_temp_c), default=None)
+        temps.outlet_c = max(
+            (hb.outlet_temp_c for hb in hashboards if hb.outlet_temp_c), default=None
+        )
     cooling_status = as_dict(as_dict(cooling).get("cooling-status"))
     fans = [
-        Fan(slot=integer(f.get("slot")) or i, rpm=integer(f.get("rpm")), percent=integer(f.get("percentage")))
+        Fan(
+            slot=integer(f.get("slot")) or i,
+            rpm=integer(f.get("rpm")),
+            percent=integer(f.get("percentage")),
+        )
         for i, f in enumerate(map(as_dict, as_list(cooling_status.get("fans"))), start=1)
     ]
     pools = parse_pools(pools_body)
@@ -177,13 +186,16 @@ def parse_status(
     target_body = as_dict(target)
     modes = {v: k for k, v in PERFORMANCE_MODES.items()}
     return MinerStatus(
-        health=assess_health(state, hashboards=hashboards, pools=pools, temperatures=temps, errors=issues),
+        health=assess_health(
+            state, hashboards=hashboards, pools=pools, temperatures=temps, errors=issues
+        ),
         state=state,
         firmware_state=str(firmware_state) if firmware_state is not None else None,
         hashrate_ths=hashrate,
         ideal_hashrate_ths=_ghs_to_ths(stats.get("ideal_hashrate_ghs")),
         power_w=power,
-        power_target_w=num(stats.get("power_target_watts")) or num(target_body.get("power_target_watts")),
+        power_target_w=num(stats.get("power_target_watts"))
+        or num(target_body.get("power_target_watts")),
         power_mode=modes.get(str(target_body.get("performance_mode"))),
         efficiency_jth=num(stats.get("power_efficiency_jth")) or efficiency(power, hashrate),
         temperatures=temps,
@@ -284,14 +296,18 @@ class ProtoOSDevice(Device):
         if source is not None and source not in LOG_SOURCES:
             raise Rejected(f"log source must be one of {', '.join(LOG_SOURCES)}")
         params = {"lines": str(max(1, min(lines, MAX_LOG_LINES))), "source": source or "miner_sw"}
-        body = as_dict(as_dict(await self.client.get_json("/system/logs", params=params)).get("logs"))
+        body = as_dict(
+            as_dict(await self.client.get_json("/system/logs", params=params)).get("logs")
+        )
         return [str(line) for line in as_list(body.get("content"))]
 
     async def _do_change_password(self, new_password: str) -> Credentials:
         c = self.client
         status = as_dict(await c.get_json("/system/status", auth=False))
         if status.get("password_set") is False:
-            await c.request("PUT", "/auth/password", auth=False, json_body={"password": new_password})
+            await c.request(
+                "PUT", "/auth/password", auth=False, json_body={"password": new_password}
+            )
         else:
             body = {"current_password": c.credentials.password, "new_password": new_password}
             await c.request("PUT", "/auth/change-password", json_body=body)
@@ -310,7 +326,9 @@ class ProtoOSDriver(Driver):
         self._http = http
         self.tokens = tokens or TokenCache()
 
-    def _client(self, host: str, port: int, scheme: str | None, creds: Credentials | None) -> ProtoOSClient:
+    def _client(
+        self, host: str, port: int, scheme: str | None, creds: Credentials | None
+    ) -> ProtoOSClient:
         return ProtoOSClient(
             self._http or shared_http(), self.tokens, host, port, scheme=scheme, credentials=creds
         )
@@ -335,7 +353,9 @@ class ProtoOSDriver(Driver):
         if not (isinstance(mac, str) and mac and isinstance(serial, str) and serial):
             return None
         try:
-            system = as_dict(as_dict(await client.get_json("/system", auth=False)).get("system-info"))
+            system = as_dict(
+                as_dict(await client.get_json("/system", auth=False)).get("system-info")
+            )
         except (BadResponse, Unsupported, Rejected):
             system = {}
         os_info = as_dict(system.get("os"))

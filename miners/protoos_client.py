@@ -109,8 +109,11 @@ class ProtoOSClient:
             )
         try:
             reply = await self.http.request(
-                method, f"https://{self._netloc}{API}{path}", headers=headers,
-                json_body=json_body, params=params,
+                method,
+                f"https://{self._netloc}{API}{path}",
+                headers=headers,
+                json_body=json_body,
+                params=params,
             )
             self.scheme = "https"
             return reply
@@ -118,8 +121,11 @@ class ProtoOSClient:
             if is_refused(exc):
                 raise
         reply = await self.http.request(
-            method, f"http://{self._netloc}{API}{path}", headers=headers,
-            json_body=json_body, params=params,
+            method,
+            f"http://{self._netloc}{API}{path}",
+            headers=headers,
+            json_body=json_body,
+            params=params,
         )
         self.scheme = "http"
         return reply

@@ -43,7 +43,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
             )
         for action, perm in cls.permissions.items():
             if not is_declarable(perm):
-                raise TypeError(f"{cls.__name__}.permissions[{action!r}] = {perm!r} is not in the catalog")
+                raise TypeError(
+                    f"{cls.__name__}.permissions[{action!r}] = {perm!r} is not in the catalog"
+                )
 
     # --- declarations --------------------------------------------------------------------
     @classmethod
@@ -57,7 +59,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def permission_for_action(self) -> str:
         perm = self.permission_for(getattr(self, "action", None))
         if perm is None:
-            raise PermissionError(f"{type(self).__name__} declares no permission for {self.action!r}")
+            raise PermissionError(
+                f"{type(self).__name__} declares no permission for {self.action!r}"
+            )
         return perm
 
     @property
@@ -65,7 +69,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
         return self.permissions.get("retrieve") or self.permissions["list"]
 
     # --- sealed plumbing -----------------------------------------------------------------
-    def get_permissions(self) -> list[drf_permissions.BasePermission]:  # noqa: D102
+    def get_permissions(self) -> list[drf_permissions.BasePermission]:
         return [DeclaredPermission()]
 
     def get_queryset(self) -> QuerySet[Any]:
@@ -78,7 +82,10 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def get_object(self) -> Any:
         obj = super().get_object()  # 404 outside the caller's scope
         perm = self.permission_for_action()
-        if getattr(self, "action", None) not in _READ_ACTIONS and perm not in (PUBLIC, AUTHENTICATED):
+        if getattr(self, "action", None) not in _READ_ACTIONS and perm not in (
+            PUBLIC,
+            AUTHENTICATED,
+        ):
             hook = getattr(self, "dangerously_check_object", None)
             if hook is not None:
                 hook(obj, perm)

@@ -16,7 +16,9 @@ class SiteFilter(django_filters.FilterSet):
 
 
 class MembershipFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(field_name="user__email", lookup_expr="icontains", label="E-mail contains")
+    q = django_filters.CharFilter(
+        field_name="user__email", lookup_expr="icontains", label="E-mail contains"
+    )
     role = django_filters.CharFilter(field_name="role__slug")
 
     class Meta:
@@ -38,9 +40,15 @@ class TokenFilter(django_filters.FilterSet):
 class ActivityFilter(django_filters.FilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    verb = django_filters.CharFilter(field_name="verb", lookup_expr="istartswith", label="Verb starts with")
-    actor = django_filters.CharFilter(field_name="actor_label", lookup_expr="icontains", label="Actor contains")
-    target = django_filters.CharFilter(field_name="target_label", lookup_expr="icontains", label="Target contains")
+    verb = django_filters.CharFilter(
+        field_name="verb", lookup_expr="istartswith", label="Verb starts with"
+    )
+    actor = django_filters.CharFilter(
+        field_name="actor_label", lookup_expr="icontains", label="Actor contains"
+    )
+    target = django_filters.CharFilter(
+        field_name="target_label", lookup_expr="icontains", label="Target contains"
+    )
     actor_type = django_filters.ChoiceFilter(choices=ActorType.choices)
     result = django_filters.ChoiceFilter(choices=ActivityResult.choices)
 

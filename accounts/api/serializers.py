@@ -48,12 +48,23 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class RoleSerializer(serializers.ModelSerializer):
-    permissions = serializers.ListField(child=serializers.ChoiceField(choices=sorted(CATALOG)), allow_empty=True)
+    permissions = serializers.ListField(
+        child=serializers.ChoiceField(choices=sorted(CATALOG)), allow_empty=True
+    )
     org = scoped_related(Organization, "role:manage")(required=True)
 
     class Meta:
         model = Role
-        fields = ["id", "org", "slug", "name", "description", "permissions", "is_builtin", "created_at"]
+        fields = [
+            "id",
+            "org",
+            "slug",
+            "name",
+            "description",
+            "permissions",
+            "is_builtin",
+            "created_at",
+        ]
         read_only_fields = ["id", "slug", "is_builtin", "created_at"]
 
 
@@ -67,7 +78,9 @@ class RoleUpdateSerializer(RoleSerializer):
 
 class MembershipSerializer(serializers.ModelSerializer):
     user = UserSerializer(read_only=True)
-    role = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    role: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = Membership
@@ -180,4 +193,3 @@ class MeSerializer(serializers.Serializer):
     memberships = MeMembershipSerializer(many=True)
     site_roles = MeSiteRoleSerializer(many=True)
     mfa_enabled = serializers.BooleanField()
-

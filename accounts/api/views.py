@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -17,13 +17,24 @@ from accounts.api.base import ScopedViewSet
 from accounts.api.filters import ActivityFilter, MembershipFilter, SiteFilter, TokenFilter
 from accounts.authz import has_perm
 from accounts.errors import ApplicationError, Forbidden
-from accounts.models import ActivityEvent, ApiToken, Membership, Organization, Role, Site, SiteRoleAssignment, User
+from accounts.models import (
+    ActivityEvent,
+    ApiToken,
+    Membership,
+    Organization,
+    Role,
+    Site,
+    SiteRoleAssignment,
+    User,
+)
 from accounts.permissions import AUTHENTICATED, CATALOG
 from accounts.selectors import activity_csv_rows, me_summary
 from accounts.services import members, orgs, roles, tokens
 
 
-class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, ScopedViewSet):
+class OrganizationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, ScopedViewSet
+):
     queryset = Organization.objects.all()
     serializer_class = s.OrganizationSerializer
     permissions = {"list": AUTHENTICATED, "retrieve": AUTHENTICATED, "update": "org:manage"}
@@ -31,11 +42,20 @@ class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         serializer.instance = orgs.org_update(
-            actor=self.actor(), org=serializer.instance, name=serializer.validated_data.get("name")
+            actor=self.actor(),
+            org=cast(Organization, serializer.instance),
+            name=serializer.validated_data.get("name"),
         )
 
 
-class SiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+class SiteViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    ScopedViewSet,
+):
     queryset = Site.objects.select_related("org")
     permissions = {
         "list": "site:read",
@@ -47,19 +67,30 @@ class SiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     filterset_class = SiteFilter
 
     def get_serializer_class(self) -> type[BaseSerializer]:
-        return s.SiteUpdateSerializer if self.action in ("update", "partial_update") else s.SiteSerializer
+        return (
+            s.SiteUpdateSerializer
+            if self.action in ("update", "partial_update")
+            else s.SiteSerializer
+        )
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         self.require("site:manage", data["org"].pk)
         serializer.instance = orgs.site_create(
-            actor=self.actor(), org=data["org"], name=data["name"], slug=data.get("slug"), location=data.get("location", "")
+            actor=self.actor(),
+            org=data["org"],
+            name=data["name"],
+            slug=data.get("slug"),
+            location=data.get("location", ""),
         )
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         serializer.instance = orgs.site_update(
-            actor=self.actor(), site=serializer.instance, name=data.get("name"), location=data.get("location")
+            actor=self.actor(),
+            site=cast(Site, serializer.instance),
+            name=data.get("name"),
+            location=data.get("location"),
         )
 
     def perform_destroy(self, instance: Site) -> None:
@@ -73,7 +104,9 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     filterset_fields = ["is_active"]
 
 
-class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+class MembershipViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedViewSet
+):
     """Members of organizations. Creating one invites the person (a one-time set-password link)."""
 
     queryset = Membership.objects.select_related("user", "role")
@@ -104,7 +137,9 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         data = dict(s.MembershipSerializer(invitation.membership).data)
         data["created_user"] = invitation.created_user
         data["set_password_url"] = (
-            request.build_absolute_uri(invitation.set_password_path) if invitation.set_password_path else None
+            request.build_absolute_uri(invitation.set_password_path)
+            if invitation.set_password_path
+            else None
         )
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -121,12 +156,23 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         members.membership_remove(actor=self.actor(), membership=instance)
 
 
-class SiteRoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+class SiteRoleViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    ScopedViewSet,
+):
     """Site-level roles: they replace the member's org role at that site."""
 
     queryset = SiteRoleAssignment.objects.select_related("user", "role", "site")
     serializer_class = s.SiteRoleSerializer
-    permissions = {"list": "user:read", "retrieve": "user:read", "create": "user:manage", "destroy": "user:manage"}
+    permissions = {
+        "list": "user:read",
+        "retrieve": "user:read",
+        "create": "user:manage",
+        "destroy": "user:manage",
+    }
     filterset_fields = ["site", "user"]
 
     def perform_create(self, serializer: BaseSerializer) -> None:
@@ -134,16 +180,28 @@ class SiteRoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         site: Site = data["site"]
         self.require("user:manage", site.org_id, site.pk)
         if not Membership.objects.filter(user=data["user"], org_id=site.org_id).exists():
-            raise ApplicationError("Only members of the site's organization can get a site role.", field="user")
+            raise ApplicationError(
+                "Only members of the site's organization can get a site role.", field="user"
+            )
         serializer.instance = members.site_role_assign(
-            actor=self.actor(), site=site, user=data["user"], role=roles.role_for_org(org=site.org, slug=data["role"]["slug"])
+            actor=self.actor(),
+            site=site,
+            user=data["user"],
+            role=roles.role_for_org(org=site.org, slug=data["role"]["slug"]),
         )
 
     def perform_destroy(self, instance: SiteRoleAssignment) -> None:
         members.site_role_remove(actor=self.actor(), assignment=instance)
 
 
-class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+class RoleViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    ScopedViewSet,
+):
     """Built-in roles (read-only, no org) and each org's custom roles."""
 
     queryset = Role.objects.all()
@@ -157,7 +215,11 @@ class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     filterset_fields = ["org", "is_builtin"]
 
     def get_serializer_class(self) -> type[BaseSerializer]:
-        return s.RoleUpdateSerializer if self.action in ("update", "partial_update") else s.RoleSerializer
+        return (
+            s.RoleUpdateSerializer
+            if self.action in ("update", "partial_update")
+            else s.RoleSerializer
+        )
 
     def dangerously_check_object(self, obj: Role, perm: str) -> None:
         """Built-in roles have no org; writes to them are refused by the service with a 400."""
@@ -172,13 +234,21 @@ class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         data = serializer.validated_data
         self.require("role:manage", data["org"].pk)
         serializer.instance = roles.role_create(
-            actor=self.actor(), org=data["org"], name=data["name"], permissions=data["permissions"], description=data.get("description", "")
+            actor=self.actor(),
+            org=data["org"],
+            name=data["name"],
+            permissions=data["permissions"],
+            description=data.get("description", ""),
         )
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         serializer.instance = roles.role_update(
-            actor=self.actor(), role=serializer.instance, name=data.get("name"), permissions=data.get("permissions"), description=data.get("description")
+            actor=self.actor(),
+            role=cast(Role, serializer.instance),
+            name=data.get("name"),
+            permissions=data.get("permissions"),
+            description=data.get("description"),
         )
 
     def perform_destroy(self, instance: Role) -> None:
@@ -202,19 +272,32 @@ class PermissionCatalogViewSet(ScopedViewSet):
         return Response([{"name": name, "description": text} for name, text in CATALOG.items()])
 
 
-class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+class TokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    ScopedViewSet,
+):
     """Personal API tokens. The secret is returned once, on create; DELETE revokes."""
 
     queryset = ApiToken.objects.select_related("user")
     serializer_class = s.TokenSerializer
-    permissions = {"list": AUTHENTICATED, "retrieve": AUTHENTICATED, "create": AUTHENTICATED, "destroy": "apikey:manage"}
+    permissions = {
+        "list": AUTHENTICATED,
+        "retrieve": AUTHENTICATED,
+        "create": AUTHENTICATED,
+        "destroy": "apikey:manage",
+    }
     filterset_class = TokenFilter
 
     def dangerously_check_object(self, obj: ApiToken, perm: str) -> None:
         """Your own token you may always revoke; others' need apikey:manage in one of their orgs."""
         if obj.user_id == self.request.user.pk:
             return
-        owner_orgs = set(Membership.objects.filter(user_id=obj.user_id).values_list("org_id", flat=True))
+        owner_orgs = set(
+            Membership.objects.filter(user_id=obj.user_id).values_list("org_id", flat=True)
+        )
         if not any(has_perm(self.request.user, perm, org_id) for org_id in owner_orgs):
             raise Forbidden(perm)
 
@@ -223,7 +306,10 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
         form = s.TokenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         issued = tokens.api_token_create(
-            actor=self.actor(), user=request.user, name=form.validated_data["name"], expires_at=form.validated_data.get("expires_at")  # type: ignore[arg-type]
+            actor=self.actor(),
+            user=cast(User, request.user),
+            name=form.validated_data["name"],
+            expires_at=form.validated_data.get("expires_at"),
         )
         data = dict(s.TokenSerializer(issued.token).data)
         data["token"] = issued.secret
@@ -239,7 +325,9 @@ class ActivityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     permissions = {"list": "activity:read", "retrieve": "activity:read", "export": "activity:read"}
     filterset_class = ActivityFilter
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="CSV of the filtered events")})
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiResponse(description="CSV of the filtered events")}
+    )
     @action(detail=False, methods=["get"])
     def export(self, request: Request) -> Any:
         from django.http import StreamingHttpResponse

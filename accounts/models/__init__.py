@@ -1,7 +1,19 @@
 from accounts.models.activity import ActivityEvent, ActivityResult, ActorType
 from accounts.models.org import Membership, Organization, Role, Site, SiteRoleAssignment
-from accounts.models.scoping import Grants, RestrictedQuerySet, ScopedModel, forget_grants, grants_for
-from accounts.models.security import LoginEvent, LoginLockout, LoginMethod, LoginResult, TrackedSession
+from accounts.models.scoping import (
+    Grants,
+    RestrictedQuerySet,
+    ScopedModel,
+    forget_grants,
+    grants_for,
+)
+from accounts.models.security import (
+    LoginEvent,
+    LoginLockout,
+    LoginMethod,
+    LoginResult,
+    TrackedSession,
+)
 from accounts.models.tokens import ApiToken
 from accounts.models.user import User
 

@@ -40,7 +40,9 @@ class Site(ScopedModel):
 
     class Meta:
         ordering = ["org_id", "name", "id"]
-        constraints = [models.UniqueConstraint(fields=["org", "slug"], name="site_slug_unique_per_org")]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "slug"], name="site_slug_unique_per_org")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -61,7 +63,9 @@ class Role(ScopedModel):
 
     scope_org = "org"
 
-    org = models.ForeignKey(Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="roles")
+    org = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="roles"
+    )
     slug = models.SlugField(max_length=60)
     name = models.CharField(max_length=80)
     description = models.CharField(max_length=300, blank=True)
@@ -69,7 +73,7 @@ class Role(ScopedModel):
     is_builtin = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = RoleQuerySet.as_manager()
+    objects = RoleQuerySet.as_manager()  # type: ignore[misc]
 
     class Meta:
         ordering = ["-is_builtin", "name", "id"]
@@ -89,7 +93,9 @@ class Membership(ScopedModel):
 
     scope_org = "org"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="memberships")
     created_at = models.DateTimeField(default=timezone.now)
@@ -108,7 +114,9 @@ class SiteRoleAssignment(ScopedModel):
     scope_org = "site__org"
     scope_site = "site"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="site_roles")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="site_roles"
+    )
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="role_assignments")
     role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="site_assignments")
     created_at = models.DateTimeField(default=timezone.now)

@@ -64,12 +64,18 @@ def grants_for(user: Any) -> Grants:
 
     org_perms = {
         org_id: frozenset(perms)
-        for org_id, perms in Membership.objects.filter(user_id=user.pk).values_list("org_id", "role__permissions")
+        for org_id, perms in Membership.objects.filter(user_id=user.pk).values_list(
+            "org_id", "role__permissions"
+        )
     }
     site_perms: dict[int, frozenset[str]] = {}
     site_org: dict[int, int] = {}
-    assignments = SiteRoleAssignment.objects.filter(user_id=user.pk, site__org_id__in=list(org_perms))
-    for site_id, org_id, perms in assignments.values_list("site_id", "site__org_id", "role__permissions"):
+    assignments = SiteRoleAssignment.objects.filter(
+        user_id=user.pk, site__org_id__in=list(org_perms)
+    )
+    for site_id, org_id, perms in assignments.values_list(
+        "site_id", "site__org_id", "role__permissions"
+    ):
         site_perms[site_id] = frozenset(perms)
         site_org[site_id] = org_id
     grants = Grants(org_perms, site_perms, site_org, superuser=bool(user.is_superuser))

@@ -25,13 +25,19 @@ class LoginEvent(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="login_events"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="login_events",
     )
     email = models.CharField(max_length=254, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     result = models.CharField(max_length=16, choices=LoginResult.choices)
-    method = models.CharField(max_length=16, choices=LoginMethod.choices, default=LoginMethod.PASSWORD)
+    method = models.CharField(
+        max_length=16, choices=LoginMethod.choices, default=LoginMethod.PASSWORD
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -57,7 +63,9 @@ class TrackedSession(models.Model):
     """A server-side record of a browser session so a user can see and revoke it."""
 
     session_key = models.CharField(max_length=40, unique=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tracked_sessions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tracked_sessions"
+    )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -18,7 +18,9 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
             return self.all()
         if not getattr(user, "is_authenticated", False):
             return self.none()
-        return self.filter(Q(user_id=user.pk) | Q(user__memberships__org__in=grants.orgs_with("apikey:manage"))).distinct()
+        return self.filter(
+            Q(user_id=user.pk) | Q(user__memberships__org__in=grants.orgs_with("apikey:manage"))
+        ).distinct()
 
 
 class ApiToken(models.Model):
@@ -27,7 +29,9 @@ class ApiToken(models.Model):
     A token authenticates as its owner and so never holds more than the owner holds now.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
     token_hash = models.CharField(max_length=64)

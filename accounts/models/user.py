@@ -16,7 +16,11 @@ class UserQuerySet(models.QuerySet["User"]):
         grants = grants_for(user)
         if grants.superuser:
             return self.all()
-        own = Q(pk=getattr(user, "pk", None)) if getattr(user, "is_authenticated", False) else Q(pk__in=[])
+        own = (
+            Q(pk=getattr(user, "pk", None))
+            if getattr(user, "is_authenticated", False)
+            else Q(pk__in=[])
+        )
         return self.filter(own | Q(memberships__org__in=grants.orgs_with(permission))).distinct()
 
 
@@ -60,7 +64,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []
 
     class Meta:
         ordering = ["email", "id"]

@@ -9,7 +9,16 @@ from django.urls import reverse
 
 from accounts.actor import Actor
 from accounts.errors import ApplicationError
-from accounts.models import Membership, Organization, Role, Site, SiteRoleAssignment, User, forget_grants, grants_for
+from accounts.models import (
+    Membership,
+    Organization,
+    Role,
+    Site,
+    SiteRoleAssignment,
+    User,
+    forget_grants,
+    grants_for,
+)
 from accounts.services.activity import activity_record
 
 
@@ -51,7 +60,11 @@ def _check_role_in_org(role: Role, org_id: int) -> None:
 
 
 def _owners_left(org_id: int, excluding: Membership) -> int:
-    return Membership.objects.filter(org_id=org_id, role__slug="owner", role__org__isnull=True).exclude(pk=excluding.pk).count()
+    return (
+        Membership.objects.filter(org_id=org_id, role__slug="owner", role__org__isnull=True)
+        .exclude(pk=excluding.pk)
+        .count()
+    )
 
 
 def set_password_path(user: User) -> str:
@@ -61,12 +74,17 @@ def set_password_path(user: User) -> str:
 
     return reverse(
         "account_reset_password_from_key",
-        kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
+        kwargs={
+            "uidb36": user_pk_to_url_str(user),
+            "key": default_token_generator.make_token(user),
+        },
     )
 
 
 @transaction.atomic
-def user_create(*, actor: Actor, email: str, password: str | None = None, full_name: str = "") -> User:
+def user_create(
+    *, actor: Actor, email: str, password: str | None = None, full_name: str = ""
+) -> User:
     email = _clean_email(email)
     if User.objects.filter(email__iexact=email).exists():
         raise ApplicationError("A user with this e-mail address already exists.", field="email")
@@ -84,7 +102,9 @@ def user_create(*, actor: Actor, email: str, password: str | None = None, full_n
 
 
 @transaction.atomic
-def member_invite(*, actor: Actor, org: Organization, email: str, role: Role, full_name: str = "") -> Invitation:
+def member_invite(
+    *, actor: Actor, org: Organization, email: str, role: Role, full_name: str = ""
+) -> Invitation:
 
     email = _clean_email(email)
     _check_role_in_org(role, org.pk)
@@ -97,7 +117,12 @@ def member_invite(*, actor: Actor, org: Organization, email: str, role: Role, fu
         raise ApplicationError("This person is already a member.", field="email")
     membership = Membership.objects.create(user=user, org=org, role=role)
     activity_record(
-        actor=actor, verb="member.invite", org=org, target=membership, target_label=email, details={"role": role.slug}
+        actor=actor,
+        verb="member.invite",
+        org=org,
+        target=membership,
+        target_label=email,
+        details={"role": role.slug},
     )
     path = set_password_path(user) if created or not user.has_usable_password() else None
     return Invitation(membership, created, path)
@@ -110,7 +135,11 @@ def membership_update(*, actor: Actor, membership: Membership, role: Role) -> Me
     _check_role_in_org(role, membership.org_id)
     _check_can_grant(actor, membership.org_id, role)
     _check_can_grant(actor, membership.org_id, membership.role)
-    if membership.role.slug == "owner" and role.slug != "owner" and _owners_left(membership.org_id, membership) == 0:
+    if (
+        membership.role.slug == "owner"
+        and role.slug != "owner"
+        and _owners_left(membership.org_id, membership) == 0
+    ):
         raise ApplicationError("The organization needs at least one owner.", field="role")
     before = membership.role.slug
     membership.role = role
@@ -130,12 +159,22 @@ def membership_update(*, actor: Actor, membership: Membership, role: Role) -> Me
 @transaction.atomic
 def membership_remove(*, actor: Actor, membership: Membership) -> None:
 
-    if membership.role.slug == "owner" and membership.role.org_id is None and _owners_left(membership.org_id, membership) == 0:
+    if (
+        membership.role.slug == "owner"
+        and membership.role.org_id is None
+        and _owners_left(membership.org_id, membership) == 0
+    ):
         raise ApplicationError("The last owner can't be removed.")
     _check_can_grant(actor, membership.org_id, membership.role)
-    SiteRoleAssignment.objects.filter(user_id=membership.user_id, site__org_id=membership.org_id).delete()
+    SiteRoleAssignment.objects.filter(
+        user_id=membership.user_id, site__org_id=membership.org_id
+    ).delete()
     activity_record(
-        actor=actor, verb="member.remove", org=membership.org_id, target=membership, target_label=membership.user.email
+        actor=actor,
+        verb="member.remove",
+        org=membership.org_id,
+        target=membership,
+        target_label=membership.user.email,
     )
     membership.delete()
 
@@ -144,10 +183,14 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
 def site_role_assign(*, actor: Actor, site: Site, user: User, role: Role) -> SiteRoleAssignment:
 
     if not Membership.objects.filter(user=user, org_id=site.org_id).exists():
-        raise ApplicationError("Only members of the site's organization can get a site role.", field="user")
+        raise ApplicationError(
+            "Only members of the site's organization can get a site role.", field="user"
+        )
     _check_role_in_org(role, site.org_id)
     _check_can_grant(actor, site.org_id, role)
-    assignment, _ = SiteRoleAssignment.objects.update_or_create(user=user, site=site, defaults={"role": role})
+    assignment, _ = SiteRoleAssignment.objects.update_or_create(
+        user=user, site=site, defaults={"role": role}
+    )
     activity_record(
         actor=actor,
         verb="site_role.assign",

@@ -12,7 +12,9 @@ from accounts.services.activity import activity_record
 def _slug(name: str, slug: str | None) -> str:
     value = slugify(slug or name)[:60]
     if not value:
-        raise ApplicationError("Give a name or slug with at least one letter or digit.", field="slug")
+        raise ApplicationError(
+            "Give a name or slug with at least one letter or digit.", field="slug"
+        )
     return value
 
 
@@ -45,7 +47,9 @@ def org_update(*, actor: Actor, org: Organization, name: str | None = None) -> O
         org.name = new
     if changes:
         org.save(update_fields=["name"])
-        activity_record(actor=actor, verb="org.update", org=org, target=org, details={"changes": changes})
+        activity_record(
+            actor=actor, verb="org.update", org=org, target=org, details={"changes": changes}
+        )
     return org
 
 
@@ -56,10 +60,14 @@ def site_create(
     name = _name(name)
     slug = _slug(name, slug)
     if Site.objects.filter(org=org, slug=slug).exists():
-        raise ApplicationError(f"This organization already has a site with slug '{slug}'.", field="slug")
+        raise ApplicationError(
+            f"This organization already has a site with slug '{slug}'.", field="slug"
+        )
     try:
         with transaction.atomic():
-            site = Site.objects.create(org=org, name=name, slug=slug, location=location.strip()[:200])
+            site = Site.objects.create(
+                org=org, name=name, slug=slug, location=location.strip()[:200]
+            )
     except IntegrityError as exc:
         raise ApplicationError("A site with this slug was just created.", field="slug") from exc
     activity_record(actor=actor, verb="site.create", org=org, site=site, target=site)
@@ -67,7 +75,9 @@ def site_create(
 
 
 @transaction.atomic
-def site_update(*, actor: Actor, site: Site, name: str | None = None, location: str | None = None) -> Site:
+def site_update(
+    *, actor: Actor, site: Site, name: str | None = None, location: str | None = None
+) -> Site:
     changes: dict[str, list[str]] = {}
     if name is not None and name.strip() != site.name:
         new = _name(name)
@@ -78,7 +88,14 @@ def site_update(*, actor: Actor, site: Site, name: str | None = None, location: 
         site.location = location.strip()[:200]
     if changes:
         site.save(update_fields=["name", "location"])
-        activity_record(actor=actor, verb="site.update", org=site.org_id, site=site, target=site, details={"changes": changes})
+        activity_record(
+            actor=actor,
+            verb="site.update",
+            org=site.org_id,
+            site=site,
+            target=site,
+            details={"changes": changes},
+        )
     return site
 
 

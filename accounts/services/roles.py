@@ -29,7 +29,10 @@ def roles_sync_builtin() -> None:
 
 def role_for_org(*, org: Organization, slug: str) -> Role:
     """A built-in role or one of ``org``'s custom roles, by slug; 400 if there is none."""
-    role = Role.objects.filter(slug=slug, org__isnull=True).first() or Role.objects.filter(slug=slug, org=org).first()
+    role = (
+        Role.objects.filter(slug=slug, org__isnull=True).first()
+        or Role.objects.filter(slug=slug, org=org).first()
+    )
     if role is None:
         raise ApplicationError(f"There is no role '{slug}' in this organization.", field="role")
     return role
@@ -54,9 +57,19 @@ def role_create(
     if slug in BUILTIN_ROLES or Role.objects.filter(org=org, slug=slug).exists():
         raise ApplicationError(f"A role called '{name}' already exists.", field="name")
     role = Role.objects.create(
-        org=org, slug=slug, name=name[:80], description=description[:300], permissions=_clean_permissions(permissions)
+        org=org,
+        slug=slug,
+        name=name[:80],
+        description=description[:300],
+        permissions=_clean_permissions(permissions),
     )
-    activity_record(actor=actor, verb="role.create", org=org, target=role, details={"permissions": role.permissions})
+    activity_record(
+        actor=actor,
+        verb="role.create",
+        org=org,
+        target=role,
+        details={"permissions": role.permissions},
+    )
     return role
 
 
@@ -84,7 +97,10 @@ def role_update(
         verb="role.update",
         org=role.org_id,
         target=role,
-        details={"added": sorted(set(role.permissions) - set(before)), "removed": sorted(set(before) - set(role.permissions))},
+        details={
+            "added": sorted(set(role.permissions) - set(before)),
+            "removed": sorted(set(before) - set(role.permissions)),
+        },
     )
     return role
 
@@ -94,6 +110,8 @@ def role_delete(*, actor: Actor, role: Role) -> None:
     if role.is_builtin:
         raise ApplicationError("Built-in roles can't be deleted.")
     if role.memberships.exists() or role.site_assignments.exists():
-        raise ApplicationError("This role is still assigned; give those members another role first.")
+        raise ApplicationError(
+            "This role is still assigned; give those members another role first."
+        )
     activity_record(actor=actor, verb="role.delete", org=role.org_id, target=role)
     role.delete()

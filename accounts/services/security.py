@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.actor import Actor
-from accounts.models import LoginEvent, LoginLockout, LoginMethod, LoginResult, TrackedSession, User
+from accounts.models import LoginEvent, LoginLockout, LoginMethod, TrackedSession, User
 from accounts.services.activity import activity_record
 
 
@@ -39,14 +39,21 @@ def login_failure_register(*, email: str, ip: str | None) -> int:
     now = timezone.now()
     longest = 0
     for key in _keys(email, ip):
-        threshold = settings.LOGIN_LOCKOUT_THRESHOLD if key.startswith("email:") else settings.LOGIN_IP_LIMIT_PER_MINUTE
+        threshold = (
+            settings.LOGIN_LOCKOUT_THRESHOLD
+            if key.startswith("email:")
+            else settings.LOGIN_IP_LIMIT_PER_MINUTE
+        )
         row, _ = LoginLockout.objects.select_for_update().get_or_create(key=key)
-        if row.updated_at < now - timedelta(minutes=15) and (row.locked_until is None or row.locked_until < now):
+        if row.updated_at < now - timedelta(minutes=15) and (
+            row.locked_until is None or row.locked_until < now
+        ):
             row.failures = 0
         row.failures += 1
         if row.failures >= threshold:
             seconds = min(
-                settings.LOGIN_LOCKOUT_BASE_SECONDS * (2**row.lock_count), settings.LOGIN_LOCKOUT_MAX_SECONDS
+                settings.LOGIN_LOCKOUT_BASE_SECONDS * (2**row.lock_count),
+                settings.LOGIN_LOCKOUT_MAX_SECONDS,
             )
             row.locked_until = now + timedelta(seconds=seconds)
             row.lock_count += 1
@@ -83,10 +90,17 @@ def login_event_record(
     )
 
 
-def session_track(*, session_key: str, user: User, ip: str | None, user_agent: str) -> TrackedSession:
+def session_track(
+    *, session_key: str, user: User, ip: str | None, user_agent: str
+) -> TrackedSession:
     tracked, _ = TrackedSession.objects.update_or_create(
         session_key=session_key,
-        defaults={"user": user, "ip": ip, "user_agent": user_agent[:300], "last_seen_at": timezone.now()},
+        defaults={
+            "user": user,
+            "ip": ip,
+            "user_agent": user_agent[:300],
+            "last_seen_at": timezone.now(),
+        },
     )
     return tracked
 
@@ -99,17 +113,25 @@ def _end_session(session_key: str) -> None:
 @transaction.atomic
 def session_revoke(*, actor: Actor, session: TrackedSession) -> None:
     _end_session(session.session_key)
-    activity_record(actor=actor, verb="session.revoke", target=session, target_label=f"{session.user.email} {session.ip or ''}")
+    activity_record(
+        actor=actor,
+        verb="session.revoke",
+        target=session,
+        target_label=f"{session.user.email} {session.ip or ''}",
+    )
     session.delete()
 
 
 @transaction.atomic
 def sessions_revoke_others(*, actor: Actor, user: User, keep_session_key: str | None) -> int:
-    others = list(TrackedSession.objects.filter(user=user).exclude(session_key=keep_session_key or ""))
+    others = list(
+        TrackedSession.objects.filter(user=user).exclude(session_key=keep_session_key or "")
+    )
     for session in others:
         _end_session(session.session_key)
     TrackedSession.objects.filter(pk__in=[s.pk for s in others]).delete()
     if others:
-        activity_record(actor=actor, verb="session.revoke_others", target=user, details={"count": len(others)})
+        activity_record(
+            actor=actor, verb="session.revoke_others", target=user, details={"count": len(others)}
+        )
     return len(others)
-

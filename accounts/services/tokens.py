@@ -29,7 +29,9 @@ def _hash(secret: str) -> str:
 
 
 @transaction.atomic
-def api_token_create(*, actor: Actor, user: User, name: str, expires_at: datetime | None = None) -> IssuedToken:
+def api_token_create(
+    *, actor: Actor, user: User, name: str, expires_at: datetime | None = None
+) -> IssuedToken:
     name = (name or "").strip()
     if not name:
         raise ApplicationError("Give the token a name so you can recognise it later.", field="name")
@@ -40,7 +42,9 @@ def api_token_create(*, actor: Actor, user: User, name: str, expires_at: datetim
     token = ApiToken.objects.create(
         user=user, name=name[:100], prefix=prefix, token_hash=_hash(secret), expires_at=expires_at
     )
-    activity_record(actor=actor, verb="apikey.create", target=token, target_label=f"{user.email}: {token.name}")
+    activity_record(
+        actor=actor, verb="apikey.create", target=token, target_label=f"{user.email}: {token.name}"
+    )
     return IssuedToken(token, secret)
 
 
@@ -50,7 +54,10 @@ def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         activity_record(
-            actor=actor, verb="apikey.revoke", target=token, target_label=f"{token.user.email}: {token.name}"
+            actor=actor,
+            verb="apikey.revoke",
+            target=token,
+            target_label=f"{token.user.email}: {token.name}",
         )
     return token
 

@@ -286,7 +286,11 @@ class Miner:
         return ths
 
     def hashing(self, now: float) -> bool:
-        return not self.is_down(now) and now >= self.hashing_from() and self.rate_ths() > 0
+        """Hashing at `now`; before the current boot the rig is taken to have run as configured
+        now, which gives time series a plausible history without storing one."""
+        if self.is_down(now) or self.rate_ths() <= 0:
+            return False
+        return now < self.boot_at or now >= self.hashing_from()
 
     def hashrate_ths(self, now: float) -> float:
         if not self.hashing(now):

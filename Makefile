@@ -1,0 +1,78 @@
+# Rigwarden — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+DATA_DIR ?= ./var
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rigwarden
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+export PORT DATA_DIR
+
+.PHONY: run test venv dev-venv assets migrate seed lint fmt typecheck checks pytest bench clean help
+
+help:
+	@echo "make run    — install, migrate, seed the demo and start http://127.0.0.1:$(PORT)/"
+	@echo "make test   — install, start PostgreSQL/Redis if stopped, lint, types, checks, tests"
+	@echo "make lint | fmt | typecheck | migrate | seed | bench | clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.base: $(BIN)/python requirements/base.txt
+	$(BIN)/pip install -q -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base requirements/dev.txt
+	$(BIN)/pip install -q -r requirements/dev.txt
+	touch $@
+
+venv: $(VENV)/.base
+dev-venv: $(VENV)/.dev
+
+# Front-end assets come from npm at build time; nothing is loaded from a CDN at run time.
+static/vendor/.stamp: package.json package-lock.json scripts/vendor-assets.sh
+	bash scripts/vendor-assets.sh
+	touch $@
+
+assets: static/vendor/.stamp
+
+migrate: venv
+	$(BIN)/python manage.py migrate --noinput
+
+seed: migrate
+	@if [ "$${DEMO:-1}" != "0" ]; then $(BIN)/python manage.py seed_demo; fi
+
+run: venv assets seed
+	@echo "Rigwarden on http://127.0.0.1:$(PORT)/  (embedded mode: SQLite in $(DATA_DIR), in-process tasks)"
+	FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) fleet.asgi:application
+
+lint: dev-venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: dev-venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: dev-venv
+	$(BIN)/mypy accounts fleet miners
+
+checks: dev-venv assets
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=0 SECURE_TLS=1 $(BIN)/python manage.py check --deploy --fail-level WARNING
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+pytest: dev-venv assets
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+test: dev-venv assets
+	bash scripts/ensure-services.sh
+	$(MAKE) --no-print-directory lint typecheck checks pytest
+
+bench: dev-venv
+	$(BIN)/python -m bench.sim --quick
+
+clean:
+	rm -rf $(VENV) static/vendor node_modules staticfiles

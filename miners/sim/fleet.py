@@ -1,0 +1,212 @@
+"""SimFleet: builds the miners of a FleetSpec, binds their sockets and owns their lifecycle.
+
+This is the in-process API used by tests and benchmarks; the CLI is a thin wrapper around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+from typing import Any
+
+from aiohttp import web
+
+from miners.sim.antminer import AntminerWeb
+from miners.sim.cgminer import RpcServer
+from miners.sim.faults import FaultInjector
+from miners.sim.models import PROTOOS, model_for
+from miners.sim.net import Endpoint, Listeners, raise_nofile_limit
+from miners.sim.proto import ProtoApi
+from miners.sim.spec import (
+    ANTMINER_FACTORY_PASSWORD,
+    PROTO_FACTORY_PASSWORD,
+    FleetSpec,
+    Identity,
+    identities,
+)
+from miners.sim.state import Miner, Pool, Timing
+from miners.sim.tls import server_context
+from miners.sim.web import miner_server
+
+log = logging.getLogger("miners.sim")
+
+REAL_PORTS = {PROTOOS: {"http": 80, "https": 443}, "antminer": {"http": 80, "rpc": 4028}}
+START_BATCH = 512
+
+
+def default_pools(serial: str) -> list[Pool]:
+    worker = f"rigwarden.{serial[-6:].lower()}"
+    return [
+        Pool("stratum+tcp://stratum.sim-pool.example:3333", worker, "x", 0, "Primary"),
+        Pool("stratum+tcp://backup.sim-pool.example:3333", worker, "x", 1, "Backup"),
+    ]
+
+
+class SimFleet:
+    """Many simulated miners in one asyncio process, each on its own loopback address."""
+
+    def __init__(self, spec: FleetSpec) -> None:
+        spec.validate()
+        self.spec = spec
+        self.timing = Timing(
+            stats_delay=spec.stats_delay,
+            reboot_downtime=spec.reboot_downtime,
+            token_ttl=spec.token_ttl,
+            refresh_ttl=spec.refresh_ttl,
+        )
+        self.secret = os.urandom(32)
+        self._miners: dict[str, Miner] = {}
+        self.inventory: list[dict[str, Any]] = []
+        self.faults = FaultInjector(self._miners.get, self._set_offline)
+        self._listeners = Listeners()
+        self._reboots: dict[str, asyncio.TimerHandle] = {}
+        self._ssl: ssl.SSLContext | None = None
+        self._proto_http: web.Server | None = None
+        self._antminer_http: web.Server | None = None
+        self._rpc = RpcServer()
+        self._started = False
+
+    # -- public API --------------------------------------------------------------------------
+
+    def miner(self, host: str) -> Miner:
+        """The live state of the miner at `host` (tests inspect and mutate it directly)."""
+        try:
+            return self._miners[host]
+        except KeyError:
+            raise KeyError(f"no simulated miner at {host}") from None
+
+    @property
+    def miners(self) -> list[Miner]:
+        return list(self._miners.values())
+
+    async def start(self) -> None:
+        """Bind every miner's ports; returns once all of them accept connections."""
+        if self._started:
+            raise RuntimeError("fleet already started")
+        now = time.time()
+        for ident in identities(self.spec):
+            miner = self._build(ident, now)
+            self._miners[miner.host] = miner
+            self.inventory.append(self._inventory_entry(miner))
+        raise_nofile_limit(2 * len(self._miners) + 16384)
+        if any(m.kind == PROTOOS and m.tls for m in self._miners.values()):
+            self._ssl = server_context()
+        self._proto_http = miner_server(self._miners.get, ProtoApi(self, self.secret).dispatch)
+        self._antminer_http = miner_server(
+            self._miners.get, AntminerWeb(self, self.secret).dispatch
+        )
+        self._started = True
+        try:
+            miners = list(self._miners.values())
+            for i in range(0, len(miners), START_BATCH):
+                batch = miners[i : i + START_BATCH]
+                for miner in batch:
+                    self._listeners.bind(miner.host, self._endpoints(miner))
+                await asyncio.gather(
+                    *(self._listeners.serve(m.host, self._endpoints(m)) for m in batch)
+                )
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Close every socket and connection; safe to call twice."""
+        for handle in self._reboots.values():
+            handle.cancel()
+        self._reboots.clear()
+        await self._listeners.close_all()
+        for server in (self._proto_http, self._antminer_http):
+            if server is not None:
+                await server.shutdown(0.2)
+        self._rpc.close_all()
+        self._started = False
+
+    def reboot(self, miner: Miner, downtime: float | None = None) -> None:
+        """Take the miner off the network for `downtime` s, then boot it with fresh uptime."""
+        now = time.time()
+        delay = self.timing.reboot_downtime if downtime is None else downtime
+        miner.settle(now)
+        miner.revoke_tokens()
+        miner.down_until = now + delay
+        self._listeners.close(miner.host)
+        previous = self._reboots.pop(miner.host, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._reboots[miner.host] = loop.call_later(delay, self._finish_reboot, miner)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _build(self, ident: Identity, now: float) -> Miner:
+        group = ident.group
+        ports = {
+            name: port + self.spec.port_offset for name, port in REAL_PORTS[ident.kind].items()
+        }
+        if ident.kind == PROTOOS and not group.tls:
+            ports.pop("https")
+        if group.password is not None:
+            password = group.password
+        elif ident.kind == PROTOOS:
+            password = PROTO_FACTORY_PASSWORD
+        else:
+            password = ANTMINER_FACTORY_PASSWORD
+        miner = Miner(
+            kind=ident.kind,
+            index=ident.index,
+            host=ident.host,
+            ports=ports,
+            model=model_for(ident.kind, group.model),
+            serial=ident.serial,
+            mac=ident.mac,
+            password=password,
+            factory=group.factory,
+            seed=self.spec.seed,
+            timing=self.timing,
+            now=now,
+            tls=group.tls,
+            quirks=group.quirks,
+        )
+        if group.initial_pools:
+            miner.pools = default_pools(ident.serial)
+        return miner
+
+    @staticmethod
+    def _inventory_entry(miner: Miner) -> dict[str, Any]:
+        return {
+            "kind": miner.kind,
+            "host": miner.host,
+            "ports": dict(miner.ports),
+            "serial": miner.serial,
+            "mac": miner.mac,
+            "model": miner.model.name,
+            "password": miner.password,
+        }
+
+    def _endpoints(self, miner: Miner) -> list[Endpoint]:
+        assert self._proto_http is not None and self._antminer_http is not None
+        if miner.kind == PROTOOS:
+            endpoints = [Endpoint(miner.ports["http"], self._proto_http)]
+            if "https" in miner.ports:
+                endpoints.append(Endpoint(miner.ports["https"], self._proto_http, self._ssl))
+            return endpoints
+        return [
+            Endpoint(miner.ports["http"], self._antminer_http),
+            Endpoint(miner.ports["rpc"], self._rpc.factory(miner)),
+        ]
+
+    def _finish_reboot(self, miner: Miner) -> None:
+        self._reboots.pop(miner.host, None)
+        miner.boot(time.time())
+        if not miner.has_fault("offline"):
+            self._listeners.reopen(miner.host, self._endpoints(miner))
+
+    def _set_offline(self, miner: Miner, offline: bool) -> None:
+        if not self._started:
+            return
+        if offline:
+            self._listeners.close(miner.host)
+        elif miner.host not in self._reboots:
+            self._listeners.reopen(miner.host, self._endpoints(miner))

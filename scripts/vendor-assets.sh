@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Front-end dependencies come from the npm registry at build time (pinned in package-lock.json)
+# and are copied into static/vendor/, which the project serves itself: no CDN at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p static/vendor
+if [ ! -f package.json ]; then
+  exit 0
+fi
+if [ -f package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+else
+  npm install --no-audit --no-fund --loglevel=error
+fi
+copy() { install -D -m 0644 "node_modules/$1" "static/vendor/$2"; }
+copy htmx.org/dist/htmx.min.js htmx.min.js
