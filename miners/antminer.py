@@ -100,7 +100,7 @@ def merged_stats(reply: dict[str, Any]) -> dict[str, Any]:
 def parse_hashboards(stats: dict[str, Any]) -> list[Hashboard]:
     chains = sorted({int(m.group(1)) for k in stats if (m := _CHAIN.match(k))})
     expected = integer(stats.get("miner_count"))
-    boards = []
+    boards: list[Hashboard] = []
     for i in chains:
         chips = integer(stats.get(f"chain_acn{i}"))
         rate = num(stats.get(f"chain_rate{i}"))

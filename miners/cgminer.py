@@ -18,7 +18,7 @@ from miners.errors import AuthFailed, BadResponse, MinerError, Rejected, Unreach
 
 RPC_PORT = 4028
 MAX_REPLY = 4 * 1024 * 1024
-_DECODER = json.JSONDecoder(strict=False)
+_DECODER = json.JSONDecoder(strict=False, parse_constant=lambda _: None)
 _NON_FINITE = {"inf", "+inf", "-inf", "nan", "-nan", "infinity", "+infinity", "-infinity"}
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
 

@@ -102,7 +102,7 @@ def parse_pools(body: Any) -> list[Pool]:
 
 
 def parse_hashboards(telemetry: Any, mining: bool) -> list[Hashboard]:
-    boards = []
+    boards: list[Hashboard] = []
     for raw in as_list(as_dict(telemetry).get("hashboards")):
         raw = as_dict(raw)
         temps = as_dict(raw.get("temperature"))

@@ -99,7 +99,7 @@ def _port_rank(driver: Driver, port: int) -> int:
         return len(driver.discovery_ports)
 
 
-async def _best(ranked: list[asyncio.Future[DeviceInfo | None]]) -> DeviceInfo | None:
+async def _best(ranked: Sequence[asyncio.Future[DeviceInfo | None]]) -> DeviceInfo | None:
     """The first non-None result in rank order, decided as soon as every better-ranked task
     has come back empty."""
     pending = set(ranked)

@@ -57,7 +57,6 @@ class SimFleet:
             token_ttl=spec.token_ttl,
             refresh_ttl=spec.refresh_ttl,
         )
-        self.secret = os.urandom(32)
         self._miners: dict[str, Miner] = {}
         self.inventory: list[dict[str, Any]] = []
         self.faults = FaultInjector(self._miners.get, self._set_offline)
@@ -94,9 +93,9 @@ class SimFleet:
         raise_nofile_limit(2 * len(self._miners) + 16384)
         if any(m.kind == PROTOOS and m.tls for m in self._miners.values()):
             self._ssl = server_context()
-        self._proto_http = miner_server(self._miners.get, ProtoApi(self, self.secret).dispatch)
+        self._proto_http = miner_server(self._miners.get, ProtoApi(self).dispatch)
         self._antminer_http = miner_server(
-            self._miners.get, AntminerWeb(self, self.secret).dispatch
+            self._miners.get, AntminerWeb(self).dispatch
         )
         self._started = True
         try:

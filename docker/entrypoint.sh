@@ -1,0 +1,25 @@
+#!/bin/sh
+# One image, several roles. `web` migrates first (safe to run on every replica: Django's
+# migrate takes the schema lock), then serves the ASGI app.
+set -eu
+role="${1:-web}"
+shift || true
+case "$role" in
+  web)
+    python manage.py migrate --noinput
+    # Add --proxy-headers via DAPHNE_ARGS only behind a proxy you control (it trusts X-Forwarded-For).
+    exec daphne -b 0.0.0.0 -p "${PORT:-8000}" ${DAPHNE_ARGS:-} fleet.asgi:application "$@"
+    ;;
+  worker)
+    exec celery -A fleet worker --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${CELERY_CONCURRENCY:-4}" "$@"
+    ;;
+  beat)
+    exec celery -A fleet beat --loglevel "${LOG_LEVEL:-INFO}" --schedule "${DATA_DIR:-/data}/celerybeat-schedule" "$@"
+    ;;
+  manage)
+    exec python manage.py "$@"
+    ;;
+  *)
+    exec "$role" "$@"
+    ;;
+esac
