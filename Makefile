@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rigwarden
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PORT DATA_DIR
 
-.PHONY: run test venv dev-venv assets migrate seed lint fmt typecheck checks pytest bench clean help
+.PHONY: run test venv dev-venv assets collectstatic migrate seed lint fmt typecheck checks pytest bench clean help
 
 help:
 	@echo "make run    — install, migrate, seed the demo and start http://127.0.0.1:$(PORT)/"
@@ -44,7 +44,10 @@ migrate: venv
 seed: migrate
 	@if [ "$${DEMO:-1}" != "0" ]; then $(BIN)/python manage.py seed_demo; fi
 
-run: venv assets seed
+collectstatic: venv assets
+	$(BIN)/python manage.py collectstatic --noinput -v0
+
+run: venv assets collectstatic seed
 	@echo "Rigwarden on http://127.0.0.1:$(PORT)/  (embedded mode: SQLite in $(DATA_DIR), in-process tasks)"
 	FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) fleet.asgi:application
 

@@ -16,7 +16,7 @@ from accounts.services.security import session_track
 
 _TOUCH_EVERY = timedelta(seconds=60)
 # Paths with their own authentication (DRF answers 401/403 as JSON; ops endpoints are public).
-_EXEMPT_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/static/", "/favicon.ico")
+_EXEMPT_PREFIXES = ("/api/v1/", "/api/schema/", "/healthz", "/readyz", "/metrics", "/static/", "/favicon.ico")
 
 
 class LoginRequiredMiddleware(DjangoLoginRequired):

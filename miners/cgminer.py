@@ -135,6 +135,8 @@ def status_error(reply: dict[str, Any], command: str) -> MinerError | None:
     if first.get("STATUS") not in ("E", "F"):
         return None
     msg = str(first.get("Msg") or first.get("Description") or "error")
+    if msg.lower().startswith("no pools"):
+        return None  # cgminer's way of listing zero pools (factory-fresh rigs), not a failure
     code = str(first.get("Code")) if first.get("Code") is not None else None
     text = f"RPC {command}: {msg}"
     lowered = msg.lower()

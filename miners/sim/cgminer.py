@@ -199,6 +199,8 @@ class RpcProtocol(asyncio.Protocol):
 
     def _finish(self, reply: dict[str, Any], text: bool) -> None:
         self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
         m = self.miner
         garbage = m.fault("garbage")
         if garbage is not None:

@@ -115,6 +115,10 @@ def test_flat_status_envelope_and_success():
     assert status_error({"STATUS": [{"STATUS": "I"}]}, "x") is None
 
 
+def test_no_pools_is_an_empty_list_not_an_error():
+    assert status_error({"STATUS": [{"STATUS": "E", "Code": 8, "Msg": "No pools"}]}, "pools") is None
+
+
 class FakeFirmware:
     """Answers like bmminer: one reply per connection, NUL-terminated, then close. With
     `multi=False` it rejects `a+b` commands the way old firmware does."""
