@@ -12,11 +12,20 @@ from django.utils import timezone
 
 from accounts.actor import client_ip, user_agent
 from accounts.models import TrackedSession
+from accounts.permissions import PUBLIC
 from accounts.services.security import session_track
 
 _TOUCH_EVERY = timedelta(seconds=60)
 # Paths with their own authentication (DRF answers 401/403 as JSON; ops endpoints are public).
-_EXEMPT_PREFIXES = ("/api/v1/", "/api/schema/", "/healthz", "/readyz", "/metrics", "/static/", "/favicon.ico")
+_EXEMPT_PREFIXES = (
+    "/api/v1/",
+    "/api/schema/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static/",
+    "/favicon.ico",
+)
 
 
 class LoginRequiredMiddleware(DjangoLoginRequired):
@@ -27,6 +36,11 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
     ) -> HttpResponseBase | None:
         if request.path.startswith(_EXEMPT_PREFIXES):
             return None
+        # DRF marks every APIView login_not_required; a page built on one (the Swagger UI)
+        # still declares who may see it, and that declaration wins.
+        declared = getattr(view_func, "rw_permission", None)
+        if declared and declared != PUBLIC and not request.user.is_authenticated:
+            return self.handle_no_permission(request, view_func)
         return super().process_view(request, view_func, view_args, view_kwargs)
 
 

@@ -57,15 +57,29 @@ def declared_permissions(callback: Any) -> list[str]:
         return [PUBLIC]  # a bare redirect exposes nothing
     if view_class is not None:
         module = view_class.__module__
-    if (
-        getattr(callback, "admin_site", None) is not None
-        or getattr(callback, "model_admin", None) is not None
-    ):
+    if _is_admin_view(callback):
         return [STAFF]
     for prefix, route_class in _MODULE_CLASSES.items():
         if module.startswith(prefix) or module == prefix:
             return [route_class]
     return []
+
+
+def _is_admin_view(callback: Any) -> bool:
+    """Built by the admin: tagged by ``ModelAdmin.get_urls`` or an ``admin_view``-wrapped method
+    of a ModelAdmin/AdminSite (e.g. UserAdmin's password form, which carries no tag)."""
+    from django.contrib.admin import AdminSite, ModelAdmin
+
+    obj = callback
+    while obj is not None:
+        if getattr(obj, "admin_site", None) is not None or getattr(obj, "model_admin", None):
+            return True
+        if obj is not callback and isinstance(
+            getattr(obj, "__self__", None), (AdminSite, ModelAdmin)
+        ):
+            return True
+        obj = getattr(obj, "__wrapped__", None)
+    return False
 
 
 def iter_routes(patterns: Any = None, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -85,4 +99,29 @@ def undeclared_routes() -> list[str]:
                 f"{route} ({getattr(callback, '__qualname__', callback)}) declares no permission"
             )
         problems.extend(f"{route} declares unknown {p!r}" for p in perms if not is_declarable(p))
+    return problems
+
+
+def iter_websocket_routes(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(route, consumer class) for a Channels router's patterns, nested ``URLRouter``s included."""
+    for entry in patterns:
+        app = entry.callback
+        nested = getattr(app, "routes", None)
+        if nested is not None:
+            yield from iter_websocket_routes(nested, prefix + str(entry.pattern))
+        else:
+            yield prefix + str(entry.pattern), getattr(app, "consumer_class", app)
+
+
+def undeclared_websocket_routes(patterns: Any) -> list[str]:
+    """Consumers must carry ``rw_permission``; the caller passes ``fleet.routing`` patterns
+    (accounts never imports fleet)."""
+    problems = []
+    for route, consumer in iter_websocket_routes(patterns):
+        perm = getattr(consumer, "rw_permission", None)
+        name = getattr(consumer, "__qualname__", consumer)
+        if not perm:
+            problems.append(f"ws {route} ({name}) declares no rw_permission")
+        elif not is_declarable(perm):
+            problems.append(f"ws {route} ({name}) declares unknown {perm!r}")
     return problems

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from accounts.models import ActivityEvent, Membership, SiteRoleAssignment, User
+from accounts.models import (
+    ActivityEvent,
+    LoginEvent,
+    LoginResult,
+    Membership,
+    Organization,
+    Role,
+    SiteRoleAssignment,
+    User,
+)
 
 CSV_EXPORT_LIMIT = 100_000
 _CSV_FIELDS = [
@@ -114,3 +125,71 @@ def shell_context(request: Any) -> dict[str, Any]:
         "site": next((site for site in sites if site.pk == site_id), None),
         "perms": perms,
     }
+
+
+# --- Reads for the pages ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    membership: Membership
+    site_roles: list[SiteRoleAssignment]
+    mfa_enabled: bool
+
+
+def org_roles(user: Any, org: Organization) -> QuerySet[Role]:
+    """Roles that can be handed out in ``org``: the built-ins and the org's own custom roles."""
+    return Role.objects.restrict(user, "user:read").filter(Q(org__isnull=True) | Q(org=org))
+
+
+def member_rows(user: Any, org: Organization, memberships: Iterable[Membership]) -> list[MemberRow]:
+    """Memberships with their site roles in ``org`` and whether TOTP is on, in two more queries."""
+    from allauth.mfa.models import Authenticator
+
+    members = list(memberships)
+    user_ids = [m.user_id for m in members]
+    site_roles: dict[int, list[SiteRoleAssignment]] = defaultdict(list)
+    assignments = (
+        SiteRoleAssignment.objects.restrict(user, "user:read")
+        .filter(site__org=org, user_id__in=user_ids)
+        .select_related("site", "role")
+        .order_by("site__name", "id")
+    )
+    for assignment in assignments:
+        site_roles[assignment.user_id].append(assignment)
+    with_totp = set(
+        Authenticator.objects.filter(
+            user_id__in=user_ids, type=Authenticator.Type.TOTP
+        ).values_list("user_id", flat=True)
+    )
+    return [MemberRow(m, site_roles[m.user_id], m.user_id in with_totp) for m in members]
+
+
+def login_history(user: User, limit: int = 20) -> list[LoginEvent]:
+    """Sign-ins of ``user``, with failed attempts against their address (those carry no user)."""
+    events = LoginEvent.objects.filter(
+        Q(user=user) | Q(user__isnull=True, email__iexact=user.email)
+    )
+    return list(events.exclude(result=LoginResult.LOGOUT).order_by("-created_at", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class MfaOverview:
+    totp_enabled: bool
+    recovery_codes: bool
+    recovery_codes_left: int
+
+
+def mfa_overview(user: User) -> MfaOverview:
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    found = {a.type: a for a in Authenticator.objects.filter(user=user)}
+    codes = found.get(Authenticator.Type.RECOVERY_CODES)
+    return MfaOverview(
+        totp_enabled=Authenticator.Type.TOTP in found,
+        recovery_codes=codes is not None,
+        recovery_codes_left=len(RecoveryCodes(codes).get_unused_codes())
+        if codes is not None
+        else 0,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.mfa.signals import authentication_failed as mfa_authentication_failed
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
@@ -18,16 +19,18 @@ from accounts.services.security import (
 )
 
 
-def _method(request: Any) -> str:
+def _method(request: Any, user: Any) -> str:
+    """How this sign-in was completed, from allauth's per-session authentication records."""
     try:
         from allauth.account.authentication import get_authentication_records
 
-        used = {record.get("method") for record in get_authentication_records(request)}
+        records = get_authentication_records(request, user)  # without the user it's always []
     except Exception:
-        used = set()
-    if "mfa" in used:
-        return LoginMethod.MFA
-    if "socialaccount" in used:
+        records = []
+    mfa = [r for r in records if r.get("method") == "mfa"]
+    if mfa:
+        return LoginMethod.RECOVERY if mfa[-1].get("type") == "recovery_codes" else LoginMethod.MFA
+    if any(r.get("method") == "socialaccount" for r in records):
         return LoginMethod.SSO
     return LoginMethod.PASSWORD
 
@@ -42,7 +45,7 @@ def on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         user=user,
         ip=client_ip(request),
         user_agent=user_agent(request),
-        method=_method(request),
+        method=_method(request, user),
     )
     if hasattr(request, "session"):
         if not request.session.session_key:
@@ -67,6 +70,20 @@ def on_login_failed(
         email=email,
         ip=ip,
         user_agent=user_agent(request) if request else "",
+    )
+
+
+@receiver(mfa_authentication_failed)
+def on_mfa_failed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """A wrong TOTP/recovery code: audited, and counted towards the account's lockout."""
+    ip = client_ip(request) if request is not None else None
+    login_failure_register(email=user.email, ip=ip)
+    login_event_record(
+        result=LoginResult.MFA_FAILURE,
+        user=user,
+        ip=ip,
+        user_agent=user_agent(request) if request is not None else "",
+        method=LoginMethod.MFA,
     )
 
 

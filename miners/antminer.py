@@ -129,11 +129,12 @@ def parse_hashboards(stats: dict[str, Any]) -> list[Hashboard]:
 def parse_status(
     replies: dict[str, dict[str, Any]],
     *,
-    conf: dict[str, Any] | None = None,
+    mode: int | None = None,
     default_password: bool | None = None,
 ) -> MinerStatus:
-    """A `MinerStatus` from the RPC summary/pools/stats replies (and the web miner config
-    when it was read)."""
+    """A `MinerStatus` from the RPC summary/pools/stats replies and the work mode (from the
+    web miner config, None when unknown). RPC alone can't tell a sleeping rig from a broken
+    one (both hash nothing), so without the mode a silent rig is UNKNOWN, not ERROR."""
     summary = as_dict((as_list(replies.get("summary", {}).get("SUMMARY")) or [{}])[0])
     stats = merged_stats(replies.get("stats", {}))
     pools = parse_pools(replies.get("pools", {}))
@@ -148,7 +149,6 @@ def parse_status(
     power = num(stats.get("Power")) or num(stats.get("power")) or num(summary.get("Power"))
     if power is None and boards and all(b.power_w is not None for b in boards):
         power = sum(b.power_w or 0 for b in boards)
-    mode = work_mode(conf) if conf is not None else None
     uptime = integer(summary.get("Elapsed")) or integer(stats.get("Elapsed"))
     if mode == MODE_SLEEP:
         state = MinerState.SLEEPING
@@ -159,7 +159,7 @@ def parse_status(
     elif uptime is not None and uptime < 300:
         state = MinerState.STARTING
     else:
-        state = MinerState.ERROR if boards else MinerState.UNKNOWN
+        state = MinerState.ERROR if boards and mode is not None else MinerState.UNKNOWN
     mining = state in (MinerState.MINING, MinerState.DEGRADED)
     if not mining:
         for board in boards:
@@ -234,17 +234,21 @@ class AntminerDevice(Device):
         super().__init__(info, credentials, timeout)
         self.rpc = rpc
         self.web = web
+        self.work_mode: int | None = None
+        """Last work mode seen (FULL status or our own write), for cheap SUMMARY polls."""
 
     async def _do_status(self, detail: Detail) -> MinerStatus:
         if detail is Detail.SUMMARY:
-            return parse_status(await self.rpc.commands("summary", "pools", "stats"))
+            replies = await self.rpc.commands("summary", "pools", "stats")
+            return parse_status(replies, mode=self.work_mode)
         replies, conf = await gather_or_fail(
             self.rpc.commands("summary", "pools", "stats"),
             self.web.get_json("/cgi-bin/get_miner_conf.cgi"),
         )
+        self.work_mode = work_mode(conf)
         creds = self.web.credentials
         default = creds.password == DEFAULT_PASSWORD and self.web.username == DEFAULT_USER
-        return parse_status(replies, conf=conf, default_password=default)
+        return parse_status(replies, mode=self.work_mode, default_password=default)
 
     async def _update_conf(self, **changes: Any) -> None:
         """Read-modify-write of the miner config: the CGI wants the whole config back."""
@@ -256,6 +260,7 @@ class AntminerDevice(Device):
                 conf["bitmain-work-mode"] = str(mode)
         conf.update(changes)
         await self.web.post_expecting("/cgi-bin/set_miner_conf.cgi", conf, "M000")
+        self.work_mode = work_mode(conf)
 
     async def _do_reboot(self) -> None:
         try:

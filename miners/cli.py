@@ -71,36 +71,53 @@ def _power(text: str) -> int | PowerMode:
         raise argparse.ArgumentTypeError(f"expected watts or one of {modes}") from None
 
 
+def _options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """The options every command takes. Action sub-commands repeat them (so they can follow
+    the action name) with suppressed defaults, so they don't reset values given earlier."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--password", default=default(None), help="miner password")
+    parser.add_argument("--username", default=default(None), help="web user (Antminer)")
+    parser.add_argument(
+        "--timeout", type=float, default=default(DEFAULT_TIMEOUT), help="seconds per call"
+    )
+    parser.add_argument("--driver", default=default(None), help="protoos, antminer or pyasic")
+    parser.add_argument(
+        "--no-pyasic", action="store_true", default=default(False), help="skip pyasic-rs"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="one JSON object"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m miners", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("target", help="HOST or HOST:PORT")
-    common.add_argument("--password", help="miner password (default: the firmware default)")
-    common.add_argument("--username", help="web user where the firmware has one (Antminer)")
-    common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
-    common.add_argument("--driver", help="only this driver (protoos, antminer, pyasic)")
-    common.add_argument("--no-pyasic", action="store_true", help="don't try pyasic-rs")
-    common.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _options(common)
+    repeated = argparse.ArgumentParser(add_help=False)
+    _options(repeated, suppress=True)
 
     sub.add_parser("probe", parents=[common], help="identify a miner and read its status")
     action = sub.add_parser("action", parents=[common], help="do something to a miner")
     acts = action.add_subparsers(dest="action", required=True)
-    acts.add_parser("reboot")
-    acts.add_parser("start")
-    acts.add_parser("stop")
-    blink = acts.add_parser("blink")
+    for name in ("reboot", "start", "stop"):
+        acts.add_parser(name, parents=[repeated])
+    blink = acts.add_parser("blink", parents=[repeated])
     blink.add_argument("state", nargs="?", choices=("on", "off"), default="on")
     blink.add_argument("--seconds", type=int, help="turn off after N seconds (where supported)")
-    power = acts.add_parser("power-target")
+    power = acts.add_parser("power-target", parents=[repeated])
     power.add_argument("value", type=_power, help="watts, or efficiency / maximum_hashrate")
-    pools = acts.add_parser("pools")
+    pools = acts.add_parser("pools", parents=[repeated])
     pools.add_argument("pools", type=_pool, nargs="+", metavar="URL,USER[,PASSWORD]")
-    cooling = acts.add_parser("cooling")
+    cooling = acts.add_parser("cooling", parents=[repeated])
     cooling.add_argument("mode", choices=[m.value for m in CoolingMode])
     cooling.add_argument("--speed", type=int, help="fan speed percent (manual)")
     cooling.add_argument("--target-temp", type=float, help="target temperature °C (auto)")
-    logs = acts.add_parser("logs")
+    logs = acts.add_parser("logs", parents=[repeated])
     logs.add_argument("--lines", type=int, default=100)
     logs.add_argument("--source", help="log source (ProtoOS: os, pool_sw, miner_sw, ...)")
     return parser

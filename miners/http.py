@@ -118,6 +118,8 @@ class HttpClient:
                 return HttpReply(resp.status, resp.headers, body)
         except aiohttp.ClientConnectorError as exc:
             raise Unreachable(f"{url}: {exc.strerror or exc}", code=_errno_name(exc)) from exc
+        except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
+            raise BadResponse(f"{url}: malformed HTTP reply: {exc}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise Unreachable(f"{url}: {type(exc).__name__}: {exc}", code="EPROTO") from exc
         except TimeoutError as exc:

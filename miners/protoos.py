@@ -113,7 +113,7 @@ def parse_hashboards(telemetry: Any, mining: bool) -> list[Hashboard]:
                 serial=raw.get("serial_number"),
                 ok=not mining or bool(hashrate),
                 hashrate_ths=hashrate,
-                chip_temp_c=num(temps.get("average")),
+                board_temp_c=num(temps.get("average")),
                 inlet_temp_c=num(temps.get("inlet")),
                 outlet_temp_c=num(temps.get("outlet")),
                 power_w=num(as_dict(raw.get("power")).get("value")),
@@ -164,8 +164,6 @@ def parse_status(
         board_avg_c=num(stats.get("average_hb_temp_c")),
     )
     if hashboards:
-        chip = [hb.chip_temp_c for hb in hashboards if hb.chip_temp_c is not None]
-        temps.chip_max_c = max(chip, default=None)
         temps.inlet_c = min((hb.inlet_temp_c for hb in hashboards if hb.inlet_temp_c), default=None)
         temps.outlet_c = max(
             (hb.outlet_temp_c for hb in hashboards if hb.outlet_temp_c), default=None

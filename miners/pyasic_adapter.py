@@ -70,6 +70,44 @@ STATES = {
 }
 
 
+DISCOVERY_FIRMWARES = (
+    "AntMiner Stock",
+    "Braiins",
+    "VNish",
+    "LuxOS",
+    "Marathon",
+    "WhatsMiner Stock",
+    "AvalonMiner Stock",
+    "Auradine Stock",
+    "Goldshell Stock",
+    "Bitaxe Stock",
+    "FutureBit Stock",
+    "Elphapex Stock",
+    "VolcMiner Stock",
+    "SealMiner Stock",
+    "Proto Stock",
+)
+"""pyasic-rs display names whose identification may need a login (stock Antminer asks for
+``/cgi-bin/miner_type.cgi`` behind digest auth): our credentials are offered to each."""
+
+
+def _factory(credentials: Credentials | None) -> Any:
+    """A MinerFactory that identifies with `credentials` (else the library's defaults)."""
+    from pyasic_rs import MinerFactory
+
+    factory = MinerFactory()
+    if credentials is None:
+        return factory
+    for name in DISCOVERY_FIRMWARES:
+        try:
+            factory = factory.with_firmware_discovery_auth(
+                name, credentials.username or "root", credentials.password
+            )
+        except ValueError:
+            continue  # name not registered in this pyasic-rs version
+    return factory
+
+
 def capabilities_of(miner: Any) -> frozenset[Capability]:
     return frozenset(cap for cap, attr in SUPPORTS.items() if getattr(miner, attr, False))
 
@@ -132,9 +170,9 @@ def parse_data(data: Any) -> MinerStatus:
             ok=bool(b.active) if b.active is not None else True,
             hashrate_ths=_ths(b.hashrate),
             ideal_hashrate_ths=_ths(b.expected_hashrate),
-            chip_temp_c=b.inlet_chip_temperature,
-            chip_temp_max_c=b.outlet_chip_temperature,
             board_temp_c=b.board_temperature,
+            inlet_temp_c=b.inlet_chip_temperature,
+            outlet_temp_c=b.outlet_chip_temperature,
             chips=b.working_chips,
         )
         for b in data.hashboards
@@ -164,8 +202,11 @@ def parse_data(data: Any) -> MinerStatus:
     state = STATES.get(
         state_name or "", MinerState.MINING if data.is_mining else MinerState.STOPPED
     )
-    chip_max = max((b.chip_temp_max_c for b in boards if b.chip_temp_max_c), default=None)
-    temps = Temperatures(chip_avg_c=data.average_temperature, chip_max_c=chip_max)
+    temps = Temperatures(
+        chip_avg_c=data.average_temperature,
+        inlet_c=min((b.inlet_temp_c for b in boards if b.inlet_temp_c), default=None),
+        outlet_c=max((b.outlet_temp_c for b in boards if b.outlet_temp_c), default=None),
+    )
     issues = [MinerIssue(m.message, str(m.severity), str(m.code)) for m in data.messages]
     target = data.tuning_target
     return MinerStatus(
@@ -305,9 +346,7 @@ class PyasicDriver(Driver):
             cached = self._handles.get(host)
             if cached is not None and cached[1] == key:
                 return cached[0]
-            from pyasic_rs import MinerFactory
-
-            miner = await _lib_call(MinerFactory().get_miner(host), f"{host} get_miner")
+            miner = await _lib_call(_factory(credentials).get_miner(host), f"{host} get_miner")
             if miner is None:
                 raise Unreachable(f"{host}: no miner pyasic-rs supports answered")
             if credentials is not None:

@@ -67,3 +67,17 @@ def api_client_for(user: User | None) -> APIClient:
 @pytest.fixture
 def api() -> type[APIClient]:
     return APIClient
+
+
+@pytest.fixture
+def isolated_cache(settings: object) -> None:
+    """A cache key prefix of this test alone: allauth's rate limits and cached sessions live in
+    Redis, which outlives tests, runs and xdist workers."""
+    import uuid
+
+    caches = {name: dict(conf) for name, conf in settings.CACHES.items()}  # type: ignore[attr-defined]
+    for conf in caches.values():
+        conf["KEY_PREFIX"] = f"t{uuid.uuid4().hex[:12]}"
+        if "locmem" in conf["BACKEND"].lower():
+            conf["LOCATION"] = conf["KEY_PREFIX"]
+    settings.CACHES = caches

@@ -105,9 +105,17 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
 
 def scoped_related(model: type[Model], permission: str) -> Any:
-    """A PrimaryKeyRelatedField whose choices are restricted to what the caller can see."""
+    """A PrimaryKeyRelatedField whose choices are restricted to what the caller can see.
+
+    Scope it by *visibility* (``AUTHENTICATED``, ``site:read``), not by the write permission:
+    an invisible id is a 400 like any unknown id, while a visible one the caller may not write
+    to reaches ``ScopedViewSet.require`` and becomes a 403.
+    """
+    from drf_spectacular.types import OpenApiTypes
+    from drf_spectacular.utils import extend_schema_field
     from rest_framework import serializers
 
+    @extend_schema_field(OpenApiTypes.INT)
     class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
         def get_queryset(self) -> QuerySet[Any]:
             request = self.context["request"]

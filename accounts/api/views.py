@@ -266,6 +266,7 @@ class PermissionCatalogViewSet(ScopedViewSet):
 
     permissions = {"list": AUTHENTICATED}
     pagination_class = None
+    filter_backends = ()  # not a queryset: nothing to filter
 
     @extend_schema(responses={200: s.PermissionSerializer(many=True)})
     def list(self, request: Request) -> Response:
@@ -343,6 +344,7 @@ class MeViewSet(ScopedViewSet):
 
     permissions = {"list": AUTHENTICATED}
     pagination_class = None
+    filter_backends = ()  # not a queryset: nothing to filter
 
     @extend_schema(responses={200: s.MeSerializer})
     def list(self, request: Request) -> Response:

@@ -17,9 +17,9 @@ from accounts.models import (
     SiteRoleAssignment,
     User,
     forget_grants,
-    grants_for,
 )
 from accounts.services.activity import activity_record
+from accounts.services.roles import check_can_grant
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,13 @@ def _clean_email(email: str) -> str:
 
 def _check_can_grant(actor: Actor, org_id: int, role: Role) -> None:
     """Nobody hands out more than they hold: the role must be a subset of the actor's grants."""
-    if actor.user is None:
-        return
-    grants = grants_for(actor.user)
-    if grants.superuser:
-        return
-    held = grants.org_perms.get(org_id, frozenset())
-    missing = sorted(set(role.permissions) - held)
-    if missing:
-        raise ApplicationError(
-            f"You can't grant the role '{role.name}': it holds permissions you don't ({', '.join(missing)}).",
-            field="role",
-        )
+    check_can_grant(
+        actor=actor,
+        org_id=org_id,
+        permissions=role.permissions,
+        what=f"the role '{role.name}'",
+        field="role",
+    )
 
 
 def _check_role_in_org(role: Role, org_id: int) -> None:

@@ -7,7 +7,7 @@ from django.utils.text import slugify
 
 from accounts.actor import Actor
 from accounts.errors import ApplicationError
-from accounts.models import Organization, Role
+from accounts.models import Organization, Role, grants_for
 from accounts.permissions import BUILTIN_ROLES, validate_permissions
 from accounts.services.activity import activity_record
 
@@ -38,6 +38,29 @@ def role_for_org(*, org: Organization, slug: str) -> Role:
     return role
 
 
+def check_can_grant(
+    *,
+    actor: Actor,
+    org_id: int | None,
+    permissions: Iterable[str],
+    what: str,
+    field: str = "permissions",
+) -> None:
+    """Nobody hands out more than they hold in ``org_id``: not through a role, nor by editing one."""
+    if actor.user is None:
+        return
+    grants = grants_for(actor.user)
+    if grants.superuser:
+        return
+    held = grants.org_perms.get(org_id, frozenset()) if org_id is not None else frozenset()
+    missing = sorted(set(permissions) - held)
+    if missing:
+        raise ApplicationError(
+            f"You can't grant {what}: it holds permissions you don't ({', '.join(missing)}).",
+            field=field,
+        )
+
+
 def _clean_permissions(permissions: Iterable[str]) -> list[str]:
     perms = sorted(set(permissions))
     unknown = validate_permissions(perms)
@@ -56,12 +79,10 @@ def role_create(
         raise ApplicationError("Give the role a name.", field="name")
     if slug in BUILTIN_ROLES or Role.objects.filter(org=org, slug=slug).exists():
         raise ApplicationError(f"A role called '{name}' already exists.", field="name")
+    perms = _clean_permissions(permissions)
+    check_can_grant(actor=actor, org_id=org.pk, permissions=perms, what=f"the role '{name}'")
     role = Role.objects.create(
-        org=org,
-        slug=slug,
-        name=name[:80],
-        description=description[:300],
-        permissions=_clean_permissions(permissions),
+        org=org, slug=slug, name=name[:80], description=description[:300], permissions=perms
     )
     activity_record(
         actor=actor,
@@ -85,12 +106,22 @@ def role_update(
     if role.is_builtin:
         raise ApplicationError("Built-in roles can't be changed; create a custom role instead.")
     before = list(role.permissions)
+    # Editing a role changes what everyone holding it may do: the editor must hold both versions.
+    check_can_grant(
+        actor=actor, org_id=role.org_id, permissions=before, what=f"the role '{role.name}'"
+    )
     if name is not None and name.strip():
         role.name = name.strip()[:80]
     if description is not None:
         role.description = description[:300]
     if permissions is not None:
         role.permissions = _clean_permissions(permissions)
+        check_can_grant(
+            actor=actor,
+            org_id=role.org_id,
+            permissions=role.permissions,
+            what=f"the role '{role.name}'",
+        )
     role.save()
     activity_record(
         actor=actor,

@@ -80,6 +80,8 @@ def login_event_record(
     from accounts.metrics import LOGIN_ATTEMPTS
 
     LOGIN_ATTEMPTS.labels(result=result, method=method).inc()
+    if user is None and email:  # a failed attempt on a real account belongs to its audit trail
+        user = User.objects.filter(email__iexact=email.strip()).first()
     return LoginEvent.objects.create(
         user=user,
         email=(email or (user.email if user else ""))[:254],

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,10 +12,12 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.errors import ApplicationError
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, Membership, User
 from accounts.services.activity import activity_record
 
 TOKEN_PREFIX = "rw_"
+# rw_<12 hex prefix>_<token_urlsafe(32)>; anything else is refused before touching the database.
+_TOKEN_RE = re.compile(r"rw_([0-9a-f]{12})_[A-Za-z0-9_-]{20,100}")
 _LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
@@ -26,6 +29,21 @@ class IssuedToken:
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _record(*, actor: Actor, verb: str, token: ApiToken) -> None:
+    """One event per org the token reaches, so each org's activity log shows it."""
+    org_ids = list(
+        Membership.objects.filter(user_id=token.user_id).values_list("org_id", flat=True)
+    )
+    for org_id in org_ids or [None]:
+        activity_record(
+            actor=actor,
+            verb=verb,
+            org=org_id,
+            target=token,
+            target_label=f"{token.user.email}: {token.name}",
+        )
 
 
 @transaction.atomic
@@ -42,9 +60,7 @@ def api_token_create(
     token = ApiToken.objects.create(
         user=user, name=name[:100], prefix=prefix, token_hash=_hash(secret), expires_at=expires_at
     )
-    activity_record(
-        actor=actor, verb="apikey.create", target=token, target_label=f"{user.email}: {token.name}"
-    )
+    _record(actor=actor, verb="apikey.create", token=token)
     return IssuedToken(token, secret)
 
 
@@ -53,21 +69,16 @@ def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        activity_record(
-            actor=actor,
-            verb="apikey.revoke",
-            target=token,
-            target_label=f"{token.user.email}: {token.name}",
-        )
+        _record(actor=actor, verb="apikey.revoke", token=token)
     return token
 
 
 def api_token_authenticate(secret: str, *, ip: str | None = None) -> ApiToken | None:
     """The active token for ``secret`` (owner active), or None. Compares hashes in constant time."""
-    parts = secret.split("_")
-    if len(parts) < 3 or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+    match = _TOKEN_RE.fullmatch(secret)
+    if match is None:
         return None
-    token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()
+    token = ApiToken.objects.select_related("user").filter(prefix=match.group(1)).first()
     if token is None or not hmac.compare_digest(token.token_hash, _hash(secret)):
         return None
     if not token.is_active or not token.user.is_active:

@@ -19,13 +19,28 @@ DIFFICULTY = 65536.0
 class Figures:
     """Everything a summary/stats/devs reply needs, read from the miner once per request."""
 
-    __slots__ = ("accepted", "chain_ths", "chips", "elapsed", "fans", "ghs_30m", "ghs_5s",
-                 "ghs_av", "hashing", "hw", "ideal_ghs", "pcb", "rejected", "work")  # fmt: skip
+    __slots__ = (
+        "accepted",
+        "chain_ths",
+        "chips",
+        "elapsed",
+        "fans",
+        "ghs_5s",
+        "ghs_30m",
+        "ghs_av",
+        "hashing",
+        "hw",
+        "ideal_ghs",
+        "pcb",
+        "rejected",
+        "work",
+    )
 
     def __init__(self, m: Miner, now: float) -> None:
         self.elapsed = max(0, int(now - m.boot_at))
-        self.hashing = m.hashing(now)
-        self.ghs_5s = round(m.hashrate_ths(now) * 1000, 2)
+        r = m.read(now)
+        self.hashing = r.hashing
+        self.ghs_5s = round(r.ths * 1000, 2)
         self.work = m.work_done(now)
         hashed_for = now - m.hashing_from()
         self.ghs_av = round(self.work / hashed_for * 1000, 2) if hashed_for > 0 else 0.0
@@ -36,10 +51,10 @@ class Figures:
         self.accepted = sum(a for a, _ in totals)
         self.rejected = sum(r for _, r in totals)
         self.hw = m.hw_errors(now)
-        self.chain_ths = m.board_hashrates_ths(now)
-        self.chips = m.asic_temps_c(now)
-        self.pcb = [t[2] for t in m.board_temps_c(now)]
-        self.fans = m.fan_rpms(now)
+        self.chain_ths = r.board_ths
+        self.chips = r.chips
+        self.pcb = [t[2] for t in r.board_temps]
+        self.fans = r.fan_rpms
 
 
 def _pct(part: float, whole: float) -> float:
@@ -47,8 +62,13 @@ def _pct(part: float, whole: float) -> float:
 
 
 def version(m: Miner) -> dict[str, Any]:
-    return {"BMMiner": BMMINER_VERSION, "API": "3.1", "Miner": MINER_VERSION,
-            "CompileTime": m.model.firmware, "Type": m.model.name}  # fmt: skip
+    return {
+        "BMMiner": BMMINER_VERSION,
+        "API": "3.1",
+        "Miner": MINER_VERSION,
+        "CompileTime": m.model.firmware,
+        "Type": m.model.name,
+    }
 
 
 def summary(m: Miner, f: Figures, now: float) -> dict[str, Any]:
@@ -94,38 +114,40 @@ def pools(m: Miner, now: float) -> list[dict[str, Any]]:
         accepted, rejected = m.shares(pool, now)
         is_active = pool is active
         host = pool.url.split("://", 1)[-1]
-        result.append({
-            "POOL": i,
-            "URL": pool.url,
-            "Status": "Dead" if dead or not pool.enabled else "Alive",
-            "Priority": i,
-            "Quota": 1,
-            "Long Poll": "N",
-            "Getworks": int(now - m.boot_at) // 30 if is_active else 0,
-            "Accepted": accepted,
-            "Rejected": rejected,
-            "Discarded": 0,
-            "Stale": 0,
-            "Get Failures": 0,
-            "Remote Failures": 0,
-            "User": pool.user,
-            "Last Share Time": int(now) - 2 if is_active and accepted else 0,
-            "Diff": "65.5K",
-            "Diff1 Shares": 0,
-            "Proxy Type": "",
-            "Proxy": "",
-            "Difficulty Accepted": accepted * DIFFICULTY,
-            "Difficulty Rejected": rejected * DIFFICULTY,
-            "Difficulty Stale": 0.0,
-            "Last Share Difficulty": DIFFICULTY if accepted else 0.0,
-            "Has Stratum": True,
-            "Stratum Active": is_active,
-            "Stratum URL": host.split(":")[0] if is_active else "",
-            "Has GBT": False,
-            "Best Share": int(accepted * DIFFICULTY * 3.7),
-            "Pool Rejected%": _pct(rejected, accepted + rejected),
-            "Pool Stale%%": 0.0,
-        })  # fmt: skip
+        result.append(
+            {
+                "POOL": i,
+                "URL": pool.url,
+                "Status": "Dead" if dead or not pool.enabled else "Alive",
+                "Priority": i,
+                "Quota": 1,
+                "Long Poll": "N",
+                "Getworks": int(now - m.boot_at) // 30 if is_active else 0,
+                "Accepted": accepted,
+                "Rejected": rejected,
+                "Discarded": 0,
+                "Stale": 0,
+                "Get Failures": 0,
+                "Remote Failures": 0,
+                "User": pool.user,
+                "Last Share Time": int(now) - 2 if is_active and accepted else 0,
+                "Diff": "65.5K",
+                "Diff1 Shares": 0,
+                "Proxy Type": "",
+                "Proxy": "",
+                "Difficulty Accepted": accepted * DIFFICULTY,
+                "Difficulty Rejected": rejected * DIFFICULTY,
+                "Difficulty Stale": 0.0,
+                "Last Share Difficulty": DIFFICULTY if accepted else 0.0,
+                "Has Stratum": True,
+                "Stratum Active": is_active,
+                "Stratum URL": host.split(":")[0] if is_active else "",
+                "Has GBT": False,
+                "Best Share": int(accepted * DIFFICULTY * 3.7),
+                "Pool Rejected%": _pct(rejected, accepted + rejected),
+                "Pool Stale%%": 0.0,
+            }
+        )
     return result
 
 
@@ -165,10 +187,17 @@ def devs(m: Miner, f: Figures, now: float) -> list[dict[str, Any]]:
 
 def devdetails(m: Miner) -> list[dict[str, Any]]:
     return [
-        {"DEVDETAILS": i, "Name": "BTM_SOC", "ID": i, "Driver": "bitmain_soc", "Kernel": "",
-         "Model": m.model.name, "Device Path": ""}
+        {
+            "DEVDETAILS": i,
+            "Name": "BTM_SOC",
+            "ID": i,
+            "Driver": "bitmain_soc",
+            "Kernel": "",
+            "Model": m.model.name,
+            "Device Path": "",
+        }
         for i in range(m.model.boards)
-    ]  # fmt: skip
+    ]
 
 
 def _dashed(values: list[float]) -> str:
@@ -178,11 +207,21 @@ def _dashed(values: list[float]) -> str:
 def stats(m: Miner, f: Figures) -> list[dict[str, Any]]:
     """bmminer `stats`: a version object, then one flat object with numbered per-chain keys."""
     detail: dict[str, Any] = {
-        "STATS": 0, "ID": "BTM_SOC0", "Elapsed": f.elapsed, "Calls": 0, "Wait": 0.0,
-        "Max": 0.0, "Min": 99999999.0, "GHS 5s": f.ghs_5s, "GHS av": f.ghs_av,
-        "rate_30m": f.ghs_30m, "Mode": 2, "miner_count": m.model.boards,
-        "frequency": 525 if f.hashing else 0, "fan_num": len(f.fans),
-    }  # fmt: skip
+        "STATS": 0,
+        "ID": "BTM_SOC0",
+        "Elapsed": f.elapsed,
+        "Calls": 0,
+        "Wait": 0.0,
+        "Max": 0.0,
+        "Min": 99999999.0,
+        "GHS 5s": f.ghs_5s,
+        "GHS av": f.ghs_av,
+        "rate_30m": f.ghs_30m,
+        "Mode": 2,
+        "miner_count": m.model.boards,
+        "frequency": 525 if f.hashing else 0,
+        "fan_num": len(f.fans),
+    }
     for i, rpm in enumerate(f.fans, 1):
         detail[f"fan{i}"] = rpm
     detail["temp_num"] = m.model.boards
@@ -191,12 +230,17 @@ def stats(m: Miner, f: Figures) -> list[dict[str, Any]]:
         detail[f"temp2_{i}"] = round(chip)
         detail[f"temp_pcb{i}"] = _dashed([pcb - 2, pcb - 2, pcb + 3, pcb + 3])
         detail[f"temp_chip{i}"] = _dashed([chip - 4, chip - 4, chip + 4, chip + 4])
-    detail.update({
-        "total_rateideal": f.ideal_ghs, "rate_unit": "GH/s",
-        "total_freqavg": 525.0 if f.hashing else 0.0,
-        "total_acn": m.model.asics_per_board * m.alive_boards(),
-        "total rate": f.ghs_5s, "temp_max": round(max(f.chips)), "no_matching_work": 0,
-    })  # fmt: skip
+    detail.update(
+        {
+            "total_rateideal": f.ideal_ghs,
+            "rate_unit": "GH/s",
+            "total_freqavg": 525.0 if f.hashing else 0.0,
+            "total_acn": m.model.asics_per_board * m.alive_boards(),
+            "total rate": f.ghs_5s,
+            "temp_max": round(max(f.chips)),
+            "no_matching_work": 0,
+        }
+    )
     dead = m.dead_board()
     per_ideal = f.ideal_ghs / m.model.boards
     for i, ths in enumerate(f.chain_ths, 1):
@@ -218,12 +262,27 @@ def _acs(count: int) -> str:
 
 
 def config(m: Miner) -> list[dict[str, Any]]:
-    return [{"ASC Count": m.model.boards, "PGA Count": 0, "Pool Count": len(m.pools),
-             "Strategy": "Failover", "Log Interval": 5, "Device Code": "", "OS": "Linux",
-             "Hotplug": "None"}]  # fmt: skip
+    return [
+        {
+            "ASC Count": m.model.boards,
+            "PGA Count": 0,
+            "Pool Count": len(m.pools),
+            "Strategy": "Failover",
+            "Log Interval": 5,
+            "Device Code": "",
+            "OS": "Linux",
+            "Hotplug": "None",
+        }
+    ]
 
 
 def coin(now: float) -> list[dict[str, Any]]:
-    return [{"Hash Method": "sha256", "Current Block Time": float(int(now) - int(now) % 600),
-             "Current Block Hash": "0" * 20 + f"{int(now) // 600:044x}", "LP": True,
-             "Network Difficulty": 1.1e14}]  # fmt: skip
+    return [
+        {
+            "Hash Method": "sha256",
+            "Current Block Time": float(int(now) - int(now) % 600),
+            "Current Block Hash": "0" * 20 + f"{int(now) // 600:044x}",
+            "LP": True,
+            "Network Difficulty": 1.1e14,
+        }
+    ]

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from miners.sim import antminer_payloads as ap
 from miners.sim.state import Miner
@@ -21,16 +21,31 @@ from miners.sim.state import Miner
 READ_TIMEOUT_S = 10.0
 MAX_REQUEST = 65536
 READS = ("version", "summary", "pools", "devs", "stats", "devdetails", "config", "coin")
-POOL_ACTIONS = {"switchpool": (27, "Switching to"), "enablepool": (47, "Enabling"),
-                "disablepool": (48, "Disabling")}  # fmt: skip
+POOL_ACTIONS = {
+    "switchpool": (27, "Switching to"),
+    "enablepool": (47, "Enabling"),
+    "disablepool": (48, "Disabling"),
+}
 
 
 def _status(kind: str, code: int, msg: str, now: float) -> dict[str, Any]:
-    return {"STATUS": kind, "When": int(now), "Code": code, "Msg": msg, "Description": ap.DESCRIPTION}
+    return {
+        "STATUS": kind,
+        "When": int(now),
+        "Code": code,
+        "Msg": msg,
+        "Description": ap.DESCRIPTION,
+    }
 
 
-def _reply(kind: str, code: int, msg: str, now: float, section: str | None = None,
-           items: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+def _reply(
+    kind: str,
+    code: int,
+    msg: str,
+    now: float,
+    section: str | None = None,
+    items: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {"STATUS": [_status(kind, code, msg, now)]}
     if section is not None:
         body[section] = items
@@ -68,7 +83,9 @@ def _pool_action(m: Miner, command: str, parameter: Any, now: float) -> dict[str
     except ValueError:
         index = -1
     if not 0 <= index < len(m.pools):
-        return _reply("E", 25, f"Invalid pool id {parameter} - range is 0 - {len(m.pools) - 1}", now)
+        return _reply(
+            "E", 25, f"Invalid pool id {parameter} - range is 0 - {len(m.pools) - 1}", now
+        )
     m.settle(now)
     pool = m.pools[index]
     if command == "switchpool":
@@ -134,11 +151,9 @@ class RpcProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         if self.miner.is_down(time.time()):
-            transport.abort()
-            self.done = True
+            self.abort()
             return
         self.active.add(self)
         self.timer = asyncio.get_running_loop().call_later(READ_TIMEOUT_S, self.abort)
@@ -194,8 +209,10 @@ class RpcProtocol(asyncio.Protocol):
     def _answer_text(self) -> None:
         line = self.buf.decode("utf-8", "replace").strip().split("\n")[0]
         command, _, parameter = line.partition("|")
-        self._finish(respond(self.miner, {"command": command, "parameter": parameter}, time.time()),
-                     text=True)  # fmt: skip
+        self._finish(
+            respond(self.miner, {"command": command, "parameter": parameter}, time.time()),
+            text=True,
+        )
 
     def _finish(self, reply: dict[str, Any], text: bool) -> None:
         self.done = True

@@ -80,8 +80,10 @@ class FaultInjector:
         if unknown:
             raise FaultError(f"fault {kind} takes no parameter {', '.join(sorted(unknown))}")
         miner = self._miner(host)
-        values = {name: check(params[name]) if name in params else default
-                  for name, (check, default) in spec.items()}
+        values = {
+            name: check(params[name]) if name in params else default
+            for name, (check, default) in spec.items()
+        }
         now = time.time()
         miner.settle(now)
         if miner.faults is None:

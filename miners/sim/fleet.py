@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 import time
 from typing import Any
@@ -48,9 +47,11 @@ def default_pools(serial: str) -> list[Pool]:
 class SimFleet:
     """Many simulated miners in one asyncio process, each on its own loopback address."""
 
-    def __init__(self, spec: FleetSpec) -> None:
+    def __init__(self, spec: FleetSpec, only: range | None = None) -> None:
+        """`only` restricts this process to a slice of the fleet (see shards.py)."""
         spec.validate()
         self.spec = spec
+        self.only = only
         self.timing = Timing(
             stats_delay=spec.stats_delay,
             reboot_downtime=spec.reboot_downtime,
@@ -86,7 +87,9 @@ class SimFleet:
         if self._started:
             raise RuntimeError("fleet already started")
         now = time.time()
-        for ident in identities(self.spec):
+        for position, ident in enumerate(identities(self.spec)):
+            if self.only is not None and position not in self.only:
+                continue
             miner = self._build(ident, now)
             self._miners[miner.host] = miner
             self.inventory.append(self._inventory_entry(miner))
@@ -94,9 +97,7 @@ class SimFleet:
         if any(m.kind == PROTOOS and m.tls for m in self._miners.values()):
             self._ssl = server_context()
         self._proto_http = miner_server(self._miners.get, ProtoApi(self).dispatch)
-        self._antminer_http = miner_server(
-            self._miners.get, AntminerWeb(self).dispatch
-        )
+        self._antminer_http = miner_server(self._miners.get, AntminerWeb(self).dispatch)
         self._started = True
         try:
             miners = list(self._miners.values())

@@ -46,19 +46,25 @@ def log_lines(m: Miner, source: str, count: int, now: float) -> list[str]:
     templates = TEMPLATES[source]
     last = int(now) - int(now) % STEP_S
     available = max(1, int(now - m.boot_at) // STEP_S + 1)
-    chips = m.asic_temps_c(now)
-    ths = m.hashrate_ths(now) / m.model.boards
-    rpm = (m.fan_rpms(now) or [0])[0]
-    watts = m.power_w(now) / max(1, m.model.psus)
+    r = m.read(now)
+    chips = r.chips
+    ths = r.ths / m.model.boards
+    rpm = (r.fan_rpms or [0])[0]
+    watts = r.power_w / max(1, m.model.psus)
     lines = []
     for k in range(min(count, available) - 1, -1, -1):
         ts = last - k * STEP_S
         pick = int((mix(m.noise, ts) + 1) * 1000) % len(templates)
         slot = ts % m.model.boards
         text = templates[pick].format(
-            up=max(0.0, ts - m.boot_at), slot=slot, n=ts % 97, temp=chips[slot], ths=ths,
-            rpm=rpm, watts=watts,
-        )  # fmt: skip
+            up=max(0.0, ts - m.boot_at),
+            slot=slot,
+            n=ts % 97,
+            temp=chips[slot],
+            ths=ths,
+            rpm=rpm,
+            watts=watts,
+        )
         stamp = datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         lines.append(text if source == "kernel" else f"{stamp} {text}")
     return lines

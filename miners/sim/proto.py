@@ -26,8 +26,8 @@ from miners.sim.web import Call, Hooks, HttpError, Router, json_response, messag
 routes = Router("/api/v1")
 SECRET = os.urandom(32)
 PAGE = (
-    b"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Proto OS</title>"
-    b"</head><body><div id=\"root\">Proto OS</div><noscript>Proto OS needs JavaScript."
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Proto OS</title>'
+    b'</head><body><div id="root">Proto OS</div><noscript>Proto OS needs JavaScript.'
     b"</noscript></body></html>"
 )
 
@@ -87,8 +87,13 @@ _JWT_HEADER = _b64(b'{"alg":"HS256","typ":"JWT"}')
 
 def _jwt(kind: str, now: float, ttl: float) -> str:
     """A JWT-shaped opaque token: clients may decode it, only the miner's copy makes it valid."""
-    claims = {"sub": "admin", "typ": kind, "iat": int(now), "exp": int(now + ttl),
-              "jti": secrets.token_hex(8)}  # fmt: skip
+    claims = {
+        "sub": "admin",
+        "typ": kind,
+        "iat": int(now),
+        "exp": int(now + ttl),
+        "jti": secrets.token_hex(8),
+    }
     body = f"{_JWT_HEADER}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
     sig = hmac.new(SECRET, body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(sig)}"
@@ -195,7 +200,9 @@ async def system(call: Call) -> web.Response:
 @routes.route("GET", "/system/status", public=True)
 async def system_status(call: Call) -> web.Response:
     m = call.miner
-    return json_response({"onboarded": not m.factory and bool(m.pools), "password_set": not m.factory})
+    return json_response(
+        {"onboarded": not m.factory and bool(m.pools), "password_set": not m.factory}
+    )
 
 
 @routes.route("GET", "/pairing/info", public=True)

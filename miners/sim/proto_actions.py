@@ -83,7 +83,9 @@ async def put_target(call: Call) -> web.Response:
     bays = _field(data, "balance_bays", bool, False)
     on_disconnect = _field(data, "hash_on_disconnect", bool, False)
     if mode is not None and mode not in ("MaximumHashrate", "Efficiency"):
-        raise HttpError(422, "INVALID_REQUEST", "performance_mode must be MaximumHashrate or Efficiency")
+        raise HttpError(
+            422, "INVALID_REQUEST", "performance_mode must be MaximumHashrate or Efficiency"
+        )
     if watts is not None and not m.model.min_w <= watts <= m.model.max_w:
         raise HttpError(
             422,
@@ -120,7 +122,9 @@ def _pool_url(value: Any) -> str:
         raise HttpError(400, "INVALID_REQUEST", "url is required")
     parts = urlsplit(value)
     if parts.scheme not in POOL_SCHEMES or not parts.hostname:
-        raise HttpError(422, "INVALID_REQUEST", f"url must be {' or '.join(POOL_SCHEMES)}://host[:port]")
+        raise HttpError(
+            422, "INVALID_REQUEST", f"url must be {' or '.join(POOL_SCHEMES)}://host[:port]"
+        )
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
@@ -180,8 +184,14 @@ async def put_pool(call: Call) -> web.Response:
     data = await call.body_object()
     m = call.miner
     current = m.pools[pool_id]
-    merged = {"url": current.url, "username": current.user, "password": current.password,
-              "priority": current.priority, "name": current.name, **data}  # fmt: skip
+    merged = {
+        "url": current.url,
+        "username": current.user,
+        "password": current.password,
+        "priority": current.priority,
+        "name": current.name,
+        **data,
+    }
     updated = _pool_from(merged, current.priority)
     pools = [updated if i == pool_id else p for i, p in enumerate(m.pools)]
     _check_priorities(pools)
@@ -202,7 +212,11 @@ async def test_connection(call: Call) -> web.Response:
     data = await call.body_object()
     url = _pool_url(data.get("url"))
     host = urlsplit(url).hostname or ""
-    if call.miner.has_fault("dead_pool") or "invalid" in host.split(".")[-1] or "unreachable" in host:
+    if (
+        call.miner.has_fault("dead_pool")
+        or "invalid" in host.split(".")[-1]
+        or "unreachable" in host
+    ):
         raise HttpError(503, "POOL_UNREACHABLE", f"Unable to connect to {url}")
     return message("Connection test passed")
 
@@ -299,16 +313,21 @@ async def asic(call: Call) -> web.Response:
         raise HttpError(422, "INVALID_REQUEST", f"no ASIC {index} on this hashboard")
     stats = payloads.hashboard_stats(m, board, call.now, asics=False)["hashboard-stats"]
     return json_response(
-        {"asic-stats": payloads.asic_stats(m, board, index, stats["hashrate_ghs"] / 1000,
-                                           stats["avg_asic_temp_c"])}
-    )  # fmt: skip
+        {
+            "asic-stats": payloads.asic_stats(
+                m, board, index, stats["hashrate_ghs"] / 1000, stats["avg_asic_temp_c"]
+            )
+        }
+    )
 
 
 def _series(metric: str, per_board: bool) -> Handler:
     async def handler(call: Call) -> web.Response:
         duration = call.request.query.get("duration") or "1h"
         if duration not in payloads.DURATIONS:
-            raise HttpError(400, "INVALID_REQUEST", f"duration must be one of {', '.join(payloads.DURATIONS)}")
+            raise HttpError(
+                400, "INVALID_REQUEST", f"duration must be one of {', '.join(payloads.DURATIONS)}"
+            )
         board = _board(call) if per_board else None
         return json_response(payloads.series(call.miner, metric, duration, call.now, board))
 
@@ -347,8 +366,10 @@ async def put_tag(call: Call) -> web.Response:
     if len(json.dumps(data)) > MAX_TAG_BYTES:
         raise HttpError(413, "PAYLOAD_TOO_LARGE", "tag exceeds 10 KiB")
     call.miner.set_setting("tag", data)
-    return message("Tag created successfully" if created else "Tag updated successfully",
-                   201 if created else 200)  # fmt: skip
+    return message(
+        "Tag created successfully" if created else "Tag updated successfully",
+        201 if created else 200,
+    )
 
 
 async def delete_tag(call: Call) -> web.Response:

@@ -19,8 +19,13 @@ FIRMWARE_SW = {
     "hashboard_firmware": {"name": "hb-fw", "version": "2.4.1"},
 }
 ASIC_COLUMNS = 12
-DURATIONS = {"1h": (3600, 60), "12h": (43200, 300), "24h": (86400, 300),
-             "48h": (172800, 900), "5d": (432000, 3600)}  # fmt: skip
+DURATIONS = {
+    "1h": (3600, 60),
+    "12h": (43200, 300),
+    "24h": (86400, 300),
+    "48h": (172800, 900),
+    "5d": (432000, 3600),
+}
 METRICS = ("hashrate", "temperature", "power", "efficiency")
 
 
@@ -90,13 +95,12 @@ def mining_status(m: Miner, now: float) -> dict[str, Any] | None:
     status = mining_state(m, now)
     if status is None:
         return None
-    ths = m.hashrate_ths(now)
-    power = m.power_w(now)
-    asic = m.asic_temps_c(now)
-    pcb = [t[2] for t in m.board_temps_c(now)]
+    r = m.read(now)
+    ths, power, asic = r.ths, r.power_w, r.chips
+    pcb = [t[2] for t in r.board_temps]
     elapsed = now - m.hashing_from()
     average = m.work_done(now) / elapsed if elapsed > 0 else 0.0
-    hashing = m.hashing(now)
+    hashing = r.hashing
     return {
         "mining-status": {
             "status": status,
@@ -130,12 +134,13 @@ def mining_target(m: Miner) -> dict[str, Any]:
 
 
 def cooling_status(m: Miner, now: float) -> dict[str, Any]:
-    pct = m.fan_percent(now)
+    r = m.read(now)
+    pct = r.fan_pct
     status: dict[str, Any] = {"fan_mode": m.fan_mode, "speed_percentage": pct}
     if m.fan_mode == "Auto":
         status["target_temperature_c"] = m.target_temp_c
     status["fans"] = [
-        {"slot": i + 1, "rpm": rpm, "percentage": pct} for i, rpm in enumerate(m.fan_rpms(now))
+        {"slot": i + 1, "rpm": rpm, "percentage": pct} for i, rpm in enumerate(r.fan_rpms)
     ]
     return {"cooling-status": status}
 
@@ -147,11 +152,14 @@ def pool_status(m: Miner, index: int) -> str:
     return "Active" if active is not None and m.pools[index] is active else "Idle"
 
 
-def pool_entry(m: Miner, index: int, now: float) -> dict[str, Any]:
+def pool_entry(m: Miner, index: int, now: float, ths: float | None = None) -> dict[str, Any]:
     pool = m.pools[index]
     accepted, rejected = m.shares(pool, now)
     active = pool_status(m, index) == "Active"
-    ths = m.hashrate_ths(now) if active else 0.0
+    if not active:
+        ths = 0.0
+    elif ths is None:
+        ths = m.hashrate_ths(now)
     return {
         "id": index,
         "name": pool.name,
@@ -173,7 +181,8 @@ def pool_entry(m: Miner, index: int, now: float) -> dict[str, Any]:
 
 
 def pools_list(m: Miner, now: float) -> dict[str, Any]:
-    return {"pools": [pool_entry(m, i, now) for i in range(len(m.pools))]}
+    ths = m.hashrate_ths(now) if m.pools else 0.0
+    return {"pools": [pool_entry(m, i, now, ths) for i in range(len(m.pools))]}
 
 
 def hashboard_info(m: Miner, board: int) -> dict[str, Any]:
@@ -209,9 +218,7 @@ def _asic_values(m: Miner, board: int, ths: float, temp: float) -> list[tuple[fl
     """(hashrate TH/s, temperature °C) per ASIC, spread deterministically around the board mean."""
     n = m.model.asics_per_board
     seed = m.noise + 131 * board
-    return [
-        (ths / n * (1 + 0.03 * mix(seed, a)), temp + 4.0 * mix(seed + 7, a)) for a in range(n)
-    ]
+    return [(ths / n * (1 + 0.03 * mix(seed, a)), temp + 4.0 * mix(seed + 7, a)) for a in range(n)]
 
 
 def asic_stats(m: Miner, board: int, asic: int, ths: float, temp: float) -> dict[str, Any]:
@@ -232,10 +239,9 @@ def asic_stats(m: Miner, board: int, asic: int, ths: float, temp: float) -> dict
 
 
 def hashboard_stats(m: Miner, board: int, now: float, asics: bool = True) -> dict[str, Any]:
-    ths = m.board_hashrates_ths(now)[board]
-    power = m.board_power_w(now)[board]
-    chip = m.asic_temps_c(now)[board]
-    inlet, outlet, _ = m.board_temps_c(now)[board]
+    r = m.read(now)
+    ths, power, chip = r.board_ths[board], r.board_w[board], r.chips[board]
+    inlet, outlet, _ = r.board_temps[board]
     overheated = m.has_fault("overheat")
     status = "Running" if ths > 0 else ("Error" if board == m.dead_board() else "Stopped")
     stats: dict[str, Any] = {
@@ -259,8 +265,8 @@ def hashboard_stats(m: Miner, board: int, now: float, asics: bool = True) -> dic
     return {"hashboard-stats": stats}
 
 
-def psu_info(m: Miner, slot: int, now: float) -> dict[str, Any]:
-    share = m.power_w(now) / m.model.psus
+def psu_info(m: Miner, slot: int, power_w: float) -> dict[str, Any]:
+    share = power_w / m.model.psus
     return {
         "psu_sn": f"PSU{m.serial[2:8]}{m.index % 100000:05d}{slot}",
         "slot": slot + 1,
@@ -285,7 +291,8 @@ def psu_info(m: Miner, slot: int, now: float) -> dict[str, Any]:
 
 
 def psus(m: Miner, now: float) -> list[dict[str, Any]]:
-    return [psu_info(m, i, now) for i in range(m.model.psus)]
+    power = m.power_w(now)
+    return [psu_info(m, i, power) for i in range(m.model.psus)]
 
 
 def hardware_info(m: Miner, now: float) -> dict[str, Any]:
@@ -294,17 +301,24 @@ def hardware_info(m: Miner, now: float) -> dict[str, Any]:
             "hashboards-info": hashboards_info(m)["hashboards-info"],
             "psus-info": psus(m, now),
             "fans-info": [
-                {"slot": i + 1, "name": f"Fan {i + 1}", "min_rpm": 1000,
-                 "max_rpm": m.model.fan_max_rpm}
+                {
+                    "slot": i + 1,
+                    "name": f"Fan {i + 1}",
+                    "min_rpm": 1000,
+                    "max_rpm": m.model.fan_max_rpm,
+                }
                 for i in range(m.model.fans)
-            ],  # fmt: skip
+            ],
             "cb-info": {
                 "machine_name": "c3-p1",
                 "board_id": "8",
                 "serial_number": m.serial,
-                "firmware": {"name": "Proto Embedded Linux Distribution",
-                             "version": m.model.firmware, "variant": "release"},
-            },  # fmt: skip
+                "firmware": {
+                    "name": "Proto Embedded Linux Distribution",
+                    "version": m.model.firmware,
+                    "variant": "release",
+                },
+            },
         }
     }
 
@@ -328,9 +342,8 @@ def _metric(value: float, unit: str) -> dict[str, Any]:
 
 def telemetry(m: Miner, levels: set[str], now: float) -> dict[str, Any]:
     body: dict[str, Any] = {"timestamp": iso(now)}
-    ths = m.hashrate_ths(now)
-    power = m.power_w(now)
-    chips = m.asic_temps_c(now)
+    r = m.read(now)
+    ths, power, chips = r.ths, r.power_w, r.chips
     if "miner" in levels:
         body["miner"] = {
             "hashrate": _metric(ths, "TH/s"),
@@ -339,10 +352,9 @@ def telemetry(m: Miner, levels: set[str], now: float) -> dict[str, Any]:
             "efficiency": _metric(efficiency(power, ths) or 0.0, "J/TH"),
         }
     if levels & {"hashboard", "asic"}:
-        board_ths = m.board_hashrates_ths(now)
-        board_w = m.board_power_w(now)
+        board_ths, board_w = r.board_ths, r.board_w
         boards = []
-        for i, (inlet, outlet, pcb) in enumerate(m.board_temps_c(now)):
+        for i, (inlet, outlet, pcb) in enumerate(r.board_temps):
             volts = 16.2 if board_ths[i] else 0.0
             entry: dict[str, Any] = {
                 "index": i,
@@ -373,15 +385,28 @@ def _psu_telemetry(p: dict[str, Any], index: int) -> dict[str, Any]:
     return {
         "index": index,
         "serial_number": p["psu_sn"],
-        "voltage": {"unit": "V", "input": pw["input_voltage_mv"] / 1000,
-                    "output": pw["output_voltage_mv"] / 1000},
-        "current": {"unit": "A", "input": _r(pw["input_current_ma"] / 1000),
-                    "output": _r(pw["output_current_ma"] / 1000)},
-        "power": {"unit": "W", "input": _r(pw["input_power_mw"] / 1000),
-                  "output": _r(pw["output_power_mw"] / 1000)},
-        "temperature": {"unit": "°C", "hotspot": temps["hotspot"], "ambient": temps["ambient"],
-                        "average": _r((temps["hotspot"] + temps["ambient"]) / 2)},
-    }  # fmt: skip
+        "voltage": {
+            "unit": "V",
+            "input": pw["input_voltage_mv"] / 1000,
+            "output": pw["output_voltage_mv"] / 1000,
+        },
+        "current": {
+            "unit": "A",
+            "input": _r(pw["input_current_ma"] / 1000),
+            "output": _r(pw["output_current_ma"] / 1000),
+        },
+        "power": {
+            "unit": "W",
+            "input": _r(pw["input_power_mw"] / 1000),
+            "output": _r(pw["output_power_mw"] / 1000),
+        },
+        "temperature": {
+            "unit": "°C",
+            "hotspot": temps["hotspot"],
+            "ambient": temps["ambient"],
+            "average": _r((temps["hotspot"] + temps["ambient"]) / 2),
+        },
+    }
 
 
 def errors(m: Miner, now: float) -> list[dict[str, Any]]:
@@ -390,32 +415,48 @@ def errors(m: Miner, now: float) -> list[dict[str, Any]]:
     overheat = m.fault("overheat")
     if overheat is not None:
         for i, temp in enumerate(m.asic_temps_c(now)):
-            out.append({"source": "hashboard", "slot": i + 1, "error_code": "OverTemperature",
-                        "timestamp": overheat["since"],
-                        "message": f"Hashboard {i + 1} ASIC temperature {temp:.1f} °C "
-                                   "exceeds the limit"})  # fmt: skip
+            out.append(
+                {
+                    "source": "hashboard",
+                    "slot": i + 1,
+                    "error_code": "OverTemperature",
+                    "timestamp": overheat["since"],
+                    "message": f"Hashboard {i + 1} ASIC temperature {temp:.1f} °C "
+                    "exceeds the limit",
+                }
+            )
     dead = m.fault("dead_board")
     if dead is not None:
         slot = (m.dead_board() or 0) + 1
-        out.append({"source": "hashboard", "slot": slot, "error_code": "HashboardNotHashing",
-                    "timestamp": dead["since"],
-                    "message": f"Hashboard {slot} stopped hashing"})  # fmt: skip
+        out.append(
+            {
+                "source": "hashboard",
+                "slot": slot,
+                "error_code": "HashboardNotHashing",
+                "timestamp": dead["since"],
+                "message": f"Hashboard {slot} stopped hashing",
+            }
+        )
     dead_pool = m.fault("dead_pool")
     if dead_pool is not None:
-        out.append({"source": "rig", "slot": 0, "error_code": "PoolConnectionFailed",
-                    "timestamp": dead_pool["since"],
-                    "message": "Unable to connect to any configured pool"})  # fmt: skip
+        out.append(
+            {
+                "source": "rig",
+                "slot": 0,
+                "error_code": "PoolConnectionFailed",
+                "timestamp": dead_pool["since"],
+                "message": "Unable to connect to any configured pool",
+            }
+        )
     return out
 
 
 def _value_at(m: Miner, metric: str, t: float, board: int | None) -> float | None:
+    r = m.read(t)
     if board is None:
-        ths, power = m.hashrate_ths(t), m.power_w(t)
-        chips = m.asic_temps_c(t)
-        temp = sum(chips) / len(chips)
+        ths, power, temp = r.ths, r.power_w, sum(r.chips) / len(r.chips)
     else:
-        ths, power = m.board_hashrates_ths(t)[board], m.board_power_w(t)[board]
-        temp = m.asic_temps_c(t)[board]
+        ths, power, temp = r.board_ths[board], r.board_w[board], r.chips[board]
     if metric == "hashrate":
         return _r(ths, 3)
     if metric == "power":

@@ -58,9 +58,7 @@ class GroupSpec:
             model_for(self.kind, self.model)
         except ValueError as exc:
             raise SpecError(str(exc)) from None
-        if self.password is not None and (
-            not isinstance(self.password, str) or not self.password
-        ):
+        if self.password is not None and (not isinstance(self.password, str) or not self.password):
             raise SpecError("password must be a non-empty string")
         if self.kind == PROTOOS and self.password is not None and len(self.password) < 8:
             raise SpecError("ProtoOS passwords need at least 8 characters")
@@ -99,7 +97,9 @@ class FleetSpec:
             return list(self.groups)
         return [
             GroupSpec(PROTOOS, self.proto, self.proto_model, self.password, tls=self.tls),
-            GroupSpec(ANTMINER, self.antminer, self.antminer_model, self.password, quirks=self.quirks),
+            GroupSpec(
+                ANTMINER, self.antminer, self.antminer_model, self.password, quirks=self.quirks
+            ),
         ]
 
     def validate(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from miners.sim.models import ANTMINER, PROTOOS, ModelSpec
 
@@ -19,6 +19,7 @@ HW_ERRORS_PER_TH_S = 1 / 5000
 IDLE_W = {PROTOOS: 60.0, ANTMINER: 15.0}
 WORK_MODE_POWER = {0: 1.0, 2: 0.75}  # Antminer normal / low power; 1 (sleep) does not hash.
 EFFICIENCY_MODE_POWER = 0.9
+OVERHEAT_C = {"degraded": 95.0, "error": 106.0}
 
 
 @dataclass(slots=True)
@@ -57,6 +58,20 @@ def mix(seed: int, bucket: int) -> float:
 def drift(seed: int, t: float) -> float:
     """Slow wave plus 5-second jitter in [-1, 1], so values wander without a stored history."""
     return 0.6 * math.sin(t / 300.0 + (seed % 628) / 100.0) + 0.4 * mix(seed, int(t // 5))
+
+
+class Reading(NamedTuple):
+    """The physical figures of one miner at one instant."""
+
+    hashing: bool
+    ths: float
+    power_w: float
+    board_ths: list[float]
+    board_w: list[float]
+    fan_pct: int
+    fan_rpms: list[int]
+    chips: list[float]
+    board_temps: list[tuple[float, float, float]]
 
 
 class Miner:
@@ -292,76 +307,85 @@ class Miner:
             return False
         return now < self.boot_at or now >= self.hashing_from()
 
-    def hashrate_ths(self, now: float) -> float:
-        if not self.hashing(now):
-            return 0.0
-        return self.rate_ths() * (1.0 + 0.02 * drift(self.noise, now))
-
-    def board_hashrates_ths(self, now: float) -> list[float]:
-        total = self.hashrate_ths(now)
+    def read(self, now: float) -> Reading:
+        """All physical figures at `now` in one pass (a reply needs most of them together)."""
+        model = self.model
+        boards = model.boards
+        hashing = self.hashing(now)
         dead = self.dead_board()
         alive = self.alive_boards()
-        return [
-            0.0 if i == dead or not alive else total / alive * (1 + 0.01 * mix(self.noise + i, 0))
-            for i in range(self.model.boards)
+        overheat = self.fault("overheat")
+        idle = IDLE_W[self.kind]
+        if hashing:
+            ths = self.rate_ths() * (1.0 + 0.02 * drift(self.noise, now))
+            draw = self.target_power_w() * alive / boards * (0.7 if overheat else 1.0)
+            power = (idle + draw) * (1.0 + 0.004 * drift(self.noise + 1, now))
+        else:
+            ths, power = 0.0, idle
+        per_board_ths = ths / alive if alive else 0.0
+        per_board_w = (power - idle) / max(1, alive)
+        board_ths = []
+        board_w = []
+        for i in range(boards):
+            up = i != dead
+            board_ths.append(per_board_ths * (1 + 0.01 * mix(self.noise + i, 0)) if up else 0.0)
+            board_w.append(per_board_w if up else 0.0)
+        if overheat is not None:
+            fan_pct = 100
+        elif self.fan_mode == "Manual":
+            fan_pct = self.fan_pct
+        elif self.fan_mode == "Off":
+            fan_pct = 0
+        else:  # Auto: the airflow that holds the target temperature at this power
+            needed = per_board_w * R0 / max(5.0, self.target_temp_c - self.ambient_c)
+            fan_pct = round(100 * min(1.0, max(0.15, (needed - 0.3) / 0.7)))
+        bucket = int(now // 5)
+        rpm = model.fan_max_rpm * fan_pct / 100
+        fan_rpms = [
+            max(0, round(rpm * (1 + 0.015 * mix(self.noise + 10 + i, bucket))))
+            for i in range(model.fans)
         ]
+        # Chips: ambient plus board power over airflow; an overheating rig sits at its thermal
+        # limit whatever the fans do (think blocked intake).
+        airflow = 1.2 if self.fan_mode == "Off" else 0.3 + 0.7 * fan_pct / 100
+        floor = 0.0 if overheat is None else OVERHEAT_C[overheat["severity"]]
+        wobble = 1.5 * drift(self.noise + 2, now)
+        amb = self.ambient_c
+        chips = [
+            round(max(floor, amb + w * R0 / airflow) + wobble + 0.8 * mix(self.noise, i), 2)
+            for i, w in enumerate(board_w)
+        ]
+        temps = [
+            (round(amb + 3.0, 2), round(amb + 0.8 * (c - amb), 2), round(amb + 0.65 * (c - amb), 2))
+            for c in chips
+        ]
+        return Reading(hashing, ths, power, board_ths, board_w, fan_pct, fan_rpms, chips, temps)
+
+    def hashrate_ths(self, now: float) -> float:
+        return self.read(now).ths
+
+    def board_hashrates_ths(self, now: float) -> list[float]:
+        return self.read(now).board_ths
 
     def power_w(self, now: float) -> float:
-        idle = IDLE_W[self.kind]
-        if not self.hashing(now):
-            return idle
-        power = self.target_power_w() * self.alive_boards() / self.model.boards
-        if self.has_fault("overheat"):
-            power *= 0.7
-        return (idle + power) * (1.0 + 0.004 * drift(self.noise + 1, now))
+        return self.read(now).power_w
 
     def board_power_w(self, now: float) -> list[float]:
-        per_board = (self.power_w(now) - IDLE_W[self.kind]) / max(1, self.alive_boards())
-        dead = self.dead_board()
-        return [0.0 if i == dead else per_board for i in range(self.model.boards)]
+        return self.read(now).board_w
 
     def fan_percent(self, now: float) -> int:
-        if self.has_fault("overheat"):
-            return 100
-        if self.fan_mode == "Manual":
-            return self.fan_pct
-        if self.fan_mode == "Off":
-            return 0
-        board_w = max(self.board_power_w(now))
-        needed = board_w * R0 / max(5.0, self.target_temp_c - self.ambient_c)
-        return round(100 * min(1.0, max(0.15, (needed - 0.3) / 0.7)))
+        return self.read(now).fan_pct
 
     def fan_rpms(self, now: float) -> list[int]:
-        pct = self.fan_percent(now)
-        rpm = self.model.fan_max_rpm * pct / 100
-        return [
-            max(0, round(rpm * (1 + 0.015 * mix(self.noise + 10 + i, int(now // 5)))))
-            for i in range(self.model.fans)
-        ]
+        return self.read(now).fan_rpms
 
     def asic_temps_c(self, now: float) -> list[float]:
-        """Average chip temperature per board: ambient plus board power over airflow."""
-        airflow = 1.2 if self.fan_mode == "Off" else 0.3 + 0.7 * self.fan_percent(now) / 100
-        extra = 30.0 if self.has_fault("overheat") else 0.0
-        wobble = 1.5 * drift(self.noise + 2, now)
-        return [
-            round(self.ambient_c + w * R0 / airflow + extra + wobble + 0.8 * mix(self.noise, i), 2)
-            for i, w in enumerate(self.board_power_w(now))
-        ]
+        """Average chip temperature per board."""
+        return self.read(now).chips
 
     def board_temps_c(self, now: float) -> list[tuple[float, float, float]]:
-        """(inlet, outlet, pcb average) per board, derived from the chip temperatures."""
-        result = []
-        for chip in self.asic_temps_c(now):
-            rise = chip - self.ambient_c
-            result.append(
-                (
-                    round(self.ambient_c + 3.0, 2),
-                    round(self.ambient_c + 0.8 * rise, 2),
-                    round(self.ambient_c + 0.65 * rise, 2),
-                )
-            )
-        return result
+        """(inlet, outlet, pcb average) per board."""
+        return self.read(now).board_temps
 
     def board_serial(self, board: int) -> str:
         return f"HB{self.serial[2:8]}{self.index % 1_000_000:06d}{board:02d}"

@@ -15,12 +15,14 @@ OK = '"STATUS":[{"STATUS":"S","When":1,"Code":11,"Msg":"Summary","Description":"
 
 
 def test_well_formed_reply_with_trailing_nul():
-    raw = ('{' + OK + ',"SUMMARY":[{"GHS 5s":"140,123.5"}],"id":1}\x00').encode()
+    raw = ("{" + OK + ',"SUMMARY":[{"GHS 5s":"140,123.5"}],"id":1}\x00').encode()
     assert parse_reply(raw)["SUMMARY"] == [{"GHS 5s": "140,123.5"}]
 
 
 def test_missing_comma_between_objects_in_stats():
-    raw = b'{"STATUS":[{"STATUS":"S"}],"STATS":[{"BMMiner":"1.0"}{"STATS":0,"fan1":5400}],"id":1}\x00'
+    raw = (
+        b'{"STATUS":[{"STATUS":"S"}],"STATS":[{"BMMiner":"1.0"}{"STATS":0,"fan1":5400}],"id":1}\x00'
+    )
     assert parse_reply(raw)["STATS"] == [{"BMMiner": "1.0"}, {"STATS": 0, "fan1": 5400}]
 
 
@@ -116,7 +118,9 @@ def test_flat_status_envelope_and_success():
 
 
 def test_no_pools_is_an_empty_list_not_an_error():
-    assert status_error({"STATUS": [{"STATUS": "E", "Code": 8, "Msg": "No pools"}]}, "pools") is None
+    assert (
+        status_error({"STATUS": [{"STATUS": "E", "Code": 8, "Msg": "No pools"}]}, "pools") is None
+    )
 
 
 class FakeFirmware:

@@ -35,7 +35,9 @@ def test_digest_matches_rfc2617_example():
         'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"'
     )
     assert challenge is not None and challenge.qop == "auth"
-    header = authorization(challenge, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", "0a4f113b")
+    header = authorization(
+        challenge, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", "0a4f113b"
+    )
     assert 'response="6629fae49393a05397450978507c4ef1"' in header
     assert "nc=00000001" in header and 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in header
     assert "nc=00000002" in authorization(challenge, "Mufasa", "x", "GET", "/", "c")
@@ -131,7 +133,14 @@ def test_health(state, kwargs, health):
 
 @pytest.mark.parametrize(
     ("raw", "value"),
-    [("13,500.5", 13500.5), (7, 7.0), ("x", None), (None, None), (True, None), (float("nan"), None)],
+    [
+        ("13,500.5", 13500.5),
+        (7, 7.0),
+        ("x", None),
+        (None, None),
+        (True, None),
+        (float("nan"), None),
+    ],
 )
 def test_num_is_tolerant(raw, value):
     assert num(raw) == value

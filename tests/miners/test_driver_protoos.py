@@ -1,0 +1,283 @@
+"""The ProtoOS driver against simulated rigs: identify, status, every action, auth, token
+sharing, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+from miners import (
+    AuthFailed,
+    BadResponse,
+    Capability,
+    CoolingMode,
+    Credentials,
+    DefaultPasswordActive,
+    Detail,
+    Health,
+    HttpClient,
+    MinerState,
+    PoolConfig,
+    PoolStatus,
+    PowerMode,
+    ProtoOSDriver,
+    Rejected,
+    Timeout,
+    Unreachable,
+    Unsupported,
+)
+
+PW = "s3cretpw!"
+
+
+class CountingHttp(HttpClient):
+    """Counts requests per (method, path) so tests can see logins and retries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    async def request(self, method, url, **kwargs):
+        self.calls[(method, url.split("/api/v1", 1)[-1])] += 1
+        return await super().request(method, url, **kwargs)
+
+
+@pytest.fixture
+async def http_client():
+    client = CountingHttp()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def driver(http_client):
+    return ProtoOSDriver(http_client)
+
+
+async def connect(driver, entry, password=PW, https=True, timeout=5.0):
+    port = entry["ports"]["https" if https else "http"]
+    info = await driver.identify(entry["host"], port)
+    assert info is not None
+    creds = Credentials(password=password) if password else None
+    return driver.connect(info, creds, timeout=timeout)
+
+
+async def test_identify_on_https_and_http_ports(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, antminer=1, password=PW)
+    proto, antminer = fleet.inventory
+    for scheme in ("https", "http"):
+        info = await driver.identify(proto["host"], proto["ports"][scheme])
+        assert info is not None
+        assert (info.serial, info.mac, info.scheme) == (proto["serial"], proto["mac"], scheme)
+        assert (info.driver, info.make, info.model, info.firmware) == (
+            "protoos",
+            "Proto",
+            "Rig",
+            "1.8.2",
+        )
+    assert await driver.identify(antminer["host"], antminer["ports"]["http"]) is None
+    assert await driver.identify(antminer["host"], antminer["ports"]["rpc"], timeout=1) is None
+
+
+async def test_identify_refused_port_is_none_and_fast(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    started = time.monotonic()
+    assert await driver.identify(fleet.inventory[0]["host"], 9) is None
+    assert time.monotonic() - started < 1
+
+
+async def test_full_status(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    device = await connect(driver, fleet.inventory[0])
+    assert device.capabilities == frozenset(Capability)
+    status = await device.status()
+    assert status.state is MinerState.MINING and status.health is Health.OK
+    assert status.hashrate_ths == pytest.approx(204, rel=0.1)
+    assert status.ideal_hashrate_ths == pytest.approx(204, rel=0.01)
+    assert status.power_w == pytest.approx(3500, rel=0.15) and status.power_target_w == 3500
+    assert status.efficiency_jth and status.temperatures.chip_avg_c
+    assert len(status.hashboards) == 3 and all(hb.ok and hb.serial for hb in status.hashboards)
+    assert len(status.fans) == 4 and all(f.rpm for f in status.fans)
+    assert [p.status for p in status.pools] == [PoolStatus.ACTIVE, PoolStatus.IDLE]
+    assert status.pools[0].url == "stratum+tcp://stratum.sim-pool.example:3333"
+    assert status.default_password_active is False
+    assert status.power_mode is PowerMode.MAXIMUM_HASHRATE and status.errors == []
+    assert status.uptime_s is not None
+
+
+async def test_summary_status_is_two_requests(sim_fleet, driver, http_client):
+    fleet = await sim_fleet(proto=1, password=PW)
+    device = await connect(driver, fleet.inventory[0])
+    await device.status(Detail.SUMMARY)
+    http_client.calls.clear()
+    status = await device.status(Detail.SUMMARY)
+    assert status.hashrate_ths and status.pools and not status.fans
+    assert sum(http_client.calls.values()) == 2
+
+
+async def test_no_statistics_yet_is_starting(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW, stats_delay=30)
+    status = await (await connect(driver, fleet.inventory[0])).status()
+    assert status.state is MinerState.STARTING and status.hashrate_ths is None
+
+
+async def test_stop_start_and_power_target(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    device = await connect(driver, fleet.inventory[0])
+    await device.stop_mining()
+    assert (await device.status(Detail.SUMMARY)).state is MinerState.STOPPED
+    await device.start_mining()
+    assert (await device.status(Detail.SUMMARY)).state in (MinerState.STARTING, MinerState.MINING)
+    await device.set_power_target(watts=3000)
+    assert (await device.status(Detail.SUMMARY)).power_target_w == 3000
+    await device.set_power_target(mode=PowerMode.EFFICIENCY)
+    assert (await device.status()).power_mode is PowerMode.EFFICIENCY
+    with pytest.raises(Rejected) as caught:
+        await device.set_power_target(watts=100_000)
+    assert caught.value.status == 422 and caught.value.code and caught.value.message
+
+
+async def test_pools_replace_and_limits(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    device = await connect(driver, fleet.inventory[0])
+    wanted = [
+        PoolConfig("stratum+tcp://a.example:3333", "alice.1", "x"),
+        PoolConfig("stratum+tcp://b.example:3333", "bob.1", name="backup"),
+    ]
+    await device.set_pools(wanted)
+    pools = (await device.status(Detail.SUMMARY)).pools
+    assert [(p.url, p.user) for p in pools] == [(p.url, p.user) for p in wanted]
+    with pytest.raises(Rejected):
+        await device.set_pools(wanted * 2)
+    with pytest.raises(Rejected) as caught:
+        await device.set_pools([PoolConfig("stratum+tcp://a.example:99999", "u")])
+    assert "port" in caught.value.message
+
+
+async def test_cooling_blink_logs_reboot(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    entry = fleet.inventory[0]
+    device = await connect(driver, entry, timeout=2.0)
+    await device.set_cooling(CoolingMode.MANUAL, speed_percent=90)
+    assert {f.percent for f in (await device.status()).fans} == {90}
+    with pytest.raises(Unsupported) as caught:
+        await device.set_cooling(CoolingMode.OFF)
+    assert caught.value.status == 501 and "immersion" in caught.value.message
+    await device.blink(True, seconds=30)
+    assert fleet.miner(entry["host"]).locate_on(time.time())
+    await device.blink(False)
+    assert not fleet.miner(entry["host"]).locate_on(time.time())
+    lines = await device.logs(5, "os")
+    assert 1 <= len(lines) <= 5 and all(isinstance(line, str) for line in lines)
+    with pytest.raises(Rejected):
+        await device.logs(5, "nonsense")
+    await device.reboot()
+    with pytest.raises(Unreachable):
+        await device.status()
+    await asyncio.sleep(0.5)
+    assert (await device.status(Detail.SUMMARY)).uptime_s is not None
+
+
+async def test_wrong_password_is_auth_failed_with_firmware_message(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    device = await connect(driver, fleet.inventory[0], password="not-the-password")
+    with pytest.raises(AuthFailed) as caught:
+        await device.status()
+    assert "Invalid password" in caught.value.message and caught.value.status == 401
+    fleet.faults.set(fleet.inventory[0]["host"], "wrong_password")
+    with pytest.raises(AuthFailed):
+        await (await connect(driver, fleet.inventory[0])).reboot()
+
+
+async def test_revoked_token_relogs_in_once(sim_fleet, driver, http_client, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    device = await connect(driver, fleet.inventory[0])
+    await device.status(Detail.SUMMARY)
+    first = driver.tokens.peek(device.client.token_key)
+    await proto(fleet.inventory[0]).login()  # someone else logs in: our token is revoked
+    http_client.calls.clear()
+    await device.status(Detail.SUMMARY)
+    assert http_client.calls[("POST", "/auth/login")] == 1
+    assert driver.tokens.peek(device.client.token_key) not in (None, first)
+
+
+async def test_one_login_shared_by_concurrent_calls_and_devices(sim_fleet, driver, http_client):
+    fleet = await sim_fleet(proto=1, password=PW)
+    devices = [await connect(driver, fleet.inventory[0]) for _ in range(3)]
+    http_client.calls.clear()
+    await asyncio.gather(*(d.status() for d in devices for _ in range(5)))
+    assert http_client.calls[("POST", "/auth/login")] == 1
+
+
+async def test_factory_password_gate(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=None)
+    device = await connect(driver, fleet.inventory[0], password=None)
+    status = await device.status()
+    assert status.default_password_active is True and status.state is MinerState.NO_POOLS
+    with pytest.raises(DefaultPasswordActive) as caught:
+        await device.stop_mining()
+    assert caught.value.code == "DEFAULT_PASSWORD_ACTIVE" and caught.value.status == 403
+    await device.set_pools([PoolConfig("stratum+tcp://a.example:3333", "w")])  # allowed
+    creds = await device.change_password("first-real-pw")
+    assert creds.password == "first-real-pw"
+    assert (await device.status()).default_password_active is False
+    await device.stop_mining()
+
+
+async def test_change_password(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    entry = fleet.inventory[0]
+    device = await connect(driver, entry)
+    await device.status()
+    await device.change_password("another-pw-1")
+    assert (await device.status(Detail.SUMMARY)).hashrate_ths
+    with pytest.raises(AuthFailed):
+        await (await connect(driver, entry, password=PW)).status()
+
+
+async def test_slow_rig_times_out_within_the_deadline(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    device = await connect(driver, fleet.inventory[0], timeout=0.3)
+    fleet.faults.set(fleet.inventory[0]["host"], "slow", ms=3000)
+    started = time.monotonic()
+    with pytest.raises(Timeout):
+        await device.status()
+    assert time.monotonic() - started < 1.0
+    assert await driver.identify(fleet.inventory[0]["host"], 443, timeout=0.3) is None
+
+
+@pytest.mark.parametrize("https", [True, False])
+async def test_garbage_and_500_are_bad_responses(sim_fleet, driver, https):
+    fleet = await sim_fleet(proto=1, password=PW)
+    host = fleet.inventory[0]["host"]
+    device = await connect(driver, fleet.inventory[0], https=https)
+    fleet.faults.set(host, "garbage")
+    with pytest.raises((BadResponse, Unreachable)):
+        await device.status()
+    fleet.faults.clear(host)
+    fleet.faults.set(host, "http500")
+    with pytest.raises(BadResponse) as caught:
+        await device.status()
+    assert caught.value.status == 500
+
+
+async def test_offline_and_faults_reflected_in_health(sim_fleet, driver):
+    fleet = await sim_fleet(proto=1, password=PW)
+    host = fleet.inventory[0]["host"]
+    device = await connect(driver, fleet.inventory[0])
+    fleet.faults.set(host, "dead_board", board=1)
+    status = await device.status()
+    assert status.state is MinerState.DEGRADED and status.health is Health.WARNING
+    assert [hb.ok for hb in status.hashboards] == [True, False, True] and status.errors
+    fleet.faults.clear(host)
+    fleet.faults.set(host, "dead_pool")
+    status = await device.status()
+    assert status.health is Health.CRITICAL and {p.status for p in status.pools} == {
+        PoolStatus.DEAD
+    }
+    fleet.faults.set(host, "offline")
+    with pytest.raises(Unreachable):
+        await device.status()

@@ -1,0 +1,323 @@
+"""ProtoOS simulator at the protocol level, with plain aiohttp requests (not our drivers)."""
+
+import asyncio
+
+import aiohttp
+import pytest
+
+PW = "s3cretpw!"
+
+
+async def test_public_routes_and_dashboard_page(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    for path in ("/api/v1/system", "/api/v1/system/status", "/api/v1/pairing/info",
+                 "/api/v1/network", "/api/v1/hardware", "/api/v1/hashboards",
+                 "/api/v1/hardware/psus", "/api/v1/power-supplies"):  # fmt: skip
+        status, _ = await client.call("GET", path, auth=False)
+        assert status == 200, path
+    status, page = await client.call("GET", "/", auth=False)
+    assert status == 200 and "Proto OS" in page
+    _, info = await client.call("GET", "/api/v1/pairing/info", auth=False)
+    assert info == {"mac": fleet.inventory[0]["mac"], "cb_sn": fleet.inventory[0]["serial"]}
+    _, system = await client.call("GET", "/api/v1/system", auth=False)
+    assert system["system-info"]["cb_sn"] == fleet.inventory[0]["serial"]
+
+
+async def test_https_uses_a_self_signed_certificate(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0], https=True)
+    assert (await client.call("GET", "/api/v1/pairing/info", auth=False))[0] == 200
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        await client.http.get(client.base + "/api/v1/system")
+
+
+async def test_bearer_routes_answer_401_with_an_error_object(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    for token in (None, "not-a-token"):
+        status, body = await client.call("GET", "/api/v1/mining", token=token)
+        assert status == 401
+        assert body["error"]["code"] == "UNAUTHORIZED" and body["error"]["message"]
+    status, body = await client.call("POST", "/api/v1/auth/login", json={"password": "wrong-one"})
+    assert status == 401 and body["error"]["code"] == "UNAUTHORIZED"
+
+
+async def test_login_refresh_logout(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    status, tokens = await client.call("POST", "/api/v1/auth/login", json={"password": PW})
+    assert status == 200 and set(tokens) == {"access_token", "refresh_token"}
+    assert tokens["access_token"].count(".") == 2  # JWT-shaped
+    status, fresh = await client.call(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert status == 200
+    assert (await client.call("GET", "/api/v1/pools", token=tokens["access_token"]))[0] == 401
+    assert (await client.call("GET", "/api/v1/pools", token=fresh["access_token"]))[0] == 200
+    assert (await client.call("POST", "/api/v1/auth/logout", token=fresh["access_token"]))[0] == 200
+    assert (await client.call("GET", "/api/v1/pools", token=fresh["access_token"]))[0] == 401
+    status, _ = await client.call(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert status == 401
+
+
+async def test_only_the_newest_access_token_is_valid(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    first = await client.login()
+    second = await client.login()
+    assert first != second
+    assert (await client.call("GET", "/api/v1/mining", token=first))[0] == 401
+    assert (await client.call("GET", "/api/v1/mining", token=second))[0] == 200
+
+
+async def test_expired_token_is_refused(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW, token_ttl=0.2)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    await asyncio.sleep(0.3)
+    assert (await client.call("GET", "/api/v1/mining"))[0] == 401
+
+
+async def test_change_password_revokes_tokens(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    status, body = await client.call(
+        "PUT", "/api/v1/auth/change-password",
+        json={"current_password": "nope-nope", "new_password": "another-pw"},
+    )  # fmt: skip
+    assert status == 400 and body["error"]["code"] == "INVALID_REQUEST"
+    status, _ = await client.call(
+        "PUT", "/api/v1/auth/change-password",
+        json={"current_password": PW, "new_password": "another-pw"},
+    )  # fmt: skip
+    assert status == 200
+    assert (await client.call("GET", "/api/v1/mining"))[0] == 401
+    assert (await client.call("POST", "/api/v1/auth/login", json={"password": PW}))[0] == 401
+    await client.login("another-pw")
+
+
+async def test_factory_state_default_password_gate(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=None)
+    entry = fleet.inventory[0]
+    assert entry["password"] == "proto"
+    client = proto(entry)
+    _, status_body = await client.call("GET", "/api/v1/system/status", auth=False)
+    assert status_body == {"onboarded": False, "password_set": False}
+    await client.login("proto")
+    for method, path, body in (
+        ("PUT", "/api/v1/mining/target", {"power_target_watts": 3000}),
+        ("POST", "/api/v1/mining/stop", None),
+        ("PUT", "/api/v1/cooling", {"mode": "Auto"}),
+        ("POST", "/api/v1/system/reboot", None),
+    ):
+        status, err = await client.call(method, path, json=body)
+        assert status == 403 and err["error"]["code"] == "DEFAULT_PASSWORD_ACTIVE", path
+    pools = [{"url": "stratum+tcp://pool.example:3333", "username": "w1", "priority": 0}]
+    assert (await client.call("POST", "/api/v1/pools", json=pools))[0] == 200
+    status, _ = await client.call("PUT", "/api/v1/auth/password", json={"password": "first-pw-1"})
+    assert status == 200
+    status, _ = await client.call("PUT", "/api/v1/auth/password", json={"password": "second-pw"})
+    assert status == 403
+    status, _ = await client.call("PUT", "/api/v1/mining/target", json={"power_target_watts": 3000})
+    assert status == 200
+    _, status_body = await client.call("GET", "/api/v1/system/status", auth=False)
+    assert status_body == {"onboarded": True, "password_set": True}
+
+
+async def test_204_before_first_stats_then_nopools_then_mining(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=None, stats_delay=0.3)
+    client = proto(fleet.inventory[0])
+    await client.login("proto")
+    status, body = await client.call("GET", "/api/v1/mining")
+    assert status == 204 and body == ""
+    await asyncio.sleep(0.35)
+    status, body = await client.call("GET", "/api/v1/mining")
+    assert status == 200 and body["mining-status"]["status"] == "NoPools"
+    assert body["mining-status"]["average_hashrate_ghs"] == 0
+    pools = [{"url": "stratum+tcp://pool.example", "username": "w1"}]
+    assert (await client.call("POST", "/api/v1/pools", json=pools))[0] == 200
+    _, body = await client.call("GET", "/api/v1/mining")
+    assert body["mining-status"]["status"] == "PoweringOn"
+    await asyncio.sleep(0.35)
+    _, body = await client.call("GET", "/api/v1/mining")
+    assert body["mining-status"]["status"] == "Mining"
+    assert body["mining-status"]["ideal_hashrate_ghs"] > 100_000
+
+
+async def test_pools_post_replaces_all_and_allows_at_most_three(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    new = [
+        {"url": f"stratum+tcp://p{i}.example:3333", "username": f"user{i}", "password": "x",
+         "priority": i, "name": f"P{i}"}
+        for i in range(3)
+    ]  # fmt: skip
+    assert (await client.call("POST", "/api/v1/pools", json=new))[0] == 200
+    _, body = await client.call("GET", "/api/v1/pools")
+    assert [(p["url"], p["user"]) for p in body["pools"]] == [
+        (n["url"], n["username"]) for n in new
+    ]
+    assert body["pools"][0]["status"] == "Active" and body["pools"][1]["status"] == "Idle"
+    four = [*new, {"url": "stratum+tcp://p3.example", "username": "u3", "priority": 3}]
+    status, err = await client.call("POST", "/api/v1/pools", json=four)
+    assert 400 <= status < 500 and "error" in err
+    assert len((await client.call("GET", "/api/v1/pools"))[1]["pools"]) == 3
+    for bad in ({"url": "x"}, [{"url": "http://nope", "username": "u"}], [{"username": "u"}],
+                [{"url": "stratum+tcp://a", "username": 5}]):  # fmt: skip
+        status, err = await client.call("POST", "/api/v1/pools", json=bad)
+        assert status in (400, 422) and err["error"]["code"], bad
+    status, err = await client.call("POST", "/api/v1/pools", data=b"[{not json")
+    assert status == 400 and err["error"]["code"] == "INVALID_REQUEST"
+
+
+async def test_single_pool_routes_and_test_connection(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    status, body = await client.call("GET", "/api/v1/pools/1")
+    assert status == 200 and body["pool"]["id"] == 1
+    status, _ = await client.call("PUT", "/api/v1/pools/1", json={"username": "renamed"})
+    assert status == 200
+    assert (await client.call("GET", "/api/v1/pools/1"))[1]["pool"]["user"] == "renamed"
+    assert (await client.call("DELETE", "/api/v1/pools/0"))[0] == 200
+    _, body = await client.call("GET", "/api/v1/pools")
+    assert [p["user"] for p in body["pools"]] == ["renamed"]
+    assert (await client.call("GET", "/api/v1/pools/7"))[0] == 422
+    assert (await client.call("GET", "/api/v1/pools/abc"))[0] == 400
+    ok = {"url": "stratum+tcp://pool.example:3333", "username": "u"}
+    assert (await client.call("POST", "/api/v1/pools/test-connection", json=ok))[0] == 200
+    dead = {"url": "stratum+tcp://pool.invalid:3333", "username": "u"}
+    assert (await client.call("POST", "/api/v1/pools/test-connection", json=dead))[0] == 503
+
+
+async def test_power_target_range_and_effect(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    _, target = await client.call("GET", "/api/v1/mining/target")
+    low, high = target["power_target_min_watts"], target["power_target_max_watts"]
+    for watts in (low - 1, high + 1):
+        status, err = await client.call(
+            "PUT", "/api/v1/mining/target", json={"power_target_watts": watts}
+        )
+        assert status == 422 and err["error"]["code"] == "OUT_OF_RANGE"
+    status, _ = await client.call("PUT", "/api/v1/mining/target", json={"power_target_watts": "3k"})
+    assert status == 400
+    before = (await client.call("GET", "/api/v1/mining"))[1]["mining-status"]
+    status, body = await client.call(
+        "PUT",
+        "/api/v1/mining/target",
+        json={"power_target_watts": low, "performance_mode": "Efficiency"},
+    )
+    assert status == 200 and body["power_target_watts"] == low
+    after = (await client.call("GET", "/api/v1/mining"))[1]["mining-status"]
+    assert after["power_usage_watts"] < before["power_usage_watts"] / 2
+    assert after["ideal_hashrate_ghs"] < before["ideal_hashrate_ghs"]
+    assert after["power_efficiency_jth"] < before["power_efficiency_jth"]
+
+
+async def test_start_stop_locate_cooling(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    entry = fleet.inventory[0]
+    client = proto(entry)
+    await client.login()
+    assert (await client.call("POST", "/api/v1/mining/stop"))[0] == 202
+    _, body = await client.call("GET", "/api/v1/mining")
+    assert body["mining-status"]["status"] == "Stopped"
+    assert body["mining-status"]["power_usage_watts"] < 100
+    assert (await client.call("POST", "/api/v1/mining/start"))[0] == 202
+    _, body = await client.call("GET", "/api/v1/mining")
+    assert body["mining-status"]["status"] == "Mining"
+
+    miner = fleet.miner(entry["host"])
+    assert (await client.call("POST", "/api/v1/system/locate?led_on_time=0"))[0] == 202
+    assert miner.locate_on(miner.boot_at + 10**6)
+    assert (await client.call("POST", "/api/v1/system/locate?enable=false"))[0] == 202
+    assert not miner.locate_on(miner.boot_at)
+    assert (await client.call("POST", "/api/v1/system/locate?enable=maybe"))[0] == 400
+
+    status, body = await client.call(
+        "PUT", "/api/v1/cooling", json={"mode": "Manual", "speed_percentage": 90}
+    )
+    assert status == 200 and body["mode"] == "Manual"
+    _, body = await client.call("GET", "/api/v1/cooling")
+    assert body["cooling-status"]["fan_mode"] == "Manual"
+    assert {f["percentage"] for f in body["cooling-status"]["fans"]} == {90}
+    status, body = await client.call("PUT", "/api/v1/cooling", json={"mode": "Off"})
+    assert status == 501 and body["error"]["code"] == "NOT_IMPLEMENTED"
+    status, _ = await client.call(
+        "PUT", "/api/v1/cooling", json={"mode": "Manual", "speed_percentage": 101}
+    )
+    assert status == 422
+
+
+async def test_logs_telemetry_hashboards_series(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    status, body = await client.call("GET", "/api/v1/system/logs?lines=5&source=os")
+    assert status == 200 and body["logs"]["source"] == "os" and 1 <= body["logs"]["lines"] <= 5
+    assert (await client.call("GET", "/api/v1/system/logs?lines=20000"))[0] == 422
+    assert (await client.call("GET", "/api/v1/system/logs?source=nope"))[0] == 422
+    _, body = await client.call("GET", "/api/v1/telemetry")
+    assert set(body) == {"timestamp", "miner"} and body["miner"]["hashrate"]["unit"] == "TH/s"
+    _, body = await client.call("GET", "/api/v1/telemetry?level=asic,psu")
+    assert "miner" not in body and len(body["psus"]) == 2
+    assert len(body["hashboards"][0]["asics"]["hashrate"]["values"]) == 96
+    assert (await client.call("GET", "/api/v1/telemetry?level=bogus"))[0] == 400
+    _, boards = await client.call("GET", "/api/v1/hashboards", auth=False)
+    sn = boards["hashboards-info"][0]["hb_sn"]
+    status, body = await client.call("GET", f"/api/v1/hashboards/{sn}")
+    assert status == 200 and body["hashboard-stats"]["hb_sn"] == sn
+    assert (await client.call("GET", "/api/v1/hashboards/NOPE"))[0] == 422
+    for metric in ("hashrate", "temperature", "power", "efficiency"):
+        status, body = await client.call("GET", f"/api/v1/{metric}?duration=12h")
+        assert status == 200 and len(body[f"{metric}-data"]["data"]) == 144
+    assert (await client.call("GET", "/api/v1/hashrate?duration=7d"))[0] == 400
+
+
+async def test_reboot_makes_the_rig_unreachable_then_fresh(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW, reboot_downtime=0.4)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    fleet.miner(fleet.inventory[0]["host"]).boot_at -= 60  # pretend it has been up a minute
+    _, before = await client.call("GET", "/api/v1/mining")
+    assert before["mining-status"]["reboot_uptime_s"] >= 1
+    assert (await client.call("POST", "/api/v1/system/reboot"))[0] == 202
+    async with aiohttp.ClientSession() as fresh:  # no pooled keep-alive connection
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await fresh.get(client.base + "/api/v1/system")
+    with pytest.raises(aiohttp.ClientConnectionError):  # the pooled one is reset
+        await client.call("GET", "/api/v1/system", auth=False)
+    await asyncio.sleep(0.5)
+    assert (await client.call("GET", "/api/v1/mining"))[0] == 401  # sessions died with it
+    await client.login()
+    _, after = await client.call("GET", "/api/v1/mining")
+    assert after["mining-status"]["reboot_uptime_s"] < before["mining-status"]["reboot_uptime_s"]
+
+
+async def test_bad_requests_never_crash(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    cases = [
+        ("POST", "/api/v1/auth/login", b"{"),
+        ("POST", "/api/v1/auth/login", b"[]"),
+        ("POST", "/api/v1/auth/login", b'{"password": 5}'),
+        ("PUT", "/api/v1/mining/target", b'"x"'),
+        ("PUT", "/api/v1/cooling", b'{"mode": 3}'),
+        ("PUT", "/api/v1/pools/0", b"null"),
+        ("POST", "/api/v1/pools/test-connection", b"{}"),
+        ("PUT", "/api/v1/mining/target", b'{"power_target_watts": true}'),
+    ]
+    for method, path, data in cases:
+        status, body = await client.call(method, path, data=data)
+        assert status in (400, 422), (path, data, status)
+        assert body["error"]["code"] and body["error"]["message"]
+    assert (await client.call("DELETE", "/api/v1/mining"))[0] == 405
+    assert (await client.call("GET", "/api/v1/unknown/route"))[0] == 404
