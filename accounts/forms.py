@@ -106,6 +106,10 @@ def prepare_activity_filter_form(form: forms.Form, sites: QuerySet[Site]) -> Non
     """Narrow the shared ActivityFilter's form for the page: only the caller's sites, date pickers."""
     form.fields["site"].queryset = sites  # type: ignore[attr-defined]
     form.fields["site"].empty_label = "All sites"  # type: ignore[attr-defined]
+    for name in ("actor_type", "result"):
+        field = form.fields[name]
+        field.empty_label = "Any"  # type: ignore[attr-defined]
+        field.choices = [choice for choice in field.choices if choice[0] != ""]  # type: ignore[attr-defined]
     for name in ("since", "until"):
         form.fields[name].widget.input_type = "datetime-local"
     for name, label in (

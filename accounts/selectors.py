@@ -139,7 +139,12 @@ class MemberRow:
 
 def org_roles(user: Any, org: Organization) -> QuerySet[Role]:
     """Roles that can be handed out in ``org``: the built-ins and the org's own custom roles."""
-    return Role.objects.restrict(user, "user:read").filter(Q(org__isnull=True) | Q(org=org))
+    built_in_first = ("-is_builtin", "id")  # owner … field tech (catalog order), then custom ones
+    return (
+        Role.objects.restrict(user, "user:read")
+        .filter(Q(org__isnull=True) | Q(org=org))
+        .order_by(*built_in_first)
+    )
 
 
 def member_rows(user: Any, org: Organization, memberships: Iterable[Membership]) -> list[MemberRow]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -24,6 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 from miners import (
     AntminerDriver,
@@ -76,7 +79,14 @@ async def hammer(
     cpu, wall = time.process_time(), time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
-    return {"polls": polls, "errors": errors, "wall_s": round(wall, 2), "cpu_s": round(cpu, 3)}
+    return {
+        "polls": polls,
+        "errors": errors,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 3),
+        "polls_per_s": round(polls / wall, 1),
+        "client_cpu_us_per_poll": round(cpu / max(1, polls) * 1e6),
+    }
 
 
 def connect_all(inventory: list[dict[str, Any]], kind: str, http: HttpClient) -> list[Device]:
@@ -85,7 +95,9 @@ def connect_all(inventory: list[dict[str, Any]], kind: str, http: HttpClient) ->
         proto = ProtoOSDriver(http)
         return [
             proto.connect(
-                DeviceInfo("protoos", e["host"], e["ports"]["https"], "Proto", e["model"], scheme="https"),
+                DeviceInfo(
+                    "protoos", e["host"], e["ports"]["https"], "Proto", e["model"], scheme="https"
+                ),
                 creds,
             )
             for e in inventory
@@ -94,8 +106,14 @@ def connect_all(inventory: list[dict[str, Any]], kind: str, http: HttpClient) ->
     antminer = AntminerDriver(http)
     return [
         antminer.connect(
-            DeviceInfo("antminer", e["host"], e["ports"]["rpc"], "Bitmain", e["model"],
-                       ports={"rpc": e["ports"]["rpc"], "web": e["ports"]["http"]}),  # fmt: skip
+            DeviceInfo(
+                "antminer",
+                e["host"],
+                e["ports"]["rpc"],
+                "Bitmain",
+                e["model"],
+                ports={"rpc": e["ports"]["rpc"], "web": e["ports"]["http"]},
+            ),
             creds,
         )
         for e in inventory
@@ -115,12 +133,11 @@ async def measure_ours(
             for detail in (Detail.SUMMARY, Detail.FULL):
                 http.requests = 0
                 sim_cpu = proc_cpu(sim_pid)
-                run = await hammer(devices, lambda d, x=detail: d.status(x), seconds, concurrency)
+                poll = functools.partial(Device.status, detail=detail)
+                run = await hammer(devices, poll, seconds, concurrency)
                 rpc_per_poll = 1 if kind == "antminer" else 0
                 requests = http.requests + rpc_per_poll * (run["polls"] + run["errors"])
                 run.update(
-                    polls_per_s=round(run["polls"] / run["wall_s"], 1),
-                    client_cpu_us_per_poll=round(run["cpu_s"] / max(1, run["polls"]) * 1e6),
                     requests_per_poll=round(requests / max(1, run["polls"] + run["errors"]), 2),
                     sim_requests_per_s=round(requests / run["wall_s"], 1),
                     sim_cpu_us_per_request=round(
@@ -139,7 +156,17 @@ async def pyasic_worker(args: argparse.Namespace) -> None:
 
     inventory = [e for e in json.loads(Path(args.inventory).read_text()) if e["kind"] == args.kind]
     factory = MinerFactory().with_firmware_discovery_auth("AntMiner Stock", "root", PASSWORD)
-    miners = await asyncio.gather(*(factory.get_miner(e["host"]) for e in inventory))
+    gate = asyncio.Semaphore(args.concurrency)
+
+    async def identify(host: str) -> Any:
+        async with gate:  # all at once, its identification times out on a busy box
+            for _attempt in range(3):
+                miner = await factory.get_miner(host)
+                if miner is not None:
+                    return miner
+        return None
+
+    miners = await asyncio.gather(*(identify(e["host"]) for e in inventory))
     handles = [m for m in miners if m is not None]
     for miner in handles:
         miner.set_auth("root", PASSWORD)
@@ -155,7 +182,9 @@ async def pyasic_worker(args: argparse.Namespace) -> None:
     print(json.dumps(run), flush=True)
 
 
-def measure_pyasic(inventory_file: str, kind: str, seconds: float, concurrency: int) -> dict[str, Any]:
+def measure_pyasic(
+    inventory_file: str, kind: str, seconds: float, concurrency: int
+) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.sim", "--pyasic-worker", "--inventory", inventory_file,
            "--kind", kind, "--seconds", str(seconds), "--concurrency", str(concurrency)]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120)
@@ -163,10 +192,6 @@ def measure_pyasic(inventory_file: str, kind: str, seconds: float, concurrency: 
     if not lines:
         return {"error": f"pyasic-rs worker printed nothing (exit {out.returncode})"}
     run: dict[str, Any] = json.loads(lines[-1])
-    run.update(
-        polls_per_s=round(run["polls"] / run["wall_s"], 1),
-        client_cpu_us_per_poll=round(run["cpu_s"] / max(1, run["polls"]) * 1e6),
-    )
     return run
 
 
@@ -184,7 +209,9 @@ def start_simulator(proto: int, antminer: int, workdir: str) -> tuple[subprocess
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"simulator exited: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+            raise RuntimeError(
+                f"simulator exited: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
+            )
         with contextlib.suppress(ValueError, OSError):
             if json.loads(inventory.read_text()):
                 return proc, str(inventory)
@@ -208,7 +235,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     per_kind = 40 if args.quick else 400
-    seconds = 4.0 if args.quick else 20.0
+    seconds = 3.0 if args.quick else 20.0
     concurrency = 64
     if os.geteuid() != 0:
         raise SystemExit("bench.sim needs root: pyasic-rs only talks to the real ports 80/443/4028")
@@ -217,6 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             inventory = json.loads(Path(inventory_file).read_text())
             ours = asyncio.run(measure_ours(inventory, sim.pid, seconds, concurrency))
+            ours_uvloop = uvloop.run(measure_ours(inventory, sim.pid, seconds, concurrency))
             reference = {
                 kind: measure_pyasic(inventory_file, kind, seconds, concurrency)
                 for kind in ("protoos", "antminer")
@@ -230,19 +258,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_per_phase": seconds,
         "concurrency": concurrency,
         "ours": ours,
+        "ours_uvloop": ours_uvloop,
         "pyasic_rs": reference,
         "ratio": {},
     }
-    for kind in ("protoos", "antminer"):
-        ref = reference[kind]
-        for detail in ("summary", "full"):
-            mine = ours[f"{kind}_{detail}"]
-            result["ratio"][f"{kind}_{detail}_polls_per_s_vs_pyasic"] = ratio(
-                mine["polls_per_s"], ref.get("polls_per_s")
-            )
-            result["ratio"][f"{kind}_{detail}_cpu_per_poll_pyasic_over_ours"] = ratio(
-                ref.get("client_cpu_us_per_poll"), mine["client_cpu_us_per_poll"]
-            )
+    for loop, measured in (("asyncio", ours), ("uvloop", ours_uvloop)):
+        for kind in ("protoos", "antminer"):
+            ref = reference[kind]
+            for detail in ("summary", "full"):
+                mine = measured[f"{kind}_{detail}"]
+                key = f"{loop}_{kind}_{detail}"
+                result["ratio"][f"{key}_polls_per_s_ours_over_pyasic"] = ratio(
+                    mine["polls_per_s"], ref.get("polls_per_s")
+                )
+                result["ratio"][f"{key}_cpu_per_poll_pyasic_over_ours"] = ratio(
+                    ref.get("client_cpu_us_per_poll"), mine["client_cpu_us_per_poll"]
+                )
     return result
 
 

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(RuntimeError):
@@ -91,6 +92,10 @@ def env_url(
         raise ConfigError(
             f"{name} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}"
         )
+    try:
+        urlsplit(value).port  # noqa: B018 - parsing is the check: "host:abc" raises here
+    except ValueError as exc:
+        raise ConfigError(f"{name} has an invalid port: {exc}") from exc
     return value
 
 
@@ -109,14 +114,18 @@ def env_networks(name: str, environ: Mapping[str, str] | None = None) -> list[st
 
 def persistent_secret(path: Path, nbytes: int = 32) -> str:
     """Read a generated secret, creating it once with mode 0600 (dev/embedded mode only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         value = path.read_text(encoding="utf-8").strip()
         if not value:
             raise ConfigError(f"{path} is empty; delete it to regenerate") from None
         return value
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {path}: {exc.strerror} (is DATA_DIR a writable directory?)"
+        ) from exc
     value = secrets.token_urlsafe(nbytes)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from miners.antminer_web import DEFAULT_PASSWORD, DEFAULT_USER, WEB_PORT, AntminerWeb
 from miners.base import Detail, Device, Driver, as_dict, as_list, gather_or_fail, integer, num
 from miners.cgminer import RPC_PORT, CgminerClient
-from miners.deadline import DEFAULT_TIMEOUT, IDENTIFY_TIMEOUT, within
+from miners.deadline import DEFAULT_TIMEOUT
 from miners.digest import ANTMINER_REALM, parse_challenge
 from miners.errors import MinerError, Unreachable, Unsupported
 from miners.http import HttpClient, host_for_url, shared_http
@@ -43,6 +43,13 @@ MODE_NORMAL, MODE_SLEEP, MODE_LOW_POWER = 0, 1, 2
 MODE_KEYS = ("bitmain-work-mode", "miner-mode")
 AFTERMARKET = ("luxos", "luxminer", "braiins", "bosminer", "bos+", "vnish", "marafw", "epic")
 _CHAIN = re.compile(r"^chain_(?:acn|rate)(\d+)$")
+
+
+def is_stock(version: dict[str, Any]) -> bool:
+    """A stock Antminer: `Type` starts "Antminer" and no aftermarket firmware shows itself."""
+    blob = " ".join(f"{k} {v}" for k, v in version.items()).lower()
+    model = str(version.get("Type") or "")
+    return model.startswith("Antminer") and not any(marker in blob for marker in AFTERMARKET)
 
 
 def work_mode(conf: dict[str, Any]) -> int | None:
@@ -339,22 +346,9 @@ class AntminerDriver(Driver):
     def __init__(self, http: HttpClient | None = None) -> None:
         self._http = http
 
-    async def identify(
-        self,
-        host: str,
-        port: int,
-        *,
-        timeout: float = IDENTIFY_TIMEOUT,
-        credentials: Credentials | None = None,
+    async def _identify(
+        self, host: str, port: int, credentials: Credentials | None
     ) -> DeviceInfo | None:
-        try:
-            return await within(
-                timeout, f"{host}:{port} identify", self._identify(host, port, credentials)
-            )
-        except MinerError:
-            return None
-
-    async def _identify(self, host: str, port: int, creds: Credentials | None) -> DeviceInfo | None:
         http = self._http or shared_http()
         # An HTTP server never answers a bare RPC request (no request line ever ends), so any
         # port but 4028 is asked the cheap HTTP question first; an RPC port fails it at once.
@@ -363,13 +357,12 @@ class AntminerDriver(Driver):
             return None  # some other HTTP server
         if web:
             rpc_port, web_port = companion_port(port, WEB_PORT, RPC_PORT), port
-            version = await self._version(host, rpc_port)
         else:
             rpc_port, web_port = port, companion_port(port, RPC_PORT, WEB_PORT)
-            version = await self._version(host, rpc_port)
-            if version is None:
-                return None
-        system = await self._system_info(http, host, web_port, creds)
+        version = await self._version(host, rpc_port)
+        if (version is None and not web) or (version is not None and not is_stock(version)):
+            return None
+        system = await self._system_info(http, host, web_port, credentials)
         model = str((version or {}).get("Type") or system.get("minertype") or "Antminer")
         return DeviceInfo(
             driver=self.name,
@@ -404,17 +397,12 @@ class AntminerDriver(Driver):
         return reply.status == 401 and challenge is not None and challenge.realm == ANTMINER_REALM
 
     async def _version(self, host: str, port: int) -> dict[str, Any] | None:
-        """The VERSION block if this is a stock Antminer (aftermarket firmwares excluded)."""
+        """The RPC VERSION block, or None when nothing CGMiner-like answered."""
         try:
             reply = await CgminerClient(host, port).command("version")
         except MinerError:
             return None
-        version = as_dict((as_list(reply.get("VERSION")) or [{}])[0])
-        model = str(version.get("Type") or "")
-        blob = " ".join(f"{k} {v}" for k, v in version.items()).lower()
-        if not model.startswith("Antminer") or any(marker in blob for marker in AFTERMARKET):
-            return None
-        return version
+        return as_dict((as_list(reply.get("VERSION")) or [{}])[0])
 
     async def _system_info(
         self, http: HttpClient, host: str, port: int, creds: Credentials | None

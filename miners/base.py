@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from miners.deadline import DEFAULT_TIMEOUT, IDENTIFY_TIMEOUT, within
-from miners.errors import Rejected, Unsupported
+from miners.errors import MinerError, Rejected, Unsupported
 from miners.types import (
     Capability,
     CoolingMode,
@@ -176,7 +176,6 @@ class Driver(ABC):
         """Whether identify() is worth trying on `port` during a scan."""
         return port in self.discovery_ports
 
-    @abstractmethod
     async def identify(
         self,
         host: str,
@@ -188,6 +187,18 @@ class Driver(ABC):
         """A `DeviceInfo` when host:port is this driver's kind of miner, else None. Never
         raises for "not mine" or "nothing there"; bounded by `timeout`. `credentials` (else
         the defaults) are used only for details some firmwares hide behind a login."""
+        try:
+            return await within(
+                timeout, f"{host}:{port} identify", self._identify(host, port, credentials)
+            )
+        except MinerError:
+            return None
+
+    @abstractmethod
+    async def _identify(
+        self, host: str, port: int, credentials: Credentials | None
+    ) -> DeviceInfo | None:
+        """The driver's checks; may raise any `MinerError` (it means "not identified")."""
 
     @abstractmethod
     def connect(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-from typing import Any
+from typing import Any, cast
 
 from miners.base import as_dict, as_list, gather_or_fail
 from miners.errors import AuthFailed, BadResponse, MinerError, Rejected, Unreachable, Unsupported
@@ -159,9 +159,9 @@ class _Collector(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.payload)
+        # uvloop's transports implement the Transport API without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.payload)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)

@@ -11,8 +11,8 @@ from collections.abc import Coroutine
 from typing import Any, ClassVar
 
 from miners.base import Detail, Device, Driver, as_dict, as_list, gather_or_fail, integer, num
-from miners.deadline import DEFAULT_TIMEOUT, IDENTIFY_TIMEOUT, within
-from miners.errors import BadResponse, MinerError, Rejected, Unsupported
+from miners.deadline import DEFAULT_TIMEOUT
+from miners.errors import BadResponse, Rejected, Unsupported
 from miners.http import HttpClient, shared_http
 from miners.protoos_client import FACTORY_PASSWORD, ProtoOSClient
 from miners.tokens import TokenCache
@@ -331,21 +331,10 @@ class ProtoOSDriver(Driver):
             self._http or shared_http(), self.tokens, host, port, scheme=scheme, credentials=creds
         )
 
-    async def identify(
-        self,
-        host: str,
-        port: int,
-        *,
-        timeout: float = IDENTIFY_TIMEOUT,
-        credentials: Credentials | None = None,
+    async def _identify(
+        self, host: str, port: int, credentials: Credentials | None
     ) -> DeviceInfo | None:
         client = self._client(host, port, None, credentials)
-        try:
-            return await within(timeout, f"{host}:{port} identify", self._identify(client))
-        except MinerError:
-            return None
-
-    async def _identify(self, client: ProtoOSClient) -> DeviceInfo | None:
         pairing = as_dict(await client.get_json("/pairing/info", auth=False))
         mac, serial = pairing.get("mac"), pairing.get("cb_sn")
         if not (isinstance(mac, str) and mac and isinstance(serial, str) and serial):

@@ -17,8 +17,8 @@ from collections.abc import Awaitable
 from typing import Any, ClassVar, TypeVar
 
 from miners.base import Detail, Device, Driver
-from miners.deadline import DEFAULT_TIMEOUT, IDENTIFY_TIMEOUT, within
-from miners.errors import AuthFailed, BadResponse, MinerError, Rejected, Unreachable, Unsupported
+from miners.deadline import DEFAULT_TIMEOUT
+from miners.errors import AuthFailed, BadResponse, Rejected, Unreachable, Unsupported
 from miners.types import (
     Capability,
     CoolingMode,
@@ -357,23 +357,8 @@ class PyasicDriver(Driver):
     def forget(self, host: str) -> None:
         self._handles.pop(host, None)
 
-    async def identify(
-        self,
-        host: str,
-        port: int,
-        *,
-        timeout: float = IDENTIFY_TIMEOUT,
-        credentials: Credentials | None = None,
-    ) -> DeviceInfo | None:
-        try:
-            return await within(
-                timeout, f"{host} identify", self._identify(host, port, credentials)
-            )
-        except MinerError:
-            return None
-
-    async def _identify(self, host: str, port: int, creds: Credentials | None) -> DeviceInfo:
-        miner = await self.handle(host, creds)
+    async def _identify(self, host: str, port: int, credentials: Credentials | None) -> DeviceInfo:
+        miner = await self.handle(host, credentials)
         mac, serial, version = await asyncio.gather(
             _lib_call(miner.get_mac(), "mac"),
             _lib_call(miner.get_serial_number(), "serial"),

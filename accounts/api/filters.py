@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-import django_filters
+from collections.abc import Callable
+from typing import Any
 
-from accounts.models import ActivityEvent, ActivityResult, ActorType, ApiToken, Membership, Site
+import django_filters
+from django.db.models import Model, QuerySet
+
+from accounts.models import (
+    ActivityEvent,
+    ActivityResult,
+    ActorType,
+    ApiToken,
+    Membership,
+    Organization,
+    Role,
+    Site,
+    SiteRoleAssignment,
+    User,
+)
+from accounts.permissions import AUTHENTICATED
+
+
+def visible(model: type[Model], permission: str) -> Callable[[Any], QuerySet[Any]]:
+    """Choices for an id filter: only what the caller can see, so another org's id is the same
+    400 as an id that doesn't exist (no probing which ids exist elsewhere)."""
+
+    def choices(request: Any) -> QuerySet[Any]:
+        manager: Any = model._default_manager
+        if request is None:
+            return manager.none()
+        return manager.all().restrict(request.user, permission)
+
+    return choices
+
+
+def _org() -> django_filters.ModelChoiceFilter:
+    return django_filters.ModelChoiceFilter(queryset=visible(Organization, AUTHENTICATED))
+
+
+def _site() -> django_filters.ModelChoiceFilter:
+    return django_filters.ModelChoiceFilter(queryset=visible(Site, "site:read"))
+
+
+def _user() -> django_filters.ModelChoiceFilter:
+    return django_filters.ModelChoiceFilter(queryset=visible(User, "user:read"))
 
 
 class SiteFilter(django_filters.FilterSet):
+    org = _org()
     q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
 
     class Meta:
@@ -20,6 +62,8 @@ class MembershipFilter(django_filters.FilterSet):
         field_name="user__email", lookup_expr="icontains", label="E-mail contains"
     )
     role = django_filters.CharFilter(field_name="role__slug")
+    org = _org()
+    user = _user()
 
     class Meta:
         model = Membership
@@ -27,6 +71,7 @@ class MembershipFilter(django_filters.FilterSet):
 
 
 class TokenFilter(django_filters.FilterSet):
+    user = _user()
     mine = django_filters.BooleanFilter(method="filter_mine", label="Only my tokens")
 
     class Meta:
@@ -51,7 +96,26 @@ class ActivityFilter(django_filters.FilterSet):
     )
     actor_type = django_filters.ChoiceFilter(choices=ActorType.choices)
     result = django_filters.ChoiceFilter(choices=ActivityResult.choices)
+    org = _org()
+    site = _site()
 
     class Meta:
         model = ActivityEvent
         fields = ["org", "site", "target_type"]
+
+
+class SiteRoleFilter(django_filters.FilterSet):
+    site = _site()
+    user = _user()
+
+    class Meta:
+        model = SiteRoleAssignment
+        fields = ["site", "user"]
+
+
+class RoleFilter(django_filters.FilterSet):
+    org = _org()
+
+    class Meta:
+        model = Role
+        fields = ["org", "is_builtin"]

@@ -14,7 +14,14 @@ from rest_framework.serializers import BaseSerializer
 
 from accounts.api import serializers as s
 from accounts.api.base import ScopedViewSet
-from accounts.api.filters import ActivityFilter, MembershipFilter, SiteFilter, TokenFilter
+from accounts.api.filters import (
+    ActivityFilter,
+    MembershipFilter,
+    RoleFilter,
+    SiteFilter,
+    SiteRoleFilter,
+    TokenFilter,
+)
 from accounts.authz import has_perm
 from accounts.errors import ApplicationError, Forbidden
 from accounts.models import (
@@ -173,7 +180,7 @@ class SiteRoleViewSet(
         "create": "user:manage",
         "destroy": "user:manage",
     }
-    filterset_fields = ["site", "user"]
+    filterset_class = SiteRoleFilter
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
@@ -212,7 +219,7 @@ class RoleViewSet(
         "update": "role:manage",
         "destroy": "role:manage",
     }
-    filterset_fields = ["org", "is_builtin"]
+    filterset_class = RoleFilter
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         return (

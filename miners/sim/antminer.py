@@ -20,7 +20,7 @@ from miners.sim import antminer_payloads as ap
 from miners.sim.logs import log_lines
 from miners.sim.spec import ANTMINER_USER
 from miners.sim.state import Miner, Pool
-from miners.sim.web import Call, Hooks, HttpError, Router, json_response
+from miners.sim.web import Call, Hooks, HttpError, Router, json_response, same_secret
 
 REALM = "antMiner Configuration"
 NONCE_TTL_S = 600
@@ -48,7 +48,7 @@ def nonce_state(nonce: str, now: float) -> str:
     """ "ok", "stale" (ours but old) or "bad" (not issued by us)."""
     stamp, mac = nonce[:8], nonce[8:]
     expected = hmac.new(SECRET, stamp.encode(), hashlib.sha256).hexdigest()[:24]
-    if len(nonce) != 32 or not hmac.compare_digest(mac, expected):
+    if len(nonce) != 32 or not same_secret(mac, expected):
         return "bad"
     try:
         issued = int(stamp, 16)
@@ -105,7 +105,7 @@ def check_digest(m: Miner, request: web.BaseRequest, now: float) -> str:
         expected = _md5(f"{ha1}:{nonce}:{ha2}")
     else:
         return "denied"
-    if m.has_fault("wrong_password") or not hmac.compare_digest(expected, response.lower()):
+    if m.has_fault("wrong_password") or not same_secret(response.lower(), expected):
         return "denied"
     return "ok"
 
@@ -277,7 +277,7 @@ async def passwd(call: Call) -> web.Response:
     data = await _json_body(call, "P001")
     m = call.miner
     current, new, confirm = data.get("curPwd"), data.get("newPwd"), data.get("confirmPwd")
-    if not isinstance(current, str) or not hmac.compare_digest(current, m.password):
+    if not isinstance(current, str) or not same_secret(current, m.password):
         raise HttpError(200, "P001", "Current password error!")
     if not isinstance(new, str) or not new or new != confirm:
         raise HttpError(200, "P002", "New passwords do not match!")
@@ -303,6 +303,17 @@ def _envelope(m: Miner, msg: str, now: float) -> dict[str, Any]:
     }
 
 
+def _rates(f: ap.Figures) -> dict[str, Any]:
+    return {
+        "elapsed": f.elapsed,
+        "rate_5s": f.ghs_5s,
+        "rate_30m": f.ghs_30m,
+        "rate_avg": f.ghs_av,
+        "rate_ideal": f.ideal_ghs,
+        "rate_unit": "GH/s",
+    }
+
+
 @routes.route("GET", "/cgi-bin/summary.cgi")
 async def summary(call: Call) -> web.Response:
     m, now = call.miner, call.now
@@ -317,12 +328,7 @@ async def summary(call: Call) -> web.Response:
     body = _envelope(m, "summary", now)
     body["SUMMARY"] = [
         {
-            "elapsed": f.elapsed,
-            "rate_5s": f.ghs_5s,
-            "rate_30m": f.ghs_30m,
-            "rate_avg": f.ghs_av,
-            "rate_ideal": f.ideal_ghs,
-            "rate_unit": "GH/s",
+            **_rates(f),
             "hw_all": f.hw,
             "bestshare": int(f.accepted * ap.DIFFICULTY * 3.7),
             "status": [
@@ -359,12 +365,7 @@ async def stats(call: Call) -> web.Response:
     body = _envelope(m, "stats", now)
     body["STATS"] = [
         {
-            "elapsed": f.elapsed,
-            "rate_5s": f.ghs_5s,
-            "rate_30m": f.ghs_30m,
-            "rate_avg": f.ghs_av,
-            "rate_ideal": f.ideal_ghs,
-            "rate_unit": "GH/s",
+            **_rates(f),
             "chain_num": m.model.boards,
             "fan_num": len(f.fans),
             "fan": f.fans,

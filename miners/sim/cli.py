@@ -20,6 +20,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from miners.sim import shards
 from miners.sim.control import parse_address, start_control
 from miners.sim.fleet import SimFleet
@@ -29,6 +31,14 @@ from miners.sim.spec import FleetSpec, SpecError, load_spec_file, seeded_passwor
 
 log = logging.getLogger("miners.sim")
 Publish = Callable[[list[dict[str, Any]], str], None]
+
+
+class _DropClientErrors(logging.Filter):
+    """Malformed requests are the client's fault; scanners would flood stderr with them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, HttpProcessingError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +172,7 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(_DropClientErrors())
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

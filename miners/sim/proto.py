@@ -21,7 +21,7 @@ from miners.sim import proto_actions
 from miners.sim import proto_payloads as payloads
 from miners.sim.spec import PROTO_FACTORY_PASSWORD
 from miners.sim.state import Miner
-from miners.sim.web import Call, Hooks, HttpError, Router, json_response, message
+from miners.sim.web import Call, Hooks, HttpError, Router, json_response, message, same_secret
 
 routes = Router("/api/v1")
 SECRET = os.urandom(32)
@@ -117,7 +117,7 @@ def _authorize(call: Call) -> None:
     m = call.miner
     if (
         m.access_token is None
-        or not hmac.compare_digest(token.strip(), m.access_token)
+        or not same_secret(token.strip(), m.access_token)
         or call.now >= m.access_exp
     ):
         raise HttpError(401, "UNAUTHORIZED", "Invalid or expired token")
@@ -126,7 +126,7 @@ def _authorize(call: Call) -> None:
 def _password_ok(m: Miner, candidate: Any) -> bool:
     if not isinstance(candidate, str) or m.has_fault("wrong_password"):
         return False
-    return hmac.compare_digest(candidate.encode(), m.password.encode())
+    return same_secret(candidate, m.password)
 
 
 def _new_password(data: dict[str, Any], field: str) -> str:
@@ -156,7 +156,11 @@ async def refresh(call: Call) -> web.Response:
     if not isinstance(token, str):
         raise HttpError(400, "INVALID_REQUEST", "refresh_token is required")
     m = call.miner
-    if m.refresh_token is None or token != m.refresh_token or call.now >= m.refresh_exp:
+    if (
+        m.refresh_token is None
+        or not same_secret(token, m.refresh_token)
+        or call.now >= m.refresh_exp
+    ):
         raise HttpError(401, "UNAUTHORIZED", "Invalid or expired refresh token")
     return json_response({"access_token": _issue(m, call.now, refresh=False)})
 

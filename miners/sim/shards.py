@@ -56,7 +56,10 @@ async def _child_serve(spec: FleetSpec, only: range, conn: Connection) -> int:
     runner = await start_control(fleet, "127.0.0.1", 0)
     try:
         conn.send(("ready", runner.addresses[0][1], fleet.inventory))
-        await _until_signal()
+        # Ctrl-C reaches the whole process group; only the parent reacts, then sends SIGTERM,
+        # so a shard stopping first is never mistaken for a crash.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        await _until_signal((signal.SIGTERM,))
     finally:
         await runner.cleanup()
         await fleet.stop()
@@ -68,12 +71,14 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def _until_signal(*extra: asyncio.Future[Any]) -> None:
+async def _until_signal(signals: tuple[int, ...], *extra: asyncio.Future[Any]) -> bool:
+    """Wait for a signal (True) or for one of `extra` to finish first (False)."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in signals:
         loop.add_signal_handler(sig, _settle, stop)
     await asyncio.wait([stop, *extra], return_when=asyncio.FIRST_COMPLETED)
+    return stop.done()
 
 
 class Shards:
@@ -142,13 +147,13 @@ async def serve_sharded(
         runner = await start_proxy(shards, *control) if control else None
         publish(shards.inventory, f"{len(shards.procs)} processes")
         died = asyncio.ensure_future(shards.wait_for_exit())
-        await _until_signal(died)
+        signalled = await _until_signal((signal.SIGTERM, signal.SIGINT), died)
+        died.cancel()
         if runner is not None:
             await runner.cleanup()
-        if died.done():
+        if not signalled:
             print("miners.sim: a shard process died; stopping", file=sys.stderr)
             return 1
-        died.cancel()
         return 0
     finally:
         await shards.stop()

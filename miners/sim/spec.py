@@ -52,7 +52,7 @@ class GroupSpec:
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise SpecError(f"unknown kind {self.kind!r} (use {' or '.join(KINDS)})")
-        if not isinstance(self.count, int) or self.count < 0:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
             raise SpecError(f"count must be a non-negative integer, got {self.count!r}")
         try:
             model_for(self.kind, self.model)
@@ -62,6 +62,9 @@ class GroupSpec:
             raise SpecError("password must be a non-empty string")
         if self.kind == PROTOOS and self.password is not None and len(self.password) < 8:
             raise SpecError("ProtoOS passwords need at least 8 characters")
+        for name in ("tls", "quirks"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpecError(f"{name} must be true or false")
 
     @property
     def factory(self) -> bool:
@@ -103,6 +106,18 @@ class FleetSpec:
         ]
 
     def validate(self) -> None:
+        if (
+            not isinstance(self.base, str)
+            or isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+        ):
+            raise SpecError("base must be an address and seed an integer")
+        for name in ("stats_delay", "reboot_downtime", "token_ttl", "refresh_ttl"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise SpecError(f"{name} must be a non-negative number of seconds")
+        if self.groups is not None and not isinstance(self.groups, list):
+            raise SpecError("groups must be a list")
         groups = self.resolved_groups()
         for group in groups:
             group.validate()
@@ -112,11 +127,9 @@ class FleetSpec:
         first = parse_loopback(self.base)
         if int(first) + total - 1 > int(LAST_LOOPBACK):
             raise SpecError(f"{total} miners from {first} run past the end of 127.0.0.0/8")
-        if not isinstance(self.port_offset, int) or not 0 <= self.port_offset <= 60000:
+        offset = self.port_offset
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 60000:
             raise SpecError("port offset must be an integer between 0 and 60000")
-        for name in ("stats_delay", "reboot_downtime", "token_ttl", "refresh_ttl"):
-            if getattr(self, name) < 0:
-                raise SpecError(f"{name} must not be negative")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FleetSpec:
@@ -129,6 +142,8 @@ class FleetSpec:
             raise SpecError(f"unknown fleet spec keys: {', '.join(sorted(unknown))}")
         values = dict(data)
         if "groups" in values:
+            if not isinstance(values["groups"], list | None):
+                raise SpecError("groups must be a list")
             values["groups"] = [_group_from_mapping(g) for g in values["groups"] or []]
         try:
             spec = cls(**values)

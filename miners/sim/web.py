@@ -8,6 +8,7 @@ a dictionary lookup — no aiohttp Application, middlewares or per-miner objects
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import time
@@ -134,6 +135,11 @@ class Router:
             else:
                 return methods, params
         return None
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison that also accepts non-ASCII input (str compare_digest raises)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -35,7 +35,9 @@ def browser() -> Iterator[Browser]:
     while it lives, and Django refuses ORM calls (database setup, flushes, seeding, assertions)
     from a thread with a loop unless told they are safe — which they are: the loop is idle."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or deselect with -m 'not browser')")
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install -y chromium (or deselect with -m 'not browser')"
+        )
     with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

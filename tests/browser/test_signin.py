@@ -27,7 +27,9 @@ def test_sign_in_lands_on_the_dashboard_shell(page: Page, live_server, org_a: Or
     for item in ("Dashboard", "Users", "Roles", "API tokens", "Activity", "Security"):
         expect(nav.get_by_role("link", name=item)).to_be_visible()
     expect(page.locator(".scope-name")).to_have_text(org_a.org.name)
-    assert page.evaluate("typeof window.htmx") == "object", "static/vendor/htmx.min.js missing: npm ci && npm run vendor"
+    assert page.evaluate("typeof window.htmx") == "object", (
+        "static/vendor/htmx.min.js missing: npm ci && npm run vendor"
+    )
 
 
 def test_wrong_password_shows_a_clear_error(page: Page, live_server, org_a: OrgWorld) -> None:
@@ -50,9 +52,11 @@ def test_enroll_totp_then_sign_in_with_it(page: Page, live_server, org_a: OrgWor
     page.get_by_label("Authenticator code").fill(totp(secret, activated_at))
     page.get_by_role("button", name="Activate").click()
     expect(page.get_by_role("heading", name="Recovery Codes")).to_be_visible()
-    assert Authenticator.objects.filter(user=org_a.users["operator"], type=Authenticator.Type.TOTP).exists()
+    assert Authenticator.objects.filter(
+        user=org_a.users["operator"], type=Authenticator.Type.TOTP
+    ).exists()
 
-    page.get_by_role("button", name="Account menu").click()
+    page.locator("details.menu > summary").click()  # the user menu
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(f"{base}/accounts/login/")
 
@@ -61,7 +65,7 @@ def test_enroll_totp_then_sign_in_with_it(page: Page, live_server, org_a: OrgWor
     # a code is good once: wait for the next 30-second step after the one used to activate
     while int(time.time() // 30) == int(activated_at // 30):
         time.sleep(0.5)
-    page.get_by_label("Authenticator code").fill(totp(secret))
+    page.get_by_label("Code", exact=True).fill(totp(secret))
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Welcome, operator@alpha.example")).to_be_visible()
     assert LoginEvent.objects.filter(

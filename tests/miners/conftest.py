@@ -24,16 +24,17 @@ from miners.sim import FleetSpec, SimFleet
 
 PORT_OFFSET = 0 if os.geteuid() == 0 else 20000
 TEST_DEFAULTS: dict[str, Any] = {"stats_delay": 0.0, "reboot_downtime": 0.3, "seed": 1}
-_counter = itertools.count()
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_counter = itertools.count(os.getpid() % 256)  # concurrent sessions start at different blocks
 
 SimFleetFactory = Callable[..., Awaitable[SimFleet]]
 
 
 def _base() -> str:
-    """A /24 per fleet: second octet from the process id, third from a per-process counter."""
+    """A /24 per fleet: second octet from the xdist worker, third from a per-process counter
+    (an address still in use by another session is skipped by the retry in `sim_fleet`)."""
     n = next(_counter)
-    second = 100 + (os.getpid() + n // 256) % 150
-    return f"127.{second}.{n % 256}.1"
+    return f"127.{100 + (_WORKER + n // 256) % 150}.{n % 256}.1"
 
 
 @pytest.fixture

@@ -190,3 +190,22 @@ async def test_refused_port_is_unreachable():
     with pytest.raises(Unreachable) as caught:
         await rpc("127.0.0.1", port, "version")
     assert caught.value.code == "ECONNREFUSED"
+
+
+def test_rpc_client_runs_on_uvloop():
+    """uvloop's transports aren't asyncio.Transport subclasses; the client must not care."""
+    import uvloop
+
+    async def main() -> dict:
+        fake = FakeFirmware(multi=True)
+        server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            return await asyncio.wait_for(
+                CgminerClient("127.0.0.1", port).commands("summary", "pools"), 5
+            )
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert uvloop.run(main())["summary"]["SUMMARY"] == [{"n": 1}]

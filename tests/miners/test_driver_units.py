@@ -7,10 +7,21 @@ import asyncio
 import json
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
+from miners.antminer import is_stock
 from miners.base import Detail, Device, Driver, num
 from miners.digest import authorization, parse_challenge
-from miners.errors import Rejected, Timeout, Unsupported
+from miners.errors import (
+    AuthFailed,
+    BadResponse,
+    DefaultPasswordActive,
+    Rejected,
+    Timeout,
+    Unsupported,
+)
+from miners.http import HttpReply
+from miners.protoos_client import error_for, firmware_message
 from miners.registry import Registry
 from miners.tokens import TokenCache
 from miners.types import (
@@ -223,3 +234,63 @@ async def test_registry_falls_back_and_cancels_losers():
 
 async def test_registry_none_when_nobody_answers():
     assert await Registry([FakeDriver("a", 1, 0.0, False)]).identify("h", 80) is None
+
+
+def _reply(status: int, body: bytes) -> HttpReply:
+    return HttpReply(status, CIMultiDictProxy(CIMultiDict()), body)
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        (b'{"message": "power target out of range"}', "power target out of range", None),
+        (
+            b'{"error": {"code": "OUT_OF_RANGE", "message": "power target out of range"}}',
+            "power target out of range",
+            "OUT_OF_RANGE",
+        ),
+        (b"power target out of range\n", "power target out of range", None),
+        (b"", "HTTP 422", None),
+    ],
+)
+def test_protoos_error_bodies_in_all_three_shapes(body, message, code):
+    assert firmware_message(_reply(422, body)) == (message, code)
+    error = error_for(_reply(422, body), "PUT /mining/target")
+    assert isinstance(error, Rejected) and message in error.message and error.code == code
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (401, b'{"error": {"code": "UNAUTHORIZED", "message": "x"}}', AuthFailed),
+        (
+            403,
+            b'{"error": {"code": "DEFAULT_PASSWORD_ACTIVE", "message": "x"}}',
+            DefaultPasswordActive,
+        ),
+        (403, b'{"message": "forbidden"}', AuthFailed),
+        (404, b"not found", Unsupported),
+        (501, b'{"error": {"code": "NOT_IMPLEMENTED", "message": "x"}}', Unsupported),
+        (409, b'{"message": "update in progress"}', Rejected),
+        (503, b'{"error": {"code": "POOL_UNREACHABLE", "message": "x"}}', Rejected),
+        (500, b"Internal Server Error", BadResponse),
+    ],
+)
+def test_protoos_statuses_map_to_typed_errors(status, body, kind):
+    error = error_for(_reply(status, body), "call")
+    assert type(error) is kind and error.status == status
+
+
+@pytest.mark.parametrize(
+    ("version", "stock"),
+    [
+        ({"Type": "Antminer S19 XP", "BMMiner": "1.0.0"}, True),
+        ({"Type": "Antminer S19 XP", "LUXminer": "2024.1"}, False),
+        ({"Type": "Antminer S19j Pro", "BOSminer": "bosminer-plus-tuner 0.9"}, False),
+        ({"Type": "Antminer S19 (vnish 1.2.0)"}, False),
+        ({"Type": "Whatsminer M30S"}, False),
+        ({}, False),
+    ],
+)
+def test_stock_antminer_recognition(version, stock):
+    assert is_stock(version) is stock

@@ -214,3 +214,11 @@ async def test_blink_reboot_passwd_logs(sim_fleet, http):
         await rpc(entry, "summary")
     await asyncio.sleep(0.45)
     assert (await rpc(entry, "summary"))["SUMMARY"][0]["Elapsed"] == 0
+
+
+async def test_non_ascii_passwords_are_refused_not_crashed(sim_fleet, http):
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    body = {"curPwd": "pässwörd", "newPwd": "x", "confirmPwd": "x"}
+    status, reply = await antminer_web(http, entry, "POST", "/cgi-bin/passwd.cgi", body=body)
+    assert (status, reply["code"]) == (200, "P001")

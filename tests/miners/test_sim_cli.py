@@ -147,7 +147,7 @@ def test_cli_shards_over_processes_and_proxies_control(tmp_path):
         control_port = probe.getsockname()[1]
     proc = _run("--proto", "2", "--antminer", "2", "--processes", "2", "--base", _base(),
                 "--port-offset", str(PORT_OFFSET), "--inventory", str(inventory),
-                "--control", f"127.0.0.1:{control_port}")  # fmt: skip
+                "--control", f"127.0.0.1:{control_port}", start_new_session=True)  # fmt: skip
     try:
         _wait_for(inventory, proc)
         entries = json.loads(inventory.read_text())
@@ -174,7 +174,23 @@ def test_cli_shards_over_processes_and_proxies_control(tmp_path):
         with socket.create_connection((last["host"], last["ports"]["rpc"]), timeout=2):
             pass
     finally:
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group gets it
         _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 0, stderr
-    assert "2 processes" in stderr
+    assert "2 processes" in stderr and "died" not in stderr
+
+
+def test_cli_exits_1_when_a_shard_dies(tmp_path):
+    inventory = tmp_path / "inventory.json"
+    proc = _run("--proto", "1", "--antminer", "1", "--processes", "2", "--base", _base(),
+                "--port-offset", str(PORT_OFFSET), "--inventory", str(inventory))  # fmt: skip
+    try:
+        _wait_for(inventory, proc)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 2
+        os.kill(int(children[0]), signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "died" in stderr

@@ -107,3 +107,19 @@ async def test_idle_fleet_does_no_work(sim_fleet):
     await asyncio.sleep(0.3)
     assert time.process_time() - cpu < 0.05
     assert len(fleet.miners) == 40
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"proto": 1, "stats_delay": "soon"},
+        {"proto": 1, "seed": "x"},
+        {"proto": 1, "port_offset": "1"},
+        {"groups": {"kind": "protoos"}},
+        {"groups": [{"kind": "protoos", "count": True}]},
+        {"groups": [{"kind": "protoos", "count": 1, "tls": "yes"}]},
+    ],
+)
+def test_spec_mappings_with_wrong_types_are_refused(data):
+    with pytest.raises(SpecError):
+        FleetSpec.from_mapping(data).validate()

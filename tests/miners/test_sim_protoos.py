@@ -321,3 +321,19 @@ async def test_bad_requests_never_crash(sim_fleet, proto):
         assert body["error"]["code"] and body["error"]["message"]
     assert (await client.call("DELETE", "/api/v1/mining"))[0] == 405
     assert (await client.call("GET", "/api/v1/unknown/route"))[0] == 404
+
+
+async def test_non_ascii_credentials_are_refused_not_crashed(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    entry = fleet.inventory[0]
+    client = proto(entry)
+    status, body = await client.call("POST", "/api/v1/auth/login", json={"password": "pässwörd"})
+    assert status == 401 and body["error"]["code"] == "UNAUTHORIZED"
+    reader, writer = await asyncio.open_connection(entry["host"], entry["ports"]["http"])
+    writer.write(
+        b"GET /api/v1/mining HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xc3\xa4\xc3\xb6\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    reply = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert reply.startswith(b"HTTP/1.1 401")
