@@ -198,3 +198,30 @@ def mfa_overview(user: User) -> MfaOverview:
         if codes is not None
         else 0,
     )
+
+
+_PERMISSION_GROUPS = {
+    "org": "Organization",
+    "user": "Members",
+    "role": "Roles",
+    "apikey": "API tokens",
+    "activity": "Activity log",
+    "site": "Sites",
+    "fleet": "Fleet",
+    "miner": "Miners",
+    "fleetnode": "Fleet nodes",
+    "discovery": "Discovery",
+    "terminal": "Terminals",
+}
+
+
+def permission_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The catalog as (group label, [(permission, description)]), grouped by prefix in catalog
+    order: ``miner:reboot`` sits under Miners."""
+    from accounts.permissions import CATALOG
+
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, text in CATALOG.items():
+        prefix = name.split(":", 1)[0]
+        groups.setdefault(_PERMISSION_GROUPS.get(prefix, prefix.title()), []).append((name, text))
+    return list(groups.items())

@@ -51,26 +51,20 @@ from accounts.models import (
     TrackedSession,
     User,
 )
-from accounts.permissions import AUTHENTICATED, CATALOG, PUBLIC
+from accounts.permissions import AUTHENTICATED, PUBLIC
 from accounts.routes import declare
-from accounts.selectors import current_org, login_history, member_rows, mfa_overview, org_roles
+from accounts.selectors import (
+    current_org,
+    login_history,
+    member_rows,
+    mfa_overview,
+    org_roles,
+    permission_groups,
+)
 from accounts.services import members, roles, security, tokens
 
 MEMBERS_PER_PAGE = 25
 ACTIVITY_PER_PAGE = 50
-_GROUP_LABELS = {
-    "org": "Organization",
-    "user": "Members",
-    "role": "Roles",
-    "apikey": "API tokens",
-    "activity": "Activity log",
-    "site": "Sites",
-    "fleet": "Fleet",
-    "miner": "Miners",
-    "fleetnode": "Fleet nodes",
-    "discovery": "Discovery",
-    "terminal": "Terminals",
-}
 
 
 class PageRequest(HttpRequest):
@@ -393,14 +387,17 @@ class MatrixRow:
     cells: list[tuple[RoleColumn, bool]]  # (column, granted) in column order
 
 
-def _permission_groups(columns: list[RoleColumn]) -> list[tuple[str, list[MatrixRow]]]:
-    """Catalog permissions grouped by prefix (``miner:reboot`` → Miners), one cell per role."""
-    groups: dict[str, list[MatrixRow]] = {}
-    for name, text in CATALOG.items():
-        label = _GROUP_LABELS.get(name.split(":", 1)[0], name.split(":", 1)[0].title())
-        cells = [(column, name in column.role.permissions) for column in columns]
-        groups.setdefault(label, []).append(MatrixRow(name, text, cells))
-    return list(groups.items())
+def _matrix(columns: list[RoleColumn]) -> list[tuple[str, list[MatrixRow]]]:
+    return [
+        (
+            label,
+            [
+                MatrixRow(name, text, [(c, name in c.role.permissions) for c in columns])
+                for name, text in perms
+            ],
+        )
+        for label, perms in permission_groups()
+    ]
 
 
 def _roles_page(
@@ -418,7 +415,7 @@ def _roles_page(
     context = {
         "org": org,
         "columns": columns,
-        "groups": _permission_groups(columns),
+        "groups": _matrix(columns),
         "has_custom": any(not column.role.is_builtin for column in columns),
         "can_edit": can_edit,
         "create_form": RoleCreateForm(roles=org_roles(request.user, org)) if can_edit else None,

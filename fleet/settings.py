@@ -267,6 +267,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = True
+# Tests build a fresh handler per test client: look files up per request instead of scanning
+# every static file at start-up each time.
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
 
 # --- DRF / OpenAPI --------------------------------------------------------------------------
 REST_FRAMEWORK = {

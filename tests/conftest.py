@@ -21,16 +21,23 @@ class OrgWorld:
     users: dict[str, User] = field(default_factory=dict)
 
 
-def make_user(email: str, org: Organization | None = None, role: str | None = None, password: str = PASSWORD) -> User:
+def make_user(
+    email: str, org: Organization | None = None, role: str | None = None, password: str = PASSWORD
+) -> User:
     user = User.objects.create_user(email=email, password=password)
     if org is not None and role is not None:
-        Membership.objects.create(user=user, org=org, role=Role.objects.get(slug=role, org__isnull=True))
+        Membership.objects.create(
+            user=user, org=org, role=Role.objects.get(slug=role, org__isnull=True)
+        )
     return user
 
 
 def make_world(slug: str) -> OrgWorld:
     org = Organization.objects.create(name=slug.title(), slug=slug)
-    sites = [Site.objects.create(org=org, name=f"{slug} site {i}", slug=f"{slug}-site-{i}") for i in (1, 2)]
+    sites = [
+        Site.objects.create(org=org, name=f"{slug} site {i}", slug=f"{slug}-site-{i}")
+        for i in (1, 2)
+    ]
     world = OrgWorld(org, sites)
     for role in ROLES:
         world.users[role] = make_user(f"{role}@{slug}.example", org, role)

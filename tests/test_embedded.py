@@ -41,12 +41,24 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FLEET_MASTER_KEY", "DJANGO_SETTINGS_MODULE")
+        if key
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "FLEET_MASTER_KEY",
+            "DJANGO_SETTINGS_MODULE",
+        )
         and not key.startswith(("PYTEST", "FLEET_", "DATABASE", "REDIS"))
     }
     env.update({"DATA_DIR": str(data_dir), "PYTHONDONTWRITEBYTECODE": "1"})
     migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     assert (data_dir / "rigwarden.sqlite3").exists(), "embedded mode must use SQLite under DATA_DIR"

@@ -26,7 +26,11 @@ def sign_in(client: Client, email: str) -> None:
     client.get("/accounts/login/")
     response = client.post(
         "/accounts/login/",
-        {"login": email, "password": PASSWORD, "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+        {
+            "login": email,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+        },
     )
     assert response.status_code == 302, response.status_code
 
@@ -119,11 +123,17 @@ def test_cache_metrics_are_exported(db: None) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/accounts/login/", "/healthz", "/api/v1/me/", "/does-not-exist/"])
+@pytest.mark.parametrize(
+    "path", ["/accounts/login/", "/healthz", "/api/v1/me/", "/does-not-exist/"]
+)
 def test_security_headers(path: str) -> None:
     response = Client().get(path)
     csp = response["Content-Security-Policy"]
-    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    assert (
+        "default-src 'self'" in csp
+        and "frame-ancestors 'none'" in csp
+        and "object-src 'none'" in csp
+    )
     assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
@@ -146,7 +156,11 @@ def test_hsts_and_secure_cookies_when_tls_is_on(tmp_path: Path) -> None:
         "from django.conf import settings as s;"
         "print(s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
     )
-    assert run(["-c", probe], {"SECURE_TLS": "1"}, tmp_path / "a").stdout.split() == ["31536000", "True", "True"]
+    assert run(["-c", probe], {"SECURE_TLS": "1"}, tmp_path / "a").stdout.split() == [
+        "31536000",
+        "True",
+        "True",
+    ]
     assert run(["-c", probe], {}, tmp_path / "b").stdout.split() == ["0", "False", "False"]
 
 
@@ -169,7 +183,9 @@ def test_session_api_writes_need_csrf(org_a: OrgWorld) -> None:
     assert client.post("/api/v1/tokens/", {"name": "x"}, format="json").status_code == 403
 
     token = client.cookies["csrftoken"].value
-    ok = client.patch(f"/api/v1/sites/{site.pk}/", {"name": "with token"}, format="json", HTTP_X_CSRFTOKEN=token)
+    ok = client.patch(
+        f"/api/v1/sites/{site.pk}/", {"name": "with token"}, format="json", HTTP_X_CSRFTOKEN=token
+    )
     assert ok.status_code == 200
     # reads need no token
     assert client.get("/api/v1/sites/").status_code == 200
@@ -180,7 +196,11 @@ def test_cross_origin_session_writes_are_refused(org_a: OrgWorld) -> None:
     sign_in(client, org_a.users["owner"].email)
     token = client.cookies["csrftoken"].value
     response = client.post(
-        "/api/v1/tokens/", {"name": "x"}, format="json", HTTP_X_CSRFTOKEN=token, HTTP_ORIGIN="http://evil.example"
+        "/api/v1/tokens/",
+        {"name": "x"},
+        format="json",
+        HTTP_X_CSRFTOKEN=token,
+        HTTP_ORIGIN="http://evil.example",
     )
     assert response.status_code == 403
 
@@ -192,4 +212,9 @@ def test_token_api_writes_need_no_csrf(org_a: OrgWorld) -> None:
     secret = api_token_create(actor=Actor.system("t"), user=org_a.users["owner"], name="ci").secret
     client = APIClient(enforce_csrf_checks=True)
     client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
-    assert client.patch(f"/api/v1/sites/{org_a.sites[0].pk}/", {"name": "by token"}, format="json").status_code == 200
+    assert (
+        client.patch(
+            f"/api/v1/sites/{org_a.sites[0].pk}/", {"name": "by token"}, format="json"
+        ).status_code
+        == 200
+    )

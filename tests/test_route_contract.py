@@ -91,7 +91,9 @@ def test_walker_reports_an_undeclared_viewset_action(drifting_urlconf: str) -> N
     assert any("loose-sites" in p and "reboot_all" in p for p in problems), problems
     # the list route of the same viewset is declared and therefore not reported
     routes = dict(iter_routes())
-    list_route = next(r for r in routes if "loose-sites" in r and "pk" not in r and "format" not in r)
+    list_route = next(
+        r for r in routes if "loose-sites" in r and "pk" not in r and "format" not in r
+    )
     assert declared_permissions(routes[list_route]) == ["site:read"]
 
 
@@ -136,7 +138,11 @@ def test_websocket_walker_catches_undeclared_consumers() -> None:
 @pytest.mark.parametrize("method", ["get_queryset", "get_object", "get_permissions"])
 def test_scoped_viewset_refuses_overriding_the_sealed_plumbing(method: str) -> None:
     with pytest.raises(TypeError, match=method):
-        type("Sneaky", (ScopedViewSet,), {method: lambda self: None, "permissions": {"list": "site:read"}})
+        type(
+            "Sneaky",
+            (ScopedViewSet,),
+            {method: lambda self: None, "permissions": {"list": "site:read"}},
+        )
 
 
 def test_scoped_viewset_refuses_a_permission_outside_the_catalog() -> None:
@@ -145,7 +151,11 @@ def test_scoped_viewset_refuses_a_permission_outside_the_catalog() -> None:
 
 
 def test_scoped_viewset_allows_the_named_escape_hatch() -> None:
-    cls = type("Explicit", (ScopedViewSet,), {"dangerously_get_queryset": lambda self: None, "permissions": {"list": "site:read"}})
+    cls = type(
+        "Explicit",
+        (ScopedViewSet,),
+        {"dangerously_get_queryset": lambda self: None, "permissions": {"list": "site:read"}},
+    )
     assert cls.permission_for("list") == "site:read"
 
 
@@ -178,7 +188,10 @@ def test_anonymous_callers_are_refused_on_every_protected_route(route: str) -> N
     assert response.status_code in {301, 302, 401, 403, 404, 405}, (route, response.status_code)
     if response.status_code == 302:
         # the admin's own sign-in page is a redirect to ours (one sign-in path: lockout, MFA, audit)
-        assert response["Location"].startswith(("/accounts/login/", "/admin/login/")), (route, response["Location"])
+        assert response["Location"].startswith(("/accounts/login/", "/admin/login/")), (
+            route,
+            response["Location"],
+        )
 
 
 def test_admin_sign_in_is_ours() -> None:

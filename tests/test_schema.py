@@ -16,7 +16,9 @@ CDN_HOSTS = ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com", "fonts.goo
 
 def test_spectacular_validates_without_warnings() -> None:
     out = StringIO()
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null", stdout=out, stderr=out)
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null", stdout=out, stderr=out
+    )
     assert "Warning" not in out.getvalue()
 
 

@@ -31,7 +31,9 @@ def run(args: list[str], env: dict[str, str], data_dir: Path) -> subprocess.Comp
         "PYTHONDONTWRITEBYTECODE": "1",
         **env,
     }
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
 
 
 BAD = {
@@ -81,7 +83,11 @@ def test_secret_files_are_read(tmp_path: Path) -> None:
     secret.write_text("s" * 50 + "\n")
     master = tmp_path / "master"
     master.write_text(GOOD_KEY + "\n")
-    result = run(["-c", PROBE], {"SECRET_KEY_FILE": str(secret), "FLEET_MASTER_KEY_FILE": str(master)}, tmp_path / "d")
+    result = run(
+        ["-c", PROBE],
+        {"SECRET_KEY_FILE": str(secret), "FLEET_MASTER_KEY_FILE": str(master)},
+        tmp_path / "d",
+    )
     assert result.returncode == 0, result.stderr
     key, master_b64 = result.stdout.split()
     assert key == "s" * 50
@@ -93,13 +99,19 @@ def test_secret_files_are_read(tmp_path: Path) -> None:
 def test_setting_both_x_and_x_file_is_an_error(tmp_path: Path, name: str) -> None:
     file = tmp_path / "value"
     file.write_text(GOOD_KEY)
-    result = run(["manage.py", "check"], {name: GOOD_KEY + "x" * 40, f"{name}_FILE": str(file)}, tmp_path / "d")
+    result = run(
+        ["manage.py", "check"],
+        {name: GOOD_KEY + "x" * 40, f"{name}_FILE": str(file)},
+        tmp_path / "d",
+    )
     assert result.returncode != 0
     assert f"{name}_FILE" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_secret_file_is_an_error(tmp_path: Path) -> None:
-    result = run(["manage.py", "check"], {"FLEET_MASTER_KEY_FILE": str(tmp_path / "nope")}, tmp_path / "d")
+    result = run(
+        ["manage.py", "check"], {"FLEET_MASTER_KEY_FILE": str(tmp_path / "nope")}, tmp_path / "d"
+    )
     assert result.returncode != 0
     assert "FLEET_MASTER_KEY_FILE" in result.stderr and "Traceback" not in result.stderr
 

@@ -31,7 +31,9 @@ def _extra(world: OrgWorld) -> User:
 
 
 def _custom_role(world: OrgWorld) -> Role:
-    return Role.objects.get_or_create(org=world.org, slug="racker", defaults={"name": "Racker", "permissions": ["site:read"]})[0]
+    return Role.objects.get_or_create(
+        org=world.org, slug="racker", defaults={"name": "Racker", "permissions": ["site:read"]}
+    )[0]
 
 
 def _member(world: OrgWorld) -> Membership:
@@ -44,19 +46,84 @@ def _token(world: OrgWorld) -> ApiToken:
 
 
 WRITES = [
-    Write("org.update", "patch", lambda w: f"/api/v1/orgs/{w.org.pk}/", lambda w: {"name": "Alpha Mining"}, "organization"),
-    Write("site.create", "post", lambda w: "/api/v1/sites/", lambda w: {"org": w.org.pk, "name": "Hall C"}, "site"),
-    Write("site.update", "patch", lambda w: f"/api/v1/sites/{w.sites[0].pk}/", lambda w: {"location": "North"}, "site"),
+    Write(
+        "org.update",
+        "patch",
+        lambda w: f"/api/v1/orgs/{w.org.pk}/",
+        lambda w: {"name": "Alpha Mining"},
+        "organization",
+    ),
+    Write(
+        "site.create",
+        "post",
+        lambda w: "/api/v1/sites/",
+        lambda w: {"org": w.org.pk, "name": "Hall C"},
+        "site",
+    ),
+    Write(
+        "site.update",
+        "patch",
+        lambda w: f"/api/v1/sites/{w.sites[0].pk}/",
+        lambda w: {"location": "North"},
+        "site",
+    ),
     Write("site.delete", "delete", lambda w: f"/api/v1/sites/{w.sites[1].pk}/", target_type="site"),
-    Write("member.invite", "post", lambda w: "/api/v1/memberships/", lambda w: {"org": w.org.pk, "email": "inv@alpha.example", "role": "viewer"}, "membership"),
-    Write("member.role_change", "patch", lambda w: f"/api/v1/memberships/{_member(w).pk}/", lambda w: {"role": "viewer"}, "membership"),
-    Write("member.remove", "delete", lambda w: f"/api/v1/memberships/{_member(w).pk}/", target_type="membership"),
-    Write("site_role.assign", "post", lambda w: "/api/v1/site-roles/", lambda w: {"site": w.sites[0].pk, "user": w.users["viewer"].pk, "role": "operator"}, "siteroleassignment"),
-    Write("role.create", "post", lambda w: "/api/v1/roles/", lambda w: {"org": w.org.pk, "name": "Auditor", "permissions": ["activity:read"]}, "role"),
-    Write("role.update", "patch", lambda w: f"/api/v1/roles/{_custom_role(w).pk}/", lambda w: {"permissions": ["site:read", "user:read"]}, "role"),
-    Write("role.delete", "delete", lambda w: f"/api/v1/roles/{_custom_role(w).pk}/", target_type="role"),
-    Write("apikey.create", "post", lambda w: "/api/v1/tokens/", lambda w: {"name": "ci"}, "apitoken"),
-    Write("apikey.revoke", "delete", lambda w: f"/api/v1/tokens/{_token(w).pk}/", target_type="apitoken"),
+    Write(
+        "member.invite",
+        "post",
+        lambda w: "/api/v1/memberships/",
+        lambda w: {"org": w.org.pk, "email": "inv@alpha.example", "role": "viewer"},
+        "membership",
+    ),
+    Write(
+        "member.role_change",
+        "patch",
+        lambda w: f"/api/v1/memberships/{_member(w).pk}/",
+        lambda w: {"role": "viewer"},
+        "membership",
+    ),
+    Write(
+        "member.remove",
+        "delete",
+        lambda w: f"/api/v1/memberships/{_member(w).pk}/",
+        target_type="membership",
+    ),
+    Write(
+        "site_role.assign",
+        "post",
+        lambda w: "/api/v1/site-roles/",
+        lambda w: {"site": w.sites[0].pk, "user": w.users["viewer"].pk, "role": "operator"},
+        "siteroleassignment",
+    ),
+    Write(
+        "role.create",
+        "post",
+        lambda w: "/api/v1/roles/",
+        lambda w: {"org": w.org.pk, "name": "Auditor", "permissions": ["activity:read"]},
+        "role",
+    ),
+    Write(
+        "role.update",
+        "patch",
+        lambda w: f"/api/v1/roles/{_custom_role(w).pk}/",
+        lambda w: {"permissions": ["site:read", "user:read"]},
+        "role",
+    ),
+    Write(
+        "role.delete",
+        "delete",
+        lambda w: f"/api/v1/roles/{_custom_role(w).pk}/",
+        target_type="role",
+    ),
+    Write(
+        "apikey.create", "post", lambda w: "/api/v1/tokens/", lambda w: {"name": "ci"}, "apitoken"
+    ),
+    Write(
+        "apikey.revoke",
+        "delete",
+        lambda w: f"/api/v1/tokens/{_token(w).pk}/",
+        target_type="apitoken",
+    ),
 ]
 
 
@@ -68,7 +135,11 @@ def test_every_api_write_is_recorded(org_a: OrgWorld, write: Write) -> None:
     response = getattr(api_client_for(actor), write.method)(url, data, format="json")
     assert 200 <= response.status_code < 300, response.content
     event = ActivityEvent.objects.get(verb=write.verb)
-    assert event.actor_user_id == actor.pk and event.actor_label == actor.email and event.actor_type == "user"
+    assert (
+        event.actor_user_id == actor.pk
+        and event.actor_label == actor.email
+        and event.actor_type == "user"
+    )
     assert event.org_id == org_a.org.pk
     assert event.target_type == write.target_type and event.target_id and event.target_label
     assert event.result == "ok"
@@ -76,17 +147,35 @@ def test_every_api_write_is_recorded(org_a: OrgWorld, write: Write) -> None:
 
 def test_site_role_removal_is_recorded(org_a: OrgWorld) -> None:
     owner = api_client_for(org_a.users["owner"])
-    created = owner.post("/api/v1/site-roles/", {"site": org_a.sites[0].pk, "user": org_a.users["viewer"].pk, "role": "operator"}, format="json").json()
+    created = owner.post(
+        "/api/v1/site-roles/",
+        {"site": org_a.sites[0].pk, "user": org_a.users["viewer"].pk, "role": "operator"},
+        format="json",
+    ).json()
     assert owner.delete(f"/api/v1/site-roles/{created['id']}/").status_code == 204
     event = ActivityEvent.objects.get(verb="site_role.remove")
-    assert (event.org_id, event.site_id, event.target_id) == (org_a.org.pk, org_a.sites[0].pk, str(created["id"]))
+    assert (event.org_id, event.site_id, event.target_id) == (
+        org_a.org.pk,
+        org_a.sites[0].pk,
+        str(created["id"]),
+    )
 
 
 def test_refused_writes_change_nothing_and_record_nothing(org_a: OrgWorld) -> None:
     ActivityEvent.objects.all().delete()
     viewer = api_client_for(org_a.users["viewer"])
-    assert viewer.patch(f"/api/v1/sites/{org_a.sites[0].pk}/", {"name": "pwned"}, format="json").status_code == 403
-    assert viewer.post("/api/v1/sites/", {"org": org_a.org.pk, "name": "pwned"}, format="json").status_code == 403
+    assert (
+        viewer.patch(
+            f"/api/v1/sites/{org_a.sites[0].pk}/", {"name": "pwned"}, format="json"
+        ).status_code
+        == 403
+    )
+    assert (
+        viewer.post(
+            "/api/v1/sites/", {"org": org_a.org.pk, "name": "pwned"}, format="json"
+        ).status_code
+        == 403
+    )
     assert not Site.objects.filter(name="pwned").exists()
     assert not ActivityEvent.objects.exists()
 
@@ -100,15 +189,42 @@ def log(org_a: OrgWorld, org_b: OrgWorld) -> dict[str, ActivityEvent]:
     bob = Actor.for_user(org_a.users["operator"])
     site = org_a.sites[0]
     return {
-        "rename": activity_record(actor=alice, verb="site.update", org=org_a.org, site=site, target=site),
-        "invite": activity_record(actor=bob, verb="member.invite", org=org_a.org, target_label="x@alpha.example"),
-        "denied": activity_record(actor=bob, verb="miner.reboot", org=org_a.org, site=site, result="denied", target_label="rig-1"),
-        "formula": activity_record(actor=alice, verb="site.create", org=org_a.org, target_label='=HYPERLINK("http://evil.example","x")'),
-        "plus": activity_record(actor=alice, verb="site.create", org=org_a.org, target_label="+1+1"),
-        "minus": activity_record(actor=alice, verb="site.create", org=org_a.org, target_label="-2+3"),
-        "at": activity_record(actor=alice, verb="site.create", org=org_a.org, target_label="@SUM(A1)"),
+        "rename": activity_record(
+            actor=alice, verb="site.update", org=org_a.org, site=site, target=site
+        ),
+        "invite": activity_record(
+            actor=bob, verb="member.invite", org=org_a.org, target_label="x@alpha.example"
+        ),
+        "denied": activity_record(
+            actor=bob,
+            verb="miner.reboot",
+            org=org_a.org,
+            site=site,
+            result="denied",
+            target_label="rig-1",
+        ),
+        "formula": activity_record(
+            actor=alice,
+            verb="site.create",
+            org=org_a.org,
+            target_label='=HYPERLINK("http://evil.example","x")',
+        ),
+        "plus": activity_record(
+            actor=alice, verb="site.create", org=org_a.org, target_label="+1+1"
+        ),
+        "minus": activity_record(
+            actor=alice, verb="site.create", org=org_a.org, target_label="-2+3"
+        ),
+        "at": activity_record(
+            actor=alice, verb="site.create", org=org_a.org, target_label="@SUM(A1)"
+        ),
         "tab": activity_record(actor=alice, verb="site.create", org=org_a.org, target_label="\t=1"),
-        "other-org": activity_record(actor=Actor.for_user(org_b.users["owner"]), verb="site.update", org=org_b.org, target_label="bravo thing"),
+        "other-org": activity_record(
+            actor=Actor.for_user(org_b.users["owner"]),
+            verb="site.update",
+            org=org_b.org,
+            target_label="bravo thing",
+        ),
     }
 
 
@@ -130,7 +246,9 @@ def listed(client: Any, query: str = "") -> list[dict[str, Any]]:
         ("?actor_type=user&result=ok&verb=site.update", {"rename"}),
     ],
 )
-def test_activity_filters(org_a: OrgWorld, log: dict[str, ActivityEvent], query: str, expected: set[str]) -> None:
+def test_activity_filters(
+    org_a: OrgWorld, log: dict[str, ActivityEvent], query: str, expected: set[str]
+) -> None:
     ids = {row["id"] for row in listed(api_client_for(org_a.users["viewer"]), query)}
     assert ids == {log[name].pk for name in expected}
 
@@ -140,18 +258,29 @@ def test_activity_site_and_time_filters(org_a: OrgWorld, log: dict[str, Activity
     at_site = {row["id"] for row in listed(client, f"?site={org_a.sites[0].pk}")}
     assert at_site == {log["rename"].pk, log["denied"].pk}
     pivot = log["denied"].created_at
-    since = {row["id"] for row in listed(client, f"?since={pivot.isoformat().replace('+00:00', 'Z')}")}
+    since = {
+        row["id"] for row in listed(client, f"?since={pivot.isoformat().replace('+00:00', 'Z')}")
+    }
     assert log["denied"].pk in since and log["rename"].pk not in since
 
 
-@pytest.mark.parametrize("query", ["?since=yesterday", "?result=exploded", "?actor_type=robot", "?org=abc", f"?site={10**12}"])
-def test_bad_filter_values_are_400(org_a: OrgWorld, log: dict[str, ActivityEvent], query: str) -> None:
+@pytest.mark.parametrize(
+    "query",
+    ["?since=yesterday", "?result=exploded", "?actor_type=robot", "?org=abc", f"?site={10**12}"],
+)
+def test_bad_filter_values_are_400(
+    org_a: OrgWorld, log: dict[str, ActivityEvent], query: str
+) -> None:
     response = api_client_for(org_a.users["viewer"]).get(f"/api/v1/activity/{query}")
     assert response.status_code == 400, (query, response.status_code)
 
 
-def test_activity_is_newest_first_with_a_stable_tiebreak(org_a: OrgWorld, log: dict[str, ActivityEvent]) -> None:
-    ActivityEvent.objects.filter(org=org_a.org).update(created_at=log["rename"].created_at)  # all at once
+def test_activity_is_newest_first_with_a_stable_tiebreak(
+    org_a: OrgWorld, log: dict[str, ActivityEvent]
+) -> None:
+    ActivityEvent.objects.filter(org=org_a.org).update(
+        created_at=log["rename"].created_at
+    )  # all at once
     client = api_client_for(org_a.users["viewer"])
     first = [row["id"] for row in listed(client)]
     assert first == sorted(first, reverse=True)
@@ -167,7 +296,9 @@ def export(client: Any, query: str = "") -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(body)))
 
 
-def test_export_applies_the_filters_and_the_scope(org_a: OrgWorld, log: dict[str, ActivityEvent]) -> None:
+def test_export_applies_the_filters_and_the_scope(
+    org_a: OrgWorld, log: dict[str, ActivityEvent]
+) -> None:
     client = api_client_for(org_a.users["viewer"])
     rows = export(client, "?result=denied")
     assert [r["verb"] for r in rows] == ["miner.reboot"]
@@ -176,11 +307,13 @@ def test_export_applies_the_filters_and_the_scope(org_a: OrgWorld, log: dict[str
     assert not any("bravo" in ",".join(r.values()) for r in everything)
 
 
-def test_export_neutralises_spreadsheet_formulas(org_a: OrgWorld, log: dict[str, ActivityEvent]) -> None:
+def test_export_neutralises_spreadsheet_formulas(
+    org_a: OrgWorld, log: dict[str, ActivityEvent]
+) -> None:
     rows = export(api_client_for(org_a.users["viewer"]), "?verb=site.create")
     labels = sorted(r["target_label"] for r in rows)
     assert all(label.startswith("'") for label in labels), labels
-    assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in labels
+    assert '\'=HYPERLINK("http://evil.example","x")' in labels
     for row in rows:
         for value in row.values():
             assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
@@ -188,7 +321,9 @@ def test_export_neutralises_spreadsheet_formulas(org_a: OrgWorld, log: dict[str,
 
 def test_export_needs_activity_read(org_a: OrgWorld, log: dict[str, ActivityEvent]) -> None:
     Role.objects.create(org=org_a.org, slug="blind", name="Blind", permissions=["site:read"])
-    Membership.objects.filter(user=org_a.users["viewer"]).update(role=Role.objects.get(slug="blind"))
+    Membership.objects.filter(user=org_a.users["viewer"]).update(
+        role=Role.objects.get(slug="blind")
+    )
     client = api_client_for(org_a.users["viewer"])
     assert export(client) == []
     assert listed(client) == []

@@ -29,22 +29,32 @@ RAW_GARBAGE = {
 }
 # Valid JSON with wrong types / sizes / ids, merged over a valid payload.
 FIELD_GARBAGE = {
-    "numbers-for-strings": lambda data: {k: 12345 if isinstance(v, str) else v for k, v in data.items()},
+    "numbers-for-strings": lambda data: {
+        k: 12345 if isinstance(v, str) else v for k, v in data.items()
+    },
     "objects-everywhere": lambda data: {k: {"$gt": ""} for k in data},
     "lists-everywhere": lambda data: {k: [v] for k, v in data.items()},
     "nulls": lambda data: dict.fromkeys(data),
-    "huge-strings": lambda data: {k: "x" * 1_000_000 if isinstance(v, str) else v for k, v in data.items()},
+    "huge-strings": lambda data: {
+        k: "x" * 1_000_000 if isinstance(v, str) else v for k, v in data.items()
+    },
     "nul-bytes": lambda data: {k: "a\x00b" if isinstance(v, str) else v for k, v in data.items()},
     "unknown-ids": lambda data: {k: 10**12 if isinstance(v, int) else v for k, v in data.items()},
     "negative-ids": lambda data: {k: -1 if isinstance(v, int) else v for k, v in data.items()},
-    "string-ids": lambda data: {k: "1 OR 1=1" if isinstance(v, int) else v for k, v in data.items()},
+    "string-ids": lambda data: {
+        k: "1 OR 1=1" if isinstance(v, int) else v for k, v in data.items()
+    },
 }
 
 
 def _setup(route: matrix.ApiRoute, world: OrgWorld) -> tuple[APIClient, str, dict[str, Any]]:
     spec = SPECS[route.viewset]()
     obj = spec.make_object(world)
-    return api_client_for(world.users["owner"]), route.url(obj), spec.payload(route.action, world, obj)
+    return (
+        api_client_for(world.users["owner"]),
+        route.url(obj),
+        spec.payload(route.action, world, obj),
+    )
 
 
 def _attempt(client: APIClient, route: matrix.ApiRoute, url: str, **kwargs: Any) -> Any:
@@ -55,18 +65,24 @@ def _attempt(client: APIClient, route: matrix.ApiRoute, url: str, **kwargs: Any)
     return response
 
 
-@pytest.mark.parametrize("route", WRITE_ROUTES, ids=[f"{r.method}-{r.template}" for r in WRITE_ROUTES])
+@pytest.mark.parametrize(
+    "route", WRITE_ROUTES, ids=[f"{r.method}-{r.template}" for r in WRITE_ROUTES]
+)
 def test_unparseable_bodies_are_400(org_a: OrgWorld, route: matrix.ApiRoute) -> None:
     client, url, _ = _setup(route, org_a)
     wrong = []
     for kind, body in RAW_GARBAGE.items():
         response = _attempt(client, route, url, data=body, content_type="application/json")
-        if response.status_code != 400 or not response["Content-Type"].startswith("application/json"):
+        if response.status_code != 400 or not response["Content-Type"].startswith(
+            "application/json"
+        ):
             wrong.append(f"{kind}: {response.status_code} {response.content[:120]!r}")
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("route", WRITE_ROUTES, ids=[f"{r.method}-{r.template}" for r in WRITE_ROUTES])
+@pytest.mark.parametrize(
+    "route", WRITE_ROUTES, ids=[f"{r.method}-{r.template}" for r in WRITE_ROUTES]
+)
 def test_wrong_types_sizes_and_ids_are_never_a_500(org_a: OrgWorld, route: matrix.ApiRoute) -> None:
     client, url, valid = _setup(route, org_a)
     if not valid:
@@ -76,7 +92,9 @@ def test_wrong_types_sizes_and_ids_are_never_a_500(org_a: OrgWorld, route: matri
         response = _attempt(client, route, url, data=mangle(valid), format="json")
         if response.status_code >= 500:
             wrong.append(f"{kind}: {response.status_code}")
-        elif response.status_code == 400 and not (isinstance(response.json(), dict) and response.json()):
+        elif response.status_code == 400 and not (
+            isinstance(response.json(), dict) and response.json()
+        ):
             wrong.append(f"{kind}: 400 without field errors")
     assert not wrong, wrong
 
@@ -89,16 +107,29 @@ def test_wrong_types_sizes_and_ids_are_never_a_500(org_a: OrgWorld, route: matri
         ("/api/v1/sites/", {"org": 10**12, "name": "ok"}, "org"),
         ("/api/v1/sites/", {"org": "ORG", "name": "ok", "slug": "not a slug!"}, "slug"),
         ("/api/v1/sites/", {"org": "ORG", "name": "!!!"}, "slug"),
-        ("/api/v1/memberships/", {"org": "ORG", "email": "not-an-email", "role": "viewer"}, "email"),
-        ("/api/v1/memberships/", {"org": "ORG", "email": "ok@alpha.example", "role": "no-such-role"}, "role"),
+        (
+            "/api/v1/memberships/",
+            {"org": "ORG", "email": "not-an-email", "role": "viewer"},
+            "email",
+        ),
+        (
+            "/api/v1/memberships/",
+            {"org": "ORG", "email": "ok@alpha.example", "role": "no-such-role"},
+            "role",
+        ),
         ("/api/v1/roles/", {"org": "ORG", "name": "R", "permissions": "site:read"}, "permissions"),
         ("/api/v1/roles/", {"org": "ORG", "name": "", "permissions": []}, "name"),
         ("/api/v1/tokens/", {"name": "t", "expires_at": "tomorrow"}, "expires_at"),
         ("/api/v1/site-roles/", {"site": "SITE", "user": 10**12, "role": "viewer"}, "user"),
     ],
 )
-def test_validation_errors_name_the_field(org_a: OrgWorld, url: str, data: dict[str, Any], field: str) -> None:
-    resolved = {k: org_a.org.pk if v == "ORG" else org_a.sites[0].pk if v == "SITE" else v for k, v in data.items()}
+def test_validation_errors_name_the_field(
+    org_a: OrgWorld, url: str, data: dict[str, Any], field: str
+) -> None:
+    resolved = {
+        k: org_a.org.pk if v == "ORG" else org_a.sites[0].pk if v == "SITE" else v
+        for k, v in data.items()
+    }
     response = api_client_for(org_a.users["owner"]).post(url, resolved, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json(), response.json()
@@ -122,14 +153,32 @@ def test_a_huge_request_body_is_refused_cleanly(org_a: OrgWorld) -> None:
 @pytest.mark.parametrize("pk", ["abc", "-1", "99999999999999999999999", "1.5", "%00"])
 def test_garbage_ids_in_the_path_are_404(org_a: OrgWorld, pk: str) -> None:
     client = api_client_for(org_a.users["owner"])
-    for base in ("sites", "roles", "memberships", "tokens", "activity", "users", "orgs", "site-roles"):
+    for base in (
+        "sites",
+        "roles",
+        "memberships",
+        "tokens",
+        "activity",
+        "users",
+        "orgs",
+        "site-roles",
+    ):
         response = client.get(f"/api/v1/{base}/{pk}/")
         assert response.status_code == 404, (base, pk, response.status_code)
 
 
 @pytest.mark.parametrize(
     "query",
-    ["?page=abc", "?page=0", "?page=99999", "?page_size=abc", "?page_size=-5", "?org=abc", "?q=%00", "?slug=" + "x" * 10_000],
+    [
+        "?page=abc",
+        "?page=0",
+        "?page=99999",
+        "?page_size=abc",
+        "?page_size=-5",
+        "?org=abc",
+        "?q=%00",
+        "?slug=" + "x" * 10_000,
+    ],
 )
 def test_garbage_query_params_never_500(org_a: OrgWorld, query: str) -> None:
     response = api_client_for(org_a.users["owner"]).get(f"/api/v1/sites/{query}")
@@ -159,12 +208,16 @@ def test_lists_page_in_a_deterministic_order(org_a: OrgWorld) -> None:
 
 
 def test_page_size_is_capped(org_a: OrgWorld) -> None:
-    Site.objects.bulk_create(Site(org=org_a.org, name=f"bulk {i}", slug=f"bulk-{i}") for i in range(505))
+    Site.objects.bulk_create(
+        Site(org=org_a.org, name=f"bulk {i}", slug=f"bulk-{i}") for i in range(505)
+    )
     body = api_client_for(org_a.users["viewer"]).get("/api/v1/sites/?page_size=100000").json()
     assert len(body["results"]) == 500 and body["next"]
 
 
-@pytest.mark.parametrize("base", ["sites", "memberships", "roles", "users", "tokens", "activity", "site-roles", "orgs"])
+@pytest.mark.parametrize(
+    "base", ["sites", "memberships", "roles", "users", "tokens", "activity", "site-roles", "orgs"]
+)
 def test_every_list_is_paginated(org_a: OrgWorld, base: str) -> None:
     body = api_client_for(org_a.users["owner"]).get(f"/api/v1/{base}/?page_size=1").json()
     assert set(body) >= {"count", "next", "previous", "results"}
@@ -186,8 +239,12 @@ def test_every_list_is_paginated(org_a: OrgWorld, base: str) -> None:
         ("/api/v1/tokens/", "user"),
     ],
 )
-def test_filtering_by_another_orgs_id_looks_like_a_missing_id(org_a: OrgWorld, org_b: OrgWorld, url: str, param: str) -> None:
-    theirs = {"org": org_b.org.pk, "site": org_b.sites[0].pk, "user": org_b.users["viewer"].pk}[param]
+def test_filtering_by_another_orgs_id_looks_like_a_missing_id(
+    org_a: OrgWorld, org_b: OrgWorld, url: str, param: str
+) -> None:
+    theirs = {"org": org_b.org.pk, "site": org_b.sites[0].pk, "user": org_b.users["viewer"].pk}[
+        param
+    ]
     ours = {"org": org_a.org.pk, "site": org_a.sites[0].pk, "user": org_a.users["viewer"].pk}[param]
     client = api_client_for(org_a.users["owner"])
     missing = client.get(f"{url}?{param}={10**12}")
@@ -201,7 +258,11 @@ def test_filtering_by_another_orgs_id_looks_like_a_missing_id(org_a: OrgWorld, o
 
 def test_org_update_cannot_change_the_slug_or_id(org_a: OrgWorld) -> None:
     client = api_client_for(org_a.users["owner"])
-    response = client.patch(f"/api/v1/orgs/{org_a.org.pk}/", {"slug": "hijack", "id": 999, "name": "Alpha"}, format="json")
+    response = client.patch(
+        f"/api/v1/orgs/{org_a.org.pk}/",
+        {"slug": "hijack", "id": 999, "name": "Alpha"},
+        format="json",
+    )
     assert response.status_code == 200
     org = Organization.objects.get(pk=org_a.org.pk)
     assert org.slug == "alpha"
@@ -210,7 +271,9 @@ def test_org_update_cannot_change_the_slug_or_id(org_a: OrgWorld) -> None:
 def test_role_update_cannot_move_a_role_to_another_org(org_a: OrgWorld, org_b: OrgWorld) -> None:
     role = Role.objects.create(org=org_a.org, slug="r", name="R", permissions=[])
     client = api_client_for(org_a.users["owner"])
-    response = client.patch(f"/api/v1/roles/{role.pk}/", {"org": org_b.org.pk, "is_builtin": True}, format="json")
+    response = client.patch(
+        f"/api/v1/roles/{role.pk}/", {"org": org_b.org.pk, "is_builtin": True}, format="json"
+    )
     assert response.status_code in (200, 400)
     role.refresh_from_db()
     assert role.org_id == org_a.org.pk and role.is_builtin is False

@@ -111,10 +111,16 @@ def test_unknown_accounts_lock_the_same_way(db: None, ip: str) -> None:
     assert LOCKED_TEXT in errors(sign_in(client, "nobody@alpha.example", PASSWORD))
 
 
-def test_per_ip_limit_locks_out_every_account_from_that_address(org_a: OrgWorld, ip: str, settings: object) -> None:
+def test_per_ip_limit_locks_out_every_account_from_that_address(
+    org_a: OrgWorld, ip: str, settings: object
+) -> None:
     settings.LOGIN_IP_LIMIT_PER_MINUTE = 3  # type: ignore[attr-defined]
     attacker = browser(ip)
-    for role in ("viewer", "field_tech", "admin"):  # one failure each: no account reaches its own limit
+    for role in (
+        "viewer",
+        "field_tech",
+        "admin",
+    ):  # one failure each: no account reaches its own limit
         fail(attacker, org_a.users[role].email, 1)
     response = sign_in(attacker, org_a.users["owner"].email, PASSWORD)
     assert LOCKED_TEXT in errors(response)
@@ -136,7 +142,11 @@ def test_every_attempt_is_audited(user: User, ip: str) -> None:
 
     events = list(LoginEvent.objects.filter(ip=ip).order_by("created_at", "id"))
     results = [e.result for e in events]
-    assert results == [LoginResult.FAILURE] * threshold + [LoginResult.LOCKED, LoginResult.SUCCESS, LoginResult.LOGOUT]
+    assert results == [LoginResult.FAILURE] * threshold + [
+        LoginResult.LOCKED,
+        LoginResult.SUCCESS,
+        LoginResult.LOGOUT,
+    ]
     for event in events:
         assert event.user_id == user.pk, event.result
         assert event.email == user.email
@@ -188,7 +198,9 @@ def test_inactive_user_cannot_sign_in(user: User, ip: str) -> None:
     ],
     ids=["empty", "huge-login", "huge-password", "nul-byte", "list"],
 )
-def test_garbage_on_the_sign_in_form_is_a_form_error(org_a: OrgWorld, ip: str, data: dict[str, object]) -> None:
+def test_garbage_on_the_sign_in_form_is_a_form_error(
+    org_a: OrgWorld, ip: str, data: dict[str, object]
+) -> None:
     client = browser(ip)
     token = client.get("/accounts/login/") and client.cookies["csrftoken"].value
     response = client.post("/accounts/login/", {**data, "csrfmiddlewaretoken": token})

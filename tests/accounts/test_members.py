@@ -11,7 +11,12 @@ from accounts.actor import Actor
 from accounts.authz import has_perm
 from accounts.errors import ApplicationError
 from accounts.models import Membership, Role, Site, SiteRoleAssignment, User
-from accounts.services.members import member_invite, membership_remove, membership_update, site_role_assign
+from accounts.services.members import (
+    member_invite,
+    membership_remove,
+    membership_update,
+    site_role_assign,
+)
 from tests.accounts.conftest import browser, fresh, sign_in
 from tests.conftest import OrgWorld, api_client_for, make_user
 
@@ -28,7 +33,9 @@ def membership(world: OrgWorld, who: str) -> Membership:
 
 def invite(client: Any, world: OrgWorld, email: str, role_slug: str = "viewer") -> Any:
     return client.post(
-        "/api/v1/memberships/", {"org": world.org.pk, "email": email, "role": role_slug}, format="json"
+        "/api/v1/memberships/",
+        {"org": world.org.pk, "email": email, "role": role_slug},
+        format="json",
     )
 
 
@@ -40,7 +47,10 @@ def _set_password(client: Client, link: str) -> Any:
     page = client.get(link, follow=True)
     form_url = page.redirect_chain[-1][0] if page.redirect_chain else link
     token = client.cookies["csrftoken"].value if "csrftoken" in client.cookies else ""
-    return page, client.post(form_url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "csrfmiddlewaretoken": token})
+    return page, client.post(
+        form_url,
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "csrfmiddlewaretoken": token},
+    )
 
 
 def test_invite_link_works_once(org_a: OrgWorld) -> None:
@@ -55,14 +65,23 @@ def test_invite_link_works_once(org_a: OrgWorld) -> None:
     visitor = browser("10.7.0.1")
     page, done = _set_password(visitor, link)
     assert page.status_code == 200
-    assert done.status_code == 302, getattr(done, "context", None) and done.context.get("form").errors
+    assert done.status_code == 302, (
+        getattr(done, "context", None) and done.context.get("form").errors
+    )
     assert fresh(newbie).check_password(NEW_PASSWORD)
 
     # the same link is dead now: allauth shows the "bad token" page and changes nothing
     replay = browser("10.7.0.2")
     page = replay.get(link, follow=True)
     assert page.status_code == 200 and page.context["token_fail"] is True
-    response = replay.post(link, {"password1": "another-passphrase-77", "password2": "another-passphrase-77", "csrfmiddlewaretoken": replay.cookies["csrftoken"].value})
+    response = replay.post(
+        link,
+        {
+            "password1": "another-passphrase-77",
+            "password2": "another-passphrase-77",
+            "csrfmiddlewaretoken": replay.cookies["csrftoken"].value,
+        },
+    )
     assert response.status_code == 200 and response.context["token_fail"] is True
     assert fresh(newbie).check_password(NEW_PASSWORD)
 
@@ -75,7 +94,14 @@ def test_invite_rejects_weak_passwords_on_the_link(org_a: OrgWorld) -> None:
     client = browser("10.7.1.1")
     page = client.get(body["set_password_url"].replace("http://testserver", ""), follow=True)
     url = page.redirect_chain[-1][0]
-    response = client.post(url, {"password1": "12345678", "password2": "12345678", "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    response = client.post(
+        url,
+        {
+            "password1": "12345678",
+            "password2": "12345678",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+        },
+    )
     assert response.status_code == 200
     assert not fresh(User.objects.get(email="weak@alpha.example")).has_usable_password()
 
@@ -85,7 +111,9 @@ def test_inviting_an_existing_member_is_a_400(org_a: OrgWorld) -> None:
     assert response.status_code == 400 and "email" in response.json()
 
 
-def test_inviting_an_existing_user_adds_a_membership_without_a_link(org_a: OrgWorld, org_b: OrgWorld) -> None:
+def test_inviting_an_existing_user_adds_a_membership_without_a_link(
+    org_a: OrgWorld, org_b: OrgWorld
+) -> None:
     response = invite(api_client_for(org_a.users["owner"]), org_a, org_b.users["viewer"].email)
     assert response.status_code == 201
     assert response.json()["created_user"] is False and response.json()["set_password_url"] is None
@@ -109,7 +137,12 @@ def test_admin_cannot_make_an_owner(org_a: OrgWorld) -> None:
 def test_admin_cannot_demote_or_remove_an_owner(org_a: OrgWorld) -> None:
     admin = api_client_for(org_a.users["admin"])
     owner = membership(org_a, "owner")
-    assert admin.patch(f"/api/v1/memberships/{owner.pk}/", {"role": "viewer"}, format="json").status_code == 400
+    assert (
+        admin.patch(
+            f"/api/v1/memberships/{owner.pk}/", {"role": "viewer"}, format="json"
+        ).status_code
+        == 400
+    )
     assert admin.delete(f"/api/v1/memberships/{owner.pk}/").status_code == 400
     assert fresh_role(owner) == "owner"
 
@@ -118,28 +151,47 @@ def test_admin_cannot_escalate_through_a_custom_role(org_a: OrgWorld) -> None:
     """Create or edit a custom role holding more than you, then take it: refused at both steps."""
     admin = api_client_for(org_a.users["admin"])
     response = admin.post(
-        "/api/v1/roles/", {"org": org_a.org.pk, "name": "Shadow owner", "permissions": ["org:manage"]}, format="json"
+        "/api/v1/roles/",
+        {"org": org_a.org.pk, "name": "Shadow owner", "permissions": ["org:manage"]},
+        format="json",
     )
     assert response.status_code == 400 and "permissions" in response.json()
 
-    created = admin.post("/api/v1/roles/", {"org": org_a.org.pk, "name": "Helper", "permissions": ["site:read"]}, format="json")
+    created = admin.post(
+        "/api/v1/roles/",
+        {"org": org_a.org.pk, "name": "Helper", "permissions": ["site:read"]},
+        format="json",
+    )
     assert created.status_code == 201
-    response = admin.patch(f"/api/v1/roles/{created.json()['id']}/", {"permissions": ["site:read", "org:manage"]}, format="json")
+    response = admin.patch(
+        f"/api/v1/roles/{created.json()['id']}/",
+        {"permissions": ["site:read", "org:manage"]},
+        format="json",
+    )
     assert response.status_code == 400
     assert Role.objects.get(pk=created.json()["id"]).permissions == ["site:read"]
 
     # an owner-made role holding org:manage can't be edited by the admin either
     owner_role = api_client_for(org_a.users["owner"]).post(
-        "/api/v1/roles/", {"org": org_a.org.pk, "name": "Deputy", "permissions": ["org:manage", "site:read"]}, format="json"
+        "/api/v1/roles/",
+        {"org": org_a.org.pk, "name": "Deputy", "permissions": ["org:manage", "site:read"]},
+        format="json",
     )
     assert owner_role.status_code == 201
-    response = admin.patch(f"/api/v1/roles/{owner_role.json()['id']}/", {"name": "Renamed"}, format="json")
+    response = admin.patch(
+        f"/api/v1/roles/{owner_role.json()['id']}/", {"name": "Renamed"}, format="json"
+    )
     assert response.status_code == 400
 
 
 def test_operator_cannot_grant_anything_even_through_the_service(org_a: OrgWorld) -> None:
     with pytest.raises(ApplicationError):
-        member_invite(actor=Actor.for_user(org_a.users["operator"]), org=org_a.org, email="x@alpha.example", role=role("admin"))
+        member_invite(
+            actor=Actor.for_user(org_a.users["operator"]),
+            org=org_a.org,
+            email="x@alpha.example",
+            role=role("admin"),
+        )
 
 
 def fresh_role(m: Membership) -> str:
@@ -162,7 +214,10 @@ def test_with_a_second_owner_the_first_may_step_down(org_a: OrgWorld) -> None:
     second = make_user("second-owner@alpha.example", org_a.org, "owner")
     owner = api_client_for(org_a.users["owner"])
     mine = membership(org_a, "owner")
-    assert owner.patch(f"/api/v1/memberships/{mine.pk}/", {"role": "admin"}, format="json").status_code == 200
+    assert (
+        owner.patch(f"/api/v1/memberships/{mine.pk}/", {"role": "admin"}, format="json").status_code
+        == 200
+    )
     # now the second owner is the last one
     last = Membership.objects.get(user=second, org=org_a.org)
     with pytest.raises(ApplicationError):
@@ -185,7 +240,9 @@ def test_removing_a_member_drops_their_site_roles(org_a: OrgWorld) -> None:
 
 def test_custom_role_with_an_unknown_permission_is_a_400(org_a: OrgWorld) -> None:
     response = api_client_for(org_a.users["owner"]).post(
-        "/api/v1/roles/", {"org": org_a.org.pk, "name": "Typo", "permissions": ["site:read", "miner:teleport"]}, format="json"
+        "/api/v1/roles/",
+        {"org": org_a.org.pk, "name": "Typo", "permissions": ["site:read", "miner:teleport"]},
+        format="json",
     )
     assert response.status_code == 400
     assert "permissions" in response.json()
@@ -197,27 +254,53 @@ def test_builtin_roles_are_immutable(org_a: OrgWorld, slug: str) -> None:
     owner = api_client_for(org_a.users["owner"])
     builtin = role(slug)
     before = list(builtin.permissions)
-    assert owner.patch(f"/api/v1/roles/{builtin.pk}/", {"permissions": ["site:read"]}, format="json").status_code == 400
-    assert owner.put(f"/api/v1/roles/{builtin.pk}/", {"name": "Mine", "permissions": []}, format="json").status_code == 400
+    assert (
+        owner.patch(
+            f"/api/v1/roles/{builtin.pk}/", {"permissions": ["site:read"]}, format="json"
+        ).status_code
+        == 400
+    )
+    assert (
+        owner.put(
+            f"/api/v1/roles/{builtin.pk}/", {"name": "Mine", "permissions": []}, format="json"
+        ).status_code
+        == 400
+    )
     assert owner.delete(f"/api/v1/roles/{builtin.pk}/").status_code == 400
     assert Role.objects.get(pk=builtin.pk).permissions == before
     # and a viewer may not even try
-    assert api_client_for(org_a.users["viewer"]).delete(f"/api/v1/roles/{builtin.pk}/").status_code == 403
+    assert (
+        api_client_for(org_a.users["viewer"]).delete(f"/api/v1/roles/{builtin.pk}/").status_code
+        == 403
+    )
 
 
 def test_role_in_use_cannot_be_deleted(org_a: OrgWorld) -> None:
     owner = api_client_for(org_a.users["owner"])
-    created = owner.post("/api/v1/roles/", {"org": org_a.org.pk, "name": "Racker", "permissions": ["site:read"]}, format="json").json()
+    created = owner.post(
+        "/api/v1/roles/",
+        {"org": org_a.org.pk, "name": "Racker", "permissions": ["site:read"]},
+        format="json",
+    ).json()
     viewer = membership(org_a, "viewer")
-    assert owner.patch(f"/api/v1/memberships/{viewer.pk}/", {"role": "racker"}, format="json").status_code == 200
+    assert (
+        owner.patch(
+            f"/api/v1/memberships/{viewer.pk}/", {"role": "racker"}, format="json"
+        ).status_code
+        == 200
+    )
     assert owner.delete(f"/api/v1/roles/{created['id']}/").status_code == 400
     assert Role.objects.filter(pk=created["id"]).exists()
 
 
 def test_another_orgs_custom_role_cannot_be_granted(org_a: OrgWorld, org_b: OrgWorld) -> None:
-    Role.objects.create(org=org_b.org, slug="bravo-only", name="Bravo only", permissions=["site:read"])
+    Role.objects.create(
+        org=org_b.org, slug="bravo-only", name="Bravo only", permissions=["site:read"]
+    )
     viewer = membership(org_a, "viewer")
-    response = api_client_for(org_a.users["owner"]).patch(f"/api/v1/memberships/{viewer.pk}/", {"role": "bravo-only"}, format="json")
+    response = api_client_for(org_a.users["owner"]).patch(
+        f"/api/v1/memberships/{viewer.pk}/", {"role": "bravo-only"}, format="json"
+    )
     assert response.status_code == 400
     assert fresh_role(viewer) == "viewer"
 
@@ -226,7 +309,12 @@ def test_another_orgs_custom_role_cannot_be_granted(org_a: OrgWorld, org_b: OrgW
 
 
 def assign(world: OrgWorld, who: str, site: Site, role_slug: str) -> None:
-    site_role_assign(actor=Actor.for_user(world.users["owner"]), site=site, user=world.users[who], role=role(role_slug))
+    site_role_assign(
+        actor=Actor.for_user(world.users["owner"]),
+        site=site,
+        user=world.users[who],
+        role=role(role_slug),
+    )
 
 
 def test_site_role_widens_a_viewer_at_that_site_only(org_a: OrgWorld) -> None:
@@ -239,8 +327,16 @@ def test_site_role_widens_a_viewer_at_that_site_only(org_a: OrgWorld) -> None:
 
     assign(org_a, "viewer", here, "admin")
     client = api_client_for(fresh(org_a.users["viewer"]))
-    assert client.patch(f"/api/v1/sites/{here.pk}/", {"name": "alpha here"}, format="json").status_code == 200
-    assert client.patch(f"/api/v1/sites/{there.pk}/", {"name": "alpha there"}, format="json").status_code == 403
+    assert (
+        client.patch(f"/api/v1/sites/{here.pk}/", {"name": "alpha here"}, format="json").status_code
+        == 200
+    )
+    assert (
+        client.patch(
+            f"/api/v1/sites/{there.pk}/", {"name": "alpha there"}, format="json"
+        ).status_code
+        == 403
+    )
 
 
 def test_site_role_narrows_an_operator_at_that_site(org_a: OrgWorld) -> None:
@@ -252,23 +348,46 @@ def test_site_role_narrows_an_operator_at_that_site(org_a: OrgWorld) -> None:
 
     assign(org_a, "admin", here, "viewer")
     client = api_client_for(fresh(org_a.users["admin"]))
-    assert client.patch(f"/api/v1/sites/{here.pk}/", {"name": "alpha here"}, format="json").status_code == 403
-    assert client.patch(f"/api/v1/sites/{there.pk}/", {"name": "alpha there"}, format="json").status_code == 200
+    assert (
+        client.patch(f"/api/v1/sites/{here.pk}/", {"name": "alpha here"}, format="json").status_code
+        == 403
+    )
+    assert (
+        client.patch(
+            f"/api/v1/sites/{there.pk}/", {"name": "alpha there"}, format="json"
+        ).status_code
+        == 200
+    )
 
 
 def test_site_role_without_reads_hides_the_site(org_a: OrgWorld) -> None:
     here, there = org_a.sites
     nothing = Role.objects.create(org=org_a.org, slug="nothing", name="Nothing", permissions=[])
-    site_role_assign(actor=Actor.for_user(org_a.users["owner"]), site=here, user=org_a.users["operator"], role=nothing)
+    site_role_assign(
+        actor=Actor.for_user(org_a.users["owner"]),
+        site=here,
+        user=org_a.users["operator"],
+        role=nothing,
+    )
     client = api_client_for(fresh(org_a.users["operator"]))
     assert client.get(f"/api/v1/sites/{here.pk}/").status_code == 404
     assert [s["id"] for s in client.get("/api/v1/sites/").json()["results"]] == [there.pk]
 
 
-def test_site_role_api_refuses_non_members_and_foreign_sites(org_a: OrgWorld, org_b: OrgWorld) -> None:
+def test_site_role_api_refuses_non_members_and_foreign_sites(
+    org_a: OrgWorld, org_b: OrgWorld
+) -> None:
     owner = api_client_for(org_a.users["owner"])
-    response = owner.post("/api/v1/site-roles/", {"site": org_a.sites[0].pk, "user": org_b.users["viewer"].pk, "role": "viewer"}, format="json")
+    response = owner.post(
+        "/api/v1/site-roles/",
+        {"site": org_a.sites[0].pk, "user": org_b.users["viewer"].pk, "role": "viewer"},
+        format="json",
+    )
     assert response.status_code == 400
-    response = owner.post("/api/v1/site-roles/", {"site": org_b.sites[0].pk, "user": org_a.users["viewer"].pk, "role": "viewer"}, format="json")
+    response = owner.post(
+        "/api/v1/site-roles/",
+        {"site": org_b.sites[0].pk, "user": org_a.users["viewer"].pk, "role": "viewer"},
+        format="json",
+    )
     assert response.status_code == 400
     assert not SiteRoleAssignment.objects.exists()

@@ -24,7 +24,9 @@ PERIOD = 30
 def totp(secret: str, at: float | None = None) -> str:
     """RFC 6238 (HMAC-SHA1, 30 s, 6 digits): what an authenticator app shows."""
     counter = int((time.time() if at is None else at) // PERIOD)
-    digest = hmac.new(base64.b32decode(secret, casefold=True), struct.pack(">Q", counter), hashlib.sha1).digest()
+    digest = hmac.new(
+        base64.b32decode(secret, casefold=True), struct.pack(">Q", counter), hashlib.sha1
+    ).digest()
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
     return f"{value % 1_000_000:06d}"
@@ -62,8 +64,13 @@ def enrol(user: User, ip: str) -> str:
     assert secret and secret == client.session["mfa.totp.secret"]
     # post straight back (every GET of the page makes a new secret)
     code = fresh_code(secret)
-    response = client.post("/accounts/2fa/totp/activate/", {"code": code, "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
-    assert response.status_code == 302, response.context["form"].errors if response.context else response
+    response = client.post(
+        "/accounts/2fa/totp/activate/",
+        {"code": code, "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+    )
+    assert response.status_code == 302, (
+        response.context["form"].errors if response.context else response
+    )
     assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
     return secret
 
@@ -125,7 +132,9 @@ def test_a_code_cannot_be_replayed(user: User, ip: str) -> None:
 
 def test_recovery_code_works_once(user: User, ip: str) -> None:
     enrol(user, ip)
-    codes = RecoveryCodes(Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES)).get_unused_codes()
+    codes = RecoveryCodes(
+        Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES)
+    ).get_unused_codes()
     assert len(codes) >= 5
 
     client = password_step(user, ip)

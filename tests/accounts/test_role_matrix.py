@@ -106,7 +106,11 @@ class Principal:
 def principals(org_a: OrgWorld, org_b: OrgWorld, outsider: User) -> list[Principal]:
     people = [Principal(f"a/{r}", org_a.users[r], "a", r) for r in ROLES]
     people += [Principal(f"b/{r}", org_b.users[r], "b", r) for r in ROLES]
-    return [*people, Principal("outsider", outsider, None, None), Principal("anonymous", None, None, None)]
+    return [
+        *people,
+        Principal("outsider", outsider, None, None),
+        Principal("anonymous", None, None, None),
+    ]
 
 
 def holder(world: OrgWorld, i: int = 0, role: str = "field_tech") -> User:
@@ -160,13 +164,17 @@ class RouteMatrix:
         return success if perm in principal.perms else {403}
 
     # --- the checks ----------------------------------------------------------------------
-    def call(self, principal: Principal, route: ApiRoute, world: OrgWorld, obj: Model | None) -> Any:
+    def call(
+        self, principal: Principal, route: ApiRoute, world: OrgWorld, obj: Model | None
+    ) -> Any:
         client = api_client_for(User.objects.get(pk=principal.user.pk) if principal.user else None)
         method = getattr(client, route.method)
         data = self.payload(route.action, world, obj) if route.method != "get" else None
         return method(route.url(obj), data, format="json")
 
-    def test_route(self, api_route: ApiRoute, org_a: OrgWorld, org_b: OrgWorld, outsider: User) -> None:
+    def test_route(
+        self, api_route: ApiRoute, org_a: OrgWorld, org_b: OrgWorld, outsider: User
+    ) -> None:
         obj = self.make_object(org_a)
         self.make_object(org_b)
         if api_route.detail:
@@ -179,12 +187,16 @@ class RouteMatrix:
             want = self.expected(principal, api_route)
             if response.status_code not in want:
                 body = getattr(response, "content", b"")[:200]
-                wrong.append(f"{principal.label}: {response.status_code}, expected {sorted(want)} {body!r}")
+                wrong.append(
+                    f"{principal.label}: {response.status_code}, expected {sorted(want)} {body!r}"
+                )
                 continue
             if response.status_code == 500:
                 wrong.append(f"{principal.label}: 500")
             if api_route.method == "get" and not api_route.detail and principal.user is not None:
-                wrong += [f"{principal.label}: {leak}" for leak in self.leaks(principal, response, obj)]
+                wrong += [
+                    f"{principal.label}: {leak}" for leak in self.leaks(principal, response, obj)
+                ]
         assert not wrong, f"{api_route}:\n  " + "\n  ".join(wrong)
 
     def leaks(self, principal: Principal, response: Any, obj: Model | None) -> Iterator[str]:
@@ -194,13 +206,20 @@ class RouteMatrix:
         for marker, org in (("alpha", "a"), ("bravo", "b")):
             if principal.org != org and marker in text:
                 yield f"response mentions {marker!r} (another org): {text[:300]}"
-        if obj is not None and principal.org == "a" and self.can_see(principal) and response["Content-Type"].startswith("application/json"):
+        if (
+            obj is not None
+            and principal.org == "a"
+            and self.can_see(principal)
+            and response["Content-Type"].startswith("application/json")
+        ):
             data = response.json()
             rows = data["results"] if isinstance(data, dict) else data
             if obj.pk not in {row.get("id") for row in rows}:
                 yield f"own org's object {obj.pk} missing from the list"
 
-    def test_list_query_ceiling(self, org_a: OrgWorld, org_b: OrgWorld, django_assert_max_num_queries: Any) -> None:
+    def test_list_query_ceiling(
+        self, org_a: OrgWorld, org_b: OrgWorld, django_assert_max_num_queries: Any
+    ) -> None:
         """Constant queries per list page: doubling the rows adds none (no N+1), under a ceiling."""
         lists = [r for r in api_routes() if r.viewset is self.viewset and r.action == "list"]
         assert lists, f"{self.viewset.__name__} has no list route"
@@ -235,8 +254,12 @@ class TestOrganizations(RouteMatrix):
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
         if i == 0:
             return world.org
-        org = Organization.objects.create(name=f"{world.org.slug} extra {i}", slug=f"{world.org.slug}-x{i}")
-        Membership.objects.create(user=world.users["owner"], org=org, role=Role.objects.get(slug="viewer", org=None))
+        org = Organization.objects.create(
+            name=f"{world.org.slug} extra {i}", slug=f"{world.org.slug}-x{i}"
+        )
+        Membership.objects.create(
+            user=world.users["owner"], org=org, role=Role.objects.get(slug="viewer", org=None)
+        )
         return org
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
@@ -272,7 +295,11 @@ class TestMemberships(RouteMatrix):
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
         if action == "create":
-            return {"org": world.org.pk, "email": f"invitee@{world.org.slug}.example", "role": "viewer"}
+            return {
+                "org": world.org.pk,
+                "email": f"invitee@{world.org.slug}.example",
+                "role": "viewer",
+            }
         return {"role": "viewer"}
 
 
@@ -282,7 +309,9 @@ class TestSiteRoles(RouteMatrix):
 
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
         return SiteRoleAssignment.objects.create(
-            user=holder(world, i), site=world.sites[0], role=Role.objects.get(slug="viewer", org=None)
+            user=holder(world, i),
+            site=world.sites[0],
+            role=Role.objects.get(slug="viewer", org=None),
         )
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
@@ -293,7 +322,12 @@ class TestRoles(RouteMatrix):
     viewset = views.RoleViewSet
 
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
-        return Role.objects.create(org=world.org, slug=f"racker-{i}", name=f"{world.org.slug} racker {i}", permissions=["site:read"])
+        return Role.objects.create(
+            org=world.org,
+            slug=f"racker-{i}",
+            name=f"{world.org.slug} racker {i}",
+            permissions=["site:read"],
+        )
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
         return {
@@ -317,7 +351,9 @@ class TestTokens(RouteMatrix):
 
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
         owner = holder(world, i)
-        return api_token_create(actor=Actor.for_user(owner), user=owner, name=f"{world.org.slug} ci {i}").token
+        return api_token_create(
+            actor=Actor.for_user(owner), user=owner, name=f"{world.org.slug} ci {i}"
+        ).token
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
         return {"name": "laptop"}
@@ -350,7 +386,13 @@ def test_every_api_viewset_has_a_matrix() -> None:
     covered = {cls.viewset for cls in RouteMatrix.__subclasses__()}
     missing = sorted({r.viewset.__name__ for r in routes if r.viewset not in covered})
     assert not missing, f"add a RouteMatrix class for: {missing}"
-    not_scoped = sorted({str(r) for r in routes if not (isinstance(r.viewset, type) and issubclass(r.viewset, ScopedViewSet))})
+    not_scoped = sorted(
+        {
+            str(r)
+            for r in routes
+            if not (isinstance(r.viewset, type) and issubclass(r.viewset, ScopedViewSet))
+        }
+    )
     assert not not_scoped, f"API routes must be served by ScopedViewSet: {not_scoped}"
 
 

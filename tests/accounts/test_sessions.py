@@ -32,7 +32,11 @@ def tracked(client: Client) -> TrackedSession:
 def is_signed_out(client: Client) -> bool:
     page = client.get("/")
     api = client.get("/api/v1/me/")
-    return page.status_code == 302 and page["Location"].startswith("/accounts/login/") and api.status_code in (401, 403)
+    return (
+        page.status_code == 302
+        and page["Location"].startswith("/accounts/login/")
+        and api.status_code in (401, 403)
+    )
 
 
 def test_each_sign_in_is_tracked_with_ip_and_agent(user: User) -> None:
@@ -40,8 +44,14 @@ def test_each_sign_in_is_tracked_with_ip_and_agent(user: User) -> None:
     phone = signed_in_browser(user, "10.1.0.2", "Phone/2")
     rows = {t.session_key: t for t in TrackedSession.objects.filter(user=user)}
     assert set(rows) == {laptop.session.session_key, phone.session.session_key}
-    assert (rows[laptop.session.session_key].ip, rows[laptop.session.session_key].user_agent) == ("10.1.0.1", "Laptop/1")
-    assert (rows[phone.session.session_key].ip, rows[phone.session.session_key].user_agent) == ("10.1.0.2", "Phone/2")
+    assert (rows[laptop.session.session_key].ip, rows[laptop.session.session_key].user_agent) == (
+        "10.1.0.1",
+        "Laptop/1",
+    )
+    assert (rows[phone.session.session_key].ip, rows[phone.session.session_key].user_agent) == (
+        "10.1.0.2",
+        "Phone/2",
+    )
 
 
 def test_revoking_another_session_signs_that_browser_out_on_its_next_request(user: User) -> None:
@@ -60,7 +70,9 @@ def test_revoke_all_others_keeps_the_current_one(user: User) -> None:
     current = signed_in_browser(user, "10.1.0.1", "Laptop/1")
     others = [signed_in_browser(user, f"10.2.0.{i}", f"Other/{i}") for i in (1, 2)]
 
-    count = sessions_revoke_others(actor=Actor.for_user(user), user=user, keep_session_key=current.session.session_key)
+    count = sessions_revoke_others(
+        actor=Actor.for_user(user), user=user, keep_session_key=current.session.session_key
+    )
 
     assert count == 2
     assert all(is_signed_out(c) for c in others)
@@ -74,7 +86,9 @@ def test_revoke_through_the_security_page(user: User) -> None:
     current = signed_in_browser(user, "10.1.0.1", "Laptop/1")
     other = signed_in_browser(user, "10.1.0.2", "Other/1")
     token = current.cookies["csrftoken"].value
-    response = current.post(reverse("session-revoke", args=[tracked(other).pk]), {"csrfmiddlewaretoken": token})
+    response = current.post(
+        reverse("session-revoke", args=[tracked(other).pk]), {"csrfmiddlewaretoken": token}
+    )
     assert response.status_code in (200, 302)
     assert is_signed_out(other)
     assert current.get("/").status_code == 200
@@ -90,7 +104,9 @@ def test_nobody_can_revoke_someone_elses_session(user: User, org_a: OrgWorld) ->
     victim = signed_in_browser(user, "10.1.0.1", "Laptop/1")
     attacker = signed_in_browser(org_a.users["owner"], "10.1.0.7", "Owner/1")
     token = attacker.cookies["csrftoken"].value
-    response = attacker.post(reverse("session-revoke", args=[tracked(victim).pk]), {"csrfmiddlewaretoken": token})
+    response = attacker.post(
+        reverse("session-revoke", args=[tracked(victim).pk]), {"csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 404
     assert victim.get("/").status_code == 200
 

@@ -34,8 +34,15 @@ def test_secret_is_shown_once_and_only_its_hash_is_stored(org_a: OrgWorld) -> No
     assert secret.startswith("rw_") and created["prefix"] in secret
 
     row = ApiToken.objects.get(pk=created["id"])
-    stored = [str(v) for v in ApiToken.objects.filter(pk=row.pk).values_list(*[f.attname for f in ApiToken._meta.concrete_fields]).get()]
-    assert not any(secret in v or secret.split("_", 2)[2] in v for v in stored), "the secret is stored"
+    stored = [
+        str(v)
+        for v in ApiToken.objects.filter(pk=row.pk)
+        .values_list(*[f.attname for f in ApiToken._meta.concrete_fields])
+        .get()
+    ]
+    assert not any(secret in v or secret.split("_", 2)[2] in v for v in stored), (
+        "the secret is stored"
+    )
     assert len(row.token_hash) == 64 and row.token_hash != secret
 
     client = api_client_for(user)
@@ -62,7 +69,9 @@ def test_expired_token_is_refused(org_a: OrgWorld) -> None:
     created = create_token(user, expires_at=soon.isoformat())
     client = with_token(created["token"])
     assert client.get("/api/v1/me/").status_code == 200
-    ApiToken.objects.filter(pk=created["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    ApiToken.objects.filter(pk=created["id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert client.get("/api/v1/me/").status_code == 401
 
 
@@ -91,8 +100,12 @@ def test_token_loses_access_with_its_owners_membership(org_a: OrgWorld) -> None:
     assert client.get(f"/api/v1/sites/{site.pk}/").status_code == 200
 
     Membership.objects.filter(user=user).update(role=Role.objects.get(slug="field_tech", org=None))
-    assert client.get(f"/api/v1/sites/{site.pk}/").status_code == 200  # field_tech still reads sites
-    assert client.patch(f"/api/v1/sites/{site.pk}/", {"name": "x"}, format="json").status_code == 403
+    assert (
+        client.get(f"/api/v1/sites/{site.pk}/").status_code == 200
+    )  # field_tech still reads sites
+    assert (
+        client.patch(f"/api/v1/sites/{site.pk}/", {"name": "x"}, format="json").status_code == 403
+    )
 
     Membership.objects.filter(user=user).delete()
     assert client.get(f"/api/v1/sites/{site.pk}/").status_code == 404
@@ -103,10 +116,20 @@ def test_token_never_exceeds_what_the_owner_holds_now(org_a: OrgWorld) -> None:
     owner = org_a.users["owner"]
     client = with_token(create_token(owner)["token"])
     org = org_a.org
-    assert client.patch(f"/api/v1/orgs/{org.pk}/", {"name": "Alpha 2"}, format="json").status_code == 200
-    Membership.objects.create(user=make_user("owner2@alpha.example"), org=org, role=Role.objects.get(slug="owner", org=None))
+    assert (
+        client.patch(f"/api/v1/orgs/{org.pk}/", {"name": "Alpha 2"}, format="json").status_code
+        == 200
+    )
+    Membership.objects.create(
+        user=make_user("owner2@alpha.example"),
+        org=org,
+        role=Role.objects.get(slug="owner", org=None),
+    )
     Membership.objects.filter(user=owner).update(role=Role.objects.get(slug="admin", org=None))
-    assert client.patch(f"/api/v1/orgs/{org.pk}/", {"name": "Alpha 3"}, format="json").status_code == 403
+    assert (
+        client.patch(f"/api/v1/orgs/{org.pk}/", {"name": "Alpha 3"}, format="json").status_code
+        == 403
+    )
 
 
 def test_deactivated_users_token_fails(org_a: OrgWorld) -> None:
@@ -135,7 +158,9 @@ def test_deactivated_users_token_fails(org_a: OrgWorld) -> None:
 )
 def test_malformed_headers_are_401_not_500(db: None, header: str) -> None:
     client = APIClient()
-    response = client.get("/api/v1/me/", HTTP_AUTHORIZATION=header.encode("utf-8").decode("latin-1"))
+    response = client.get(
+        "/api/v1/me/", HTTP_AUTHORIZATION=header.encode("utf-8").decode("latin-1")
+    )
     assert response.status_code == 401, (header[:40], response.status_code)
 
 
@@ -145,7 +170,9 @@ def test_a_right_prefix_with_a_wrong_secret_is_refused(org_a: OrgWorld) -> None:
     assert with_token(forged).get("/api/v1/me/").status_code == 401
 
 
-def test_others_tokens_need_apikey_manage_in_the_owners_org(org_a: OrgWorld, org_b: OrgWorld) -> None:
+def test_others_tokens_need_apikey_manage_in_the_owners_org(
+    org_a: OrgWorld, org_b: OrgWorld
+) -> None:
     victim = org_a.users["field_tech"]
     token_id = create_token(victim)["id"]
 
@@ -167,14 +194,20 @@ def test_token_lifecycle_is_in_the_owners_org_activity(org_a: OrgWorld) -> None:
     user = org_a.users["viewer"]
     created = create_token(user, name="deploy bot")
     api_client_for(user).delete(f"/api/v1/tokens/{created['id']}/")
-    events = ActivityEvent.objects.filter(org=org_a.org, target_type="apitoken", target_id=str(created["id"]))
+    events = ActivityEvent.objects.filter(
+        org=org_a.org, target_type="apitoken", target_id=str(created["id"])
+    )
     assert sorted(events.values_list("verb", flat=True)) == ["apikey.create", "apikey.revoke"]
     assert all(e.actor_user_id == user.pk for e in events)
-    activity = api_client_for(org_a.users["admin"]).get("/api/v1/activity/?verb=apikey").json()["results"]
+    activity = (
+        api_client_for(org_a.users["admin"]).get("/api/v1/activity/?verb=apikey").json()["results"]
+    )
     assert {e["verb"] for e in activity} == {"apikey.create", "apikey.revoke"}
 
 
-def test_tokens_of_an_outsider_work_only_for_their_own_data(outsider: User, org_a: OrgWorld) -> None:
+def test_tokens_of_an_outsider_work_only_for_their_own_data(
+    outsider: User, org_a: OrgWorld
+) -> None:
     issued = api_token_create(actor=Actor.for_user(outsider), user=outsider, name="mine")
     client = with_token(issued.secret)
     assert client.get("/api/v1/me/").status_code == 200

@@ -204,7 +204,7 @@ class FakeDriver(Driver):
         self.name, self.priority, self.delay, self.answer = name, priority, delay, answer
         self.cancelled = False
 
-    async def identify(self, host, port, *, timeout=1.0, credentials=None):
+    async def _identify(self, host, port, credentials):
         try:
             await asyncio.sleep(self.delay)
         except asyncio.CancelledError:
