@@ -43,6 +43,13 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
             return self.handle_no_permission(request, view_func)
         return super().process_view(request, view_func, view_args, view_kwargs)
 
+    def handle_no_permission(self, request: HttpRequest, view_func: Callable[..., Any]) -> HttpResponseBase:
+        """htmx can't follow a redirect into a full page; tell it where to go instead."""
+        response = super().handle_no_permission(request, view_func)
+        if request.headers.get("HX-Request") == "true":
+            return HttpResponse(status=401, headers={"HX-Redirect": response["Location"]})
+        return response
+
 
 class TrackedSessionMiddleware:
     """Keeps the server-side session list current; a session deleted by a revoke is signed out."""

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts.permissions import AUTHENTICATED
 from accounts.routes import declare
-from accounts.views import admin_login_redirect
+from accounts.views.base import admin_login_redirect
 from fleet import views
 
 admin.site.site_header = "Rigwarden administration"

@@ -582,3 +582,9 @@ def test_roles_service_error_is_shown_inline(org_a: OrgWorld) -> None:
     )
     assert "This field is required" in html(response)
     assert Role.objects.get(pk=role.pk).name == "Temp"
+
+
+def test_htmx_request_without_login_gets_hx_redirect(client) -> None:
+    response = client.post("/users/invite/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 401
+    assert response["HX-Redirect"].startswith("/accounts/login/?next=")

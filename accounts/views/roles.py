@@ -1,0 +1,156 @@
+"""The Roles page: a permission matrix editor for custom roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.actor import Actor
+from accounts.authz import has_perm
+from accounts.errors import ApplicationError
+from accounts.forms import (
+    RoleCreateForm,
+    RoleEditForm,
+    add_service_errors,
+)
+from accounts.models import (
+    Organization,
+    Role,
+)
+from accounts.selectors import (
+    org_roles,
+    permission_groups,
+)
+from accounts.services import roles
+from accounts.views.base import PageRequest, first_error, org_page, render_page
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleColumn:
+    role: Role
+    editable: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    permission: str
+    description: str
+    cells: list[tuple[RoleColumn, bool]]  # (column, granted) in column order
+
+
+def _matrix(columns: list[RoleColumn]) -> list[tuple[str, list[MatrixRow]]]:
+    return [
+        (
+            label,
+            [
+                MatrixRow(name, text, [(c, name in c.role.permissions) for c in columns])
+                for name, text in perms
+            ],
+        )
+        for label, perms in permission_groups()
+    ]
+
+
+def _roles_page(
+    request: PageRequest, org: Organization, role_errors: dict[int, str] | None = None, **extra: Any
+) -> HttpResponse:
+    can_edit = has_perm(request.user, "role:manage", org.pk)
+    counted = org_roles(request.user, org).annotate(
+        member_count=Count("memberships", filter=Q(memberships__org=org), distinct=True)
+    )
+    errors = role_errors or {}
+    columns = [
+        RoleColumn(role, can_edit and not role.is_builtin, errors.get(role.pk, ""))
+        for role in counted
+    ]
+    context = {
+        "org": org,
+        "columns": columns,
+        "groups": _matrix(columns),
+        "has_custom": any(not column.role.is_builtin for column in columns),
+        "can_edit": can_edit,
+        "create_form": RoleCreateForm(roles=org_roles(request.user, org)) if can_edit else None,
+    } | extra
+    return render_page(request, "accounts/roles/page.html", "accounts/roles/_roles.html", context)
+
+
+def _custom_role(request: PageRequest, org: Organization, pk: int) -> Role:
+    return get_object_or_404(
+        Role.objects.restrict(request.user, "role:manage").filter(org=org), pk=pk
+    )
+
+
+def _roles_written(request: PageRequest, org: Organization, **extra: Any) -> HttpResponse:
+    if request.htmx or extra:
+        return _roles_page(request, org, **extra)
+    return redirect("roles")
+
+
+@org_page("user:read")
+@require_GET
+def role_matrix(request: PageRequest, org: Organization) -> HttpResponse:
+    return _roles_page(request, org)
+
+
+@org_page("role:manage")
+@require_POST
+def role_create(request: PageRequest, org: Organization) -> HttpResponse:
+    form = RoleCreateForm(request.POST, roles=org_roles(request.user, org))
+    if form.is_valid():
+        try:
+            role = roles.role_create(
+                actor=Actor.for_request(request),
+                org=org,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                permissions=form.permissions(),
+            )
+        except ApplicationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(
+                request, f"Created the role {role.name}. Tick its permissions below and save."
+            )
+            return _roles_written(request, org)
+    return _roles_written(request, org, create_form=form)
+
+
+@org_page("role:manage")
+@require_POST
+def role_update(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
+    role = _custom_role(request, org, pk)
+    form = RoleEditForm(request.POST)
+    if not form.is_valid():
+        return _roles_written(request, org, role_errors={role.pk: first_error(form)})
+    try:
+        roles.role_update(
+            actor=Actor.for_request(request),
+            role=role,
+            name=form.cleaned_data["name"],
+            permissions=form.cleaned_data["permissions"],
+        )
+    except ApplicationError as exc:
+        return _roles_written(request, org, role_errors={role.pk: exc.message})
+    messages.success(request, f"Saved the role {role.name}.")
+    return _roles_written(request, org)
+
+
+@org_page("role:manage")
+@require_POST
+def role_delete(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
+    role = _custom_role(request, org, pk)
+    try:
+        roles.role_delete(actor=Actor.for_request(request), role=role)
+    except ApplicationError as exc:
+        return _roles_written(request, org, role_errors={role.pk: exc.message})
+    messages.success(request, f"Deleted the role {role.name}.")
+    return _roles_written(request, org)
