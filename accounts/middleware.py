@@ -43,7 +43,9 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
             return self.handle_no_permission(request, view_func)
         return super().process_view(request, view_func, view_args, view_kwargs)
 
-    def handle_no_permission(self, request: HttpRequest, view_func: Callable[..., Any]) -> HttpResponseBase:
+    def handle_no_permission(  # type: ignore[override]
+        self, request: HttpRequest, view_func: Callable[..., Any]
+    ) -> HttpResponseBase:
         """htmx can't follow a redirect into a full page; tell it where to go instead."""
         response = super().handle_no_permission(request, view_func)
         if request.headers.get("HX-Request") == "true":
