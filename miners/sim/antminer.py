@@ -173,6 +173,13 @@ async def system_info(call: Call) -> web.Response:
     )
 
 
+@routes.route("GET", "/cgi-bin/miner_type.cgi")
+async def miner_type(call: Call) -> web.Response:
+    """Stock firmware's model page; scanners (pyasic-rs among them) ask it first."""
+    m = call.miner
+    return json_response({"miner_type": m.model.name, "subtype": "", "fw_version": m.model.firmware})
+
+
 def miner_conf(m: Miner) -> dict[str, Any]:
     pools = [{"url": p.url, "user": p.user, "pass": p.password} for p in m.pools[:3]]
     pools += [{"url": "", "user": "", "pass": ""}] * (3 - len(pools))

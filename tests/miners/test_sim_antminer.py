@@ -113,6 +113,14 @@ async def test_web_root_asks_for_digest_with_the_real_realm(sim_fleet, http):
     assert 'realm="antMiner Configuration"' in challenge and 'qop="auth"' in challenge
 
 
+async def test_miner_type_page_names_the_model(sim_fleet, http):
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    status, info = await antminer_web(http, entry, "GET", "/cgi-bin/miner_type.cgi")
+    assert status == 200
+    assert info["miner_type"] == entry["model"] and "subtype" in info
+
+
 async def test_digest_checks_the_password_and_the_nonce(sim_fleet, http):
     fleet = await sim_fleet(antminer=1, password=PW)
     entry = fleet.inventory[0]
