@@ -44,7 +44,9 @@ def test_dockerfile_runs_as_non_root_and_collects_static() -> None:
         ("daphne", ["--help"]),
     ],
 )
-def test_entrypoint_roles_resolve_to_working_commands(role: str, args: list[str], tmp_path: Path) -> None:
+def test_entrypoint_roles_resolve_to_working_commands(
+    role: str, args: list[str], tmp_path: Path
+) -> None:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",

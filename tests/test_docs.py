@@ -6,7 +6,11 @@ DOC = (Path(__file__).resolve().parent.parent / "docs" / "permissions.md").read_
 
 
 def test_permissions_doc_matches_the_catalog() -> None:
-    rows = {line.split("|")[1].strip().strip("`"): line for line in DOC.splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in DOC.splitlines()
+        if line.startswith("| `")
+    }
     assert set(rows) == set(CATALOG)
     roles = list(BUILTIN_ROLES)
     for perm, line in rows.items():

@@ -116,7 +116,7 @@ class MembershipViewSet(
 ):
     """Members of organizations. Creating one invites the person (a one-time set-password link)."""
 
-    queryset = Membership.objects.all()
+    queryset = Membership.objects.select_related("user", "role")
     serializer_class = s.MembershipSerializer
     permissions = {
         "list": "user:read",

@@ -177,7 +177,9 @@ async def system_info(call: Call) -> web.Response:
 async def miner_type(call: Call) -> web.Response:
     """Stock firmware's model page; scanners (pyasic-rs among them) ask it first."""
     m = call.miner
-    return json_response({"miner_type": m.model.name, "subtype": "", "fw_version": m.model.firmware})
+    return json_response(
+        {"miner_type": m.model.name, "subtype": "", "fw_version": m.model.firmware}
+    )
 
 
 def miner_conf(m: Miner) -> dict[str, Any]:
