@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from tests.accounts.conftest import sign_in as shared_sign_in
 from tests.conftest import PASSWORD, OrgWorld
 from tests.test_settings import run
 
@@ -23,16 +24,7 @@ def _dead_port() -> int:
 
 
 def sign_in(client: Client, email: str) -> None:
-    client.get("/accounts/login/")
-    response = client.post(
-        "/accounts/login/",
-        {
-            "login": email,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
-        },
-    )
-    assert response.status_code == 302, response.status_code
+    assert shared_sign_in(client, email, PASSWORD).status_code == 302  # type: ignore[attr-defined]
 
 
 # --- health --------------------------------------------------------------------------------------

@@ -171,12 +171,12 @@ def _concrete(route: str) -> str:
 
 
 def _protected_routes() -> list[str]:
-    from accounts.routes import declared_permissions as perms_of
-
     return [
         route
         for route, callback in iter_routes()
-        if PUBLIC not in perms_of(callback) and "(?P<format>" not in route and ".*" not in route
+        if PUBLIC not in declared_permissions(callback)
+        and "(?P<format>" not in route
+        and ".*" not in route
     ]
 
 

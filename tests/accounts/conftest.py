@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
@@ -42,13 +41,6 @@ def post_form(client: Client, path: str, data: dict[str, str]) -> object:
 
 def sign_in(client: Client, email: str, password: str) -> object:
     return post_form(client, "/accounts/login/", {"login": email, "password": password})
-
-
-def form_errors(response: object) -> str:
-    """The text of the form's error list(s) in a rendered page (whatever the template)."""
-    html = response.content.decode()  # type: ignore[attr-defined]
-    found = re.findall(r'class="[^"]*error[^"]*"[^>]*>(.*?)</', html, flags=re.S)
-    return " ".join(re.sub(r"<[^>]+>", " ", f) for f in found) or html
 
 
 def fresh(user: User) -> User:

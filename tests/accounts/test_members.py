@@ -317,6 +317,14 @@ def assign(world: OrgWorld, who: str, site: Site, role_slug: str) -> None:
     )
 
 
+def rename(user: User, site: Site) -> int:
+    """Status of renaming ``site`` through the API as ``user`` (needs site:manage there)."""
+    client = api_client_for(fresh(user))
+    return client.patch(
+        f"/api/v1/sites/{site.pk}/", {"name": "alpha renamed"}, format="json"
+    ).status_code
+
+
 def test_site_role_widens_a_viewer_at_that_site_only(org_a: OrgWorld) -> None:
     here, there = org_a.sites
     assign(org_a, "viewer", here, "operator")
@@ -326,17 +334,8 @@ def test_site_role_widens_a_viewer_at_that_site_only(org_a: OrgWorld) -> None:
     assert not has_perm(viewer, "miner:reboot", org_a.org.pk)
 
     assign(org_a, "viewer", here, "admin")
-    client = api_client_for(fresh(org_a.users["viewer"]))
-    assert (
-        client.patch(f"/api/v1/sites/{here.pk}/", {"name": "alpha here"}, format="json").status_code
-        == 200
-    )
-    assert (
-        client.patch(
-            f"/api/v1/sites/{there.pk}/", {"name": "alpha there"}, format="json"
-        ).status_code
-        == 403
-    )
+    assert rename(org_a.users["viewer"], here) == 200
+    assert rename(org_a.users["viewer"], there) == 403
 
 
 def test_site_role_narrows_an_operator_at_that_site(org_a: OrgWorld) -> None:
@@ -347,17 +346,8 @@ def test_site_role_narrows_an_operator_at_that_site(org_a: OrgWorld) -> None:
     assert has_perm(operator, "miner:reboot", org_a.org.pk, there.pk)
 
     assign(org_a, "admin", here, "viewer")
-    client = api_client_for(fresh(org_a.users["admin"]))
-    assert (
-        client.patch(f"/api/v1/sites/{here.pk}/", {"name": "alpha here"}, format="json").status_code
-        == 403
-    )
-    assert (
-        client.patch(
-            f"/api/v1/sites/{there.pk}/", {"name": "alpha there"}, format="json"
-        ).status_code
-        == 200
-    )
+    assert rename(org_a.users["admin"], here) == 403
+    assert rename(org_a.users["admin"], there) == 200
 
 
 def test_site_role_without_reads_hides_the_site(org_a: OrgWorld) -> None:
