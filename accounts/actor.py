@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +34,37 @@ class Actor:
 
 
 def client_ip(request: Any) -> str | None:
-    """The peer address. X-Forwarded-For is ignored: trusting it lets anyone pick their IP."""
+    """The client's address for audit and lockout.
+
+    X-Forwarded-For is believed only when the peer is one of ``TRUSTED_PROXIES``, and then the
+    rightmost address that isn't itself a trusted proxy wins — anything left of it is whatever
+    the client chose to send.
+    """
     meta = getattr(request, "META", {})
     ip = meta.get("REMOTE_ADDR") or None
-    return ip if ip and _is_ip(ip) else None
+    if not ip or not _is_ip(ip):
+        return None
+    if not _trusted(ip):
+        return ip
+    hops = [
+        hop.strip() for hop in str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _is_ip(hop):
+            return ip
+        if not _trusted(hop):
+            return hop
+    return ip
+
+
+def _trusted(ip: str) -> bool:
+    from django.conf import settings
+
+    networks = settings.TRUSTED_PROXY_NETWORKS
+    if not networks:
+        return False
+    address = ipaddress.ip_address(ip)
+    return any(address in network for network in networks)
 
 
 def user_agent(request: Any) -> str:
@@ -44,8 +72,6 @@ def user_agent(request: Any) -> str:
 
 
 def _is_ip(value: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(value)
     except ValueError:

@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
 from django import forms
 from django.http import HttpRequest
 
 from accounts.actor import client_ip, user_agent
+from accounts.crypto import is_sealed, seal, unseal
 from accounts.models import LoginResult
 from accounts.services.security import lockout_remaining, login_event_record
 
@@ -32,3 +34,17 @@ class AccountAdapter(DefaultAccountAdapter):
                 f"Too many failed sign-in attempts. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
             )
         super().pre_authenticate(request, **credentials)
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """TOTP secrets and recovery-code seeds are stored sealed with a key from FLEET_MASTER_KEY."""
+
+    _purpose = "rigwarden:mfa"
+
+    def encrypt(self, text: str) -> str:
+        return seal(text, purpose=self._purpose)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        if not is_sealed(encrypted_text):
+            return encrypted_text  # stored before sealing was introduced
+        return unseal(encrypted_text, purpose=self._purpose)

@@ -20,7 +20,9 @@ urlpatterns = [
     path("api/schema/", declare(AUTHENTICATED)(SpectacularAPIView.as_view()), name="schema"),
     path(
         "api/docs/",
-        declare(AUTHENTICATED)(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        declare(AUTHENTICATED)(
+            views.swagger_csp(SpectacularSwaggerSplitView.as_view(url_name="schema"))
+        ),
         name="api-docs",
     ),
     path("healthz", views.healthz, name="healthz"),

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -58,6 +63,30 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @declare(PUBLIC)
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text. With ``METRICS_TOKEN`` set, scrapers must send it as a bearer token."""
     from django_prometheus.exports import ExportToDjangoView
 
+    expected = settings.METRICS_TOKEN
+    if expected:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            return HttpResponse(
+                "metrics need Authorization: Bearer <METRICS_TOKEN>\n",
+                status=401,
+                content_type="text/plain",
+            )
     return ExportToDjangoView(request)
+
+
+def swagger_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Swagger UI's page carries one inline <style>; allow inline styles there and nowhere else."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY.replace(
+            "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+        )
+        return response
+
+    return wrapped

@@ -5,7 +5,7 @@ from typing import Any
 from django.db import models
 
 from accounts.actor import Actor
-from accounts.models import ActivityEvent, ActivityResult, Organization, Site
+from accounts.models import ActivityEvent, ActivityResult, Membership, Organization, Site, User
 
 _MAX_LABEL = 200
 
@@ -42,3 +42,26 @@ def activity_record(
         details=details or {},
         ip=actor.ip,
     )
+
+
+def activity_record_personal(
+    *,
+    actor: Actor,
+    verb: str,
+    user: User,
+    target: models.Model,
+    target_label: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A change to someone's own things (tokens, sessions): one event per org they belong to,
+    so every org that person can act in sees it in its activity log."""
+    org_ids = list(Membership.objects.filter(user_id=user.pk).values_list("org_id", flat=True))
+    for org_id in org_ids or [None]:
+        activity_record(
+            actor=actor,
+            verb=verb,
+            org=org_id,
+            target=target,
+            target_label=target_label,
+            details=details,
+        )

@@ -55,6 +55,9 @@ def _check_role_in_org(role: Role, org_id: int) -> None:
 
 
 def _owners_left(org_id: int, excluding: Membership) -> int:
+    """Owners other than ``excluding``, counted under a lock on the org row so two owners
+    demoting each other at once can't both succeed."""
+    Organization.objects.select_for_update().filter(pk=org_id).first()
     return (
         Membership.objects.filter(org_id=org_id, role__slug="owner", role__org__isnull=True)
         .exclude(pk=excluding.pk)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import LoginEvent, LoginLockout, LoginMethod, TrackedSession, User
-from accounts.services.activity import activity_record
+from accounts.services.activity import activity_record_personal
 
 
 def _keys(email: str, ip: str | None) -> list[str]:
@@ -42,7 +42,7 @@ def login_failure_register(*, email: str, ip: str | None) -> int:
         threshold = (
             settings.LOGIN_LOCKOUT_THRESHOLD
             if key.startswith("email:")
-            else settings.LOGIN_IP_LIMIT_PER_MINUTE
+            else settings.LOGIN_IP_FAILURE_LIMIT
         )
         row, _ = LoginLockout.objects.select_for_update().get_or_create(key=key)
         if row.updated_at < now - timedelta(minutes=15) and (
@@ -115,9 +115,10 @@ def _end_session(session_key: str) -> None:
 @transaction.atomic
 def session_revoke(*, actor: Actor, session: TrackedSession) -> None:
     _end_session(session.session_key)
-    activity_record(
+    activity_record_personal(
         actor=actor,
         verb="session.revoke",
+        user=session.user,
         target=session,
         target_label=f"{session.user.email} {session.ip or ''}",
     )
@@ -133,7 +134,11 @@ def sessions_revoke_others(*, actor: Actor, user: User, keep_session_key: str | 
         _end_session(session.session_key)
     TrackedSession.objects.filter(pk__in=[s.pk for s in others]).delete()
     if others:
-        activity_record(
-            actor=actor, verb="session.revoke_others", target=user, details={"count": len(others)}
+        activity_record_personal(
+            actor=actor,
+            verb="session.revoke_others",
+            user=user,
+            target=user,
+            details={"count": len(others)},
         )
     return len(others)

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.errors import ApplicationError
-from accounts.models import ApiToken, Membership, User
-from accounts.services.activity import activity_record
+from accounts.models import ApiToken, User
+from accounts.services.activity import activity_record_personal
 
 TOKEN_PREFIX = "rw_"
 # rw_<12 hex prefix>_<token_urlsafe(32)>; anything else is refused before touching the database.
@@ -32,18 +32,13 @@ def _hash(secret: str) -> str:
 
 
 def _record(*, actor: Actor, verb: str, token: ApiToken) -> None:
-    """One event per org the token reaches, so each org's activity log shows it."""
-    org_ids = list(
-        Membership.objects.filter(user_id=token.user_id).values_list("org_id", flat=True)
+    activity_record_personal(
+        actor=actor,
+        verb=verb,
+        user=token.user,
+        target=token,
+        target_label=f"{token.user.email}: {token.name}",
     )
-    for org_id in org_ids or [None]:
-        activity_record(
-            actor=actor,
-            verb=verb,
-            org=org_id,
-            target=token,
-            target_label=f"{token.user.email}: {token.name}",
-        )
 
 
 @transaction.atomic

@@ -114,7 +114,7 @@ def test_unknown_accounts_lock_the_same_way(db: None, ip: str) -> None:
 def test_per_ip_limit_locks_out_every_account_from_that_address(
     org_a: OrgWorld, ip: str, settings: object
 ) -> None:
-    settings.LOGIN_IP_LIMIT_PER_MINUTE = 3  # type: ignore[attr-defined]
+    settings.LOGIN_IP_FAILURE_LIMIT = 3  # type: ignore[attr-defined]
     attacker = browser(ip)
     for role in (
         "viewer",
