@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,9 @@ else:
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL;",
     }
+if TESTING and "postgresql" in _db["ENGINE"]:
+    # one test database per run, so two suites on one server (CI + a developer) never collide
+    _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
 _db["ENGINE"] = _db["ENGINE"].replace("django.db.backends.", "django_prometheus.db.backends.")
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
