@@ -29,9 +29,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the session. Playwright's sync API keeps an asyncio loop in this thread
+    """One Chromium per test module (a loop left running would break later asyncio tests). Playwright's sync API keeps an asyncio loop in this thread
     while it lives, and Django refuses ORM calls (database setup, flushes, seeding, assertions)
     from a thread with a loop unless told they are safe — which they are: the loop is idle."""
     if not CHROMIUM.exists():
