@@ -7,6 +7,7 @@ PORT ?= 8000
 DATA_DIR ?= ./var
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rigwarden
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+PYTEST_ARGS ?= -n 2 --dist loadfile
 export PORT DATA_DIR
 
 .PHONY: run test venv dev-venv assets collectstatic migrate seed lint fmt typecheck checks pytest bench clean help
