@@ -93,6 +93,14 @@ class ScopedViewSet(viewsets.GenericViewSet):
                 require_perm_on(self.request.user, perm, obj)
         return obj
 
+    update_serializer_class: ClassVar[type[Any] | None] = None
+
+    def get_serializer_class(self) -> type[Any]:
+        """Updates may use a serializer with more read-only fields (e.g. a site's org)."""
+        if self.update_serializer_class is not None and self.action in ("update", "partial_update"):
+            return self.update_serializer_class
+        return super().get_serializer_class()
+
     # --- helpers for subclasses ----------------------------------------------------------
     def require(self, permission: str, org_id: int | None, site_id: int | None = None) -> None:
         """For creates: the caller needs ``permission`` in the org (and site) being written to."""

@@ -73,12 +73,8 @@ class SiteViewSet(
     }
     filterset_class = SiteFilter
 
-    def get_serializer_class(self) -> type[BaseSerializer]:
-        return (
-            s.SiteUpdateSerializer
-            if self.action in ("update", "partial_update")
-            else s.SiteSerializer
-        )
+    serializer_class = s.SiteSerializer
+    update_serializer_class = s.SiteUpdateSerializer
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
@@ -221,12 +217,8 @@ class RoleViewSet(
     }
     filterset_class = RoleFilter
 
-    def get_serializer_class(self) -> type[BaseSerializer]:
-        return (
-            s.RoleUpdateSerializer
-            if self.action in ("update", "partial_update")
-            else s.RoleSerializer
-        )
+    serializer_class = s.RoleSerializer
+    update_serializer_class = s.RoleUpdateSerializer
 
     def dangerously_check_object(self, obj: Role, perm: str) -> None:
         """Built-in roles have no org; writes to them are refused by the service with a 400."""
