@@ -1,4 +1,4 @@
-"""Real simulator responses validated against the response schemas of the shared ProtoOS spec.
+"""Real simulator responses validated against the response schemas of the ProtoOS spec (vendored in specs/).
 
 Schemas are taken from the spec's own path table (operation -> status -> schema), `$ref`s are
 resolved against its components, OpenAPI 3.0 `nullable` is rewritten to JSON Schema, and objects
@@ -17,7 +17,7 @@ import pytest
 
 from miners.sim import GroupSpec
 
-SPEC_FILE = Path(__file__).resolve().parents[2].parent / "shared/specs/protoos-mdk-api-1.8.2.json"
+SPEC_FILE = Path(__file__).resolve().parents[2] / "specs/protoos-mdk-api-1.8.2.json"
 PW = "s3cretpw!"
 FORMATS = jsonschema.FormatChecker()
 
@@ -93,8 +93,6 @@ class Contract:
 
 @pytest.fixture(scope="module")
 def contract() -> Contract:
-    if not SPEC_FILE.exists():
-        pytest.skip(f"shared spec not found at {SPEC_FILE}")
     return Contract(json.loads(SPEC_FILE.read_text()))
 
 
