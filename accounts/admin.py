@@ -21,7 +21,9 @@ from accounts.models import (
     SiteRoleAssignment,
     TrackedSession,
     User,
+    grants_for,
 )
+from accounts.permissions import AUTHENTICATED
 from accounts.services.activity import activity_record
 from accounts.services.tokens import api_token_revoke
 
@@ -55,10 +57,28 @@ def _org_of(obj: Any) -> int | None:
     return scope_ids()[0] if scope_ids else None
 
 
-class ScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    """Applies the one scoping path; ``scope_permission`` is what a staff member needs to see rows."""
+class CatalogViewMixin:
+    """Staff may *see* what the catalog lets them see (an org owner who is staff finds the admin
+    populated, scoped to their orgs); adding, changing and deleting still need Django's model
+    permissions, which only superusers hold unless an operator grants them."""
 
     scope_permission = "user:read"
+
+    def _catalog_allows_view(self, request: HttpRequest) -> bool:
+        user: Any = request.user
+        return bool(
+            user.is_active and user.is_staff and grants_for(user).any_org_with(self.scope_permission)
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or self._catalog_allows_view(request)  # type: ignore[misc]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self._catalog_allows_view(request)  # type: ignore[misc]
+
+
+class ScopedAdmin(CatalogViewMixin, AuditedAdminMixin, admin.ModelAdmin):
+    """Applies the one scoping path; ``scope_permission`` is what a staff member needs to see rows."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).restrict(request.user, self.scope_permission)  # type: ignore[attr-defined]
@@ -83,7 +103,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
+class UserAdmin(CatalogViewMixin, AuditedAdminMixin, DjangoUserAdmin):
     ordering = ["email"]
     list_display = ["email", "full_name", "is_active", "is_staff", "last_login", "date_joined"]
     list_filter = ["is_active", "is_staff", "is_superuser", "memberships__org"]
@@ -160,7 +180,8 @@ def revoke_tokens(
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class ApiTokenAdmin(CatalogViewMixin, AuditedAdminMixin, admin.ModelAdmin):
+    scope_permission = AUTHENTICATED  # everyone sees their own tokens
     list_display = [
         "name",
         "prefix",
@@ -224,22 +245,24 @@ class ActivityEventAdmin(ReadOnlyAdmin):
 
 @admin.register(LoginEvent)
 class LoginEventAdmin(ReadOnlyAdmin):
+    scope_permission = "user:manage"  # other members' IPs and browsers
     list_display = ["created_at", "email", "result", "method", "ip", "user_agent"]
     list_filter = ["result", "method"]
     search_fields = ["email", "ip"]
     date_hierarchy = "created_at"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        visible = User.objects.restrict(request.user, "user:read")
+        visible = User.objects.restrict(request.user, self.scope_permission)
         return LoginEvent.objects.filter(user__in=visible)
 
 
 @admin.register(TrackedSession)
 class TrackedSessionAdmin(ReadOnlyAdmin):
+    scope_permission = "user:manage"
     list_display = ["user", "ip", "user_agent", "created_at", "last_seen_at"]
     search_fields = ["user__email", "ip"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return TrackedSession.objects.filter(
-            user__in=User.objects.restrict(request.user, "user:manage")
+            user__in=User.objects.restrict(request.user, self.scope_permission)
         )

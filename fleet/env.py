@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -118,10 +119,7 @@ def persistent_secret(path: Path, nbytes: int = 32) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        value = path.read_text(encoding="utf-8").strip()
-        if not value:
-            raise ConfigError(f"{path} is empty; delete it to regenerate") from None
-        return value
+        return _read_secret(path)
     except OSError as exc:
         raise ConfigError(
             f"cannot create {path}: {exc.strerror} (is DATA_DIR a writable directory?)"
@@ -130,3 +128,19 @@ def persistent_secret(path: Path, nbytes: int = 32) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")
     return value
+
+
+def _read_secret(path: Path, wait_seconds: float = 2.0) -> str:
+    """web, worker and beat start together on one DATA_DIR: the file another process has just
+    created may not hold its value yet, so an empty file is re-read for a moment first."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise ConfigError(f"{path} is empty; delete it to regenerate")
+        time.sleep(0.05)

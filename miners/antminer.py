@@ -10,6 +10,7 @@ mode would silently do something else than asked).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, ClassVar
 
@@ -17,7 +18,7 @@ from miners.antminer_web import DEFAULT_PASSWORD, DEFAULT_USER, WEB_PORT, Antmin
 from miners.base import Detail, Device, Driver, as_dict, as_list, gather_or_fail, integer, num
 from miners.cgminer import RPC_PORT, CgminerClient
 from miners.deadline import DEFAULT_TIMEOUT
-from miners.digest import ANTMINER_REALM, parse_challenge
+from miners.digest import ANTMINER_REALM, Challenge, parse_challenge
 from miners.errors import MinerError, Unreachable, Unsupported
 from miners.http import HttpClient, host_for_url, shared_http
 from miners.types import (
@@ -68,6 +69,13 @@ def _temps(value: Any) -> list[float]:
         return [t for t in map(num, value) if t]
     single = num(value)
     return [single] if single else []
+
+
+def _watts(value: Any) -> float | None:
+    """A power figure given as a number or as a "3250 W" string."""
+    if isinstance(value, str):
+        value = value.strip().removesuffix("W").strip()
+    return num(value)
 
 
 def parse_pools(reply: dict[str, Any]) -> list[Pool]:
@@ -126,7 +134,7 @@ def parse_hashboards(stats: dict[str, Any]) -> list[Hashboard]:
                 chip_temp_c=round(sum(chip_t) / len(chip_t), 1) if chip_t else None,
                 chip_temp_max_c=max(chip_t, default=None),
                 board_temp_c=max(board_t, default=None),
-                power_w=num(stats.get(f"chain_power{i}")),
+                power_w=_watts(stats.get(f"chain_power{i}")),
                 chips=chips,
             )
         )
@@ -153,7 +161,12 @@ def parse_status(
         ghs = (num(summary.get("MHS 5s")) or 0) / 1000
     hashrate = round(ghs / 1000, 4) if ghs is not None else None
     ideal = num(stats.get("total_rateideal"))
-    power = num(stats.get("Power")) or num(stats.get("power")) or num(summary.get("Power"))
+    power = (
+        num(stats.get("Power"))
+        or num(stats.get("power"))
+        or num(summary.get("Power"))
+        or _watts(stats.get("chain_power"))  # newer stock firmware: "3250 W"
+    )
     if power is None and boards and all(b.power_w is not None for b in boards):
         power = sum(b.power_w or 0 for b in boards)
     uptime = integer(summary.get("Elapsed")) or integer(stats.get("Elapsed"))
@@ -161,8 +174,10 @@ def parse_status(
         state = MinerState.SLEEPING
     elif hashrate:
         state = MinerState.DEGRADED if any(not b.ok for b in boards) else MinerState.MINING
-    elif pools and all(p.status is PoolStatus.DEAD for p in pools):
-        state = MinerState.NO_POOLS
+    elif ("pools" in replies and not pools) or (
+        pools and all(p.status is PoolStatus.DEAD for p in pools)
+    ):
+        state = MinerState.NO_POOLS  # none configured ("No pools") or none reachable
     elif uptime is not None and uptime < 300:
         state = MinerState.STARTING
     else:
@@ -352,17 +367,30 @@ class AntminerDriver(Driver):
         http = self._http or shared_http()
         # An HTTP server never answers a bare RPC request (no request line ever ends), so any
         # port but 4028 is asked the cheap HTTP question first; an RPC port fails it at once.
-        web = await self._web_probe(http, host, port) if port != RPC_PORT else None
-        if web is False:
-            return None  # some other HTTP server
+        # Its 401 carries the digest challenge, which the system-info read then answers
+        # directly. The RPC `version` and the (login-protected) system info are on different
+        # ports and asked concurrently: a busy rig's CGIs are slow, and identification has
+        # one deadline for everything.
+        challenge: Challenge | None = None
+        web: bool | None = None
+        if port != RPC_PORT:
+            web, challenge = await self._web_probe(http, host, port)
+            if web is False:
+                return None  # some other HTTP server
         if web:
             rpc_port, web_port = companion_port(port, WEB_PORT, RPC_PORT), port
         else:
             rpc_port, web_port = port, companion_port(port, RPC_PORT, WEB_PORT)
-        version = await self._version(host, rpc_port)
-        if (version is None and not web) or (version is not None and not is_stock(version)):
-            return None
-        system = await self._system_info(http, host, web_port, credentials)
+        system_task = asyncio.ensure_future(
+            self._system_info(http, host, web_port, credentials, challenge)
+        )
+        try:
+            version = await self._version(host, rpc_port)
+            if (version is None and not web) or (version is not None and not is_stock(version)):
+                return None
+            system = await system_task
+        finally:
+            system_task.cancel()
         model = str((version or {}).get("Type") or system.get("minertype") or "Antminer")
         return DeviceInfo(
             driver=self.name,
@@ -386,15 +414,20 @@ class AntminerDriver(Driver):
             },
         )
 
-    async def _web_probe(self, http: HttpClient, host: str, port: int) -> bool | None:
-        """True when ``GET /`` is answered by the stock firmware's 401 digest challenge (its
-        own realm), False for any other HTTP answer, None when the port doesn't speak HTTP."""
+    async def _web_probe(
+        self, http: HttpClient, host: str, port: int
+    ) -> tuple[bool | None, Challenge | None]:
+        """(True, its challenge) when ``GET /`` is answered by the stock firmware's 401 digest
+        challenge (its own realm), False for any other HTTP answer, None when the port doesn't
+        speak HTTP."""
         try:
             reply = await http.request("GET", f"http://{host_for_url(host)}:{port}/")
         except MinerError:
-            return None
+            return None, None
         challenge = parse_challenge(reply.headers.get("WWW-Authenticate"))
-        return reply.status == 401 and challenge is not None and challenge.realm == ANTMINER_REALM
+        if reply.status == 401 and challenge is not None and challenge.realm == ANTMINER_REALM:
+            return True, challenge
+        return False, None
 
     async def _version(self, host: str, port: int) -> dict[str, Any] | None:
         """The RPC VERSION block, or None when nothing CGMiner-like answered."""
@@ -405,11 +438,16 @@ class AntminerDriver(Driver):
         return as_dict((as_list(reply.get("VERSION")) or [{}])[0])
 
     async def _system_info(
-        self, http: HttpClient, host: str, port: int, creds: Credentials | None
+        self,
+        http: HttpClient,
+        host: str,
+        port: int,
+        creds: Credentials | None,
+        challenge: Challenge | None = None,
     ) -> dict[str, Any]:
         """Serial and MAC live behind the web login; without working credentials the device
         is still identified, just without them."""
-        web = AntminerWeb(http, host, port, creds or self.default_credentials)
+        web = AntminerWeb(http, host, port, creds or self.default_credentials, challenge)
         try:
             return await web.get_json("/cgi-bin/get_system_info.cgi")
         except MinerError:

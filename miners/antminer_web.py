@@ -24,8 +24,14 @@ class AntminerWeb:
     increasing nonce count) so steady traffic costs no extra 401 round trips."""
 
     def __init__(
-        self, http: HttpClient, host: str, port: int, credentials: Credentials | None
+        self,
+        http: HttpClient,
+        host: str,
+        port: int,
+        credentials: Credentials | None,
+        challenge: Challenge | None = None,
     ) -> None:
+        """`challenge`: a digest challenge this miner already sent (saves one 401)."""
         self.http = http
         self.host = host
         self.port = port
@@ -33,7 +39,7 @@ class AntminerWeb:
             password=DEFAULT_PASSWORD, username=DEFAULT_USER
         )
         self._base = f"http://{host_for_url(host)}:{port}"
-        self._challenge: Challenge | None = None
+        self._challenge: Challenge | None = challenge
 
     @property
     def username(self) -> str:

@@ -46,6 +46,9 @@ STATES = {
     "NoPools": MinerState.NO_POOLS,
     "Error": MinerState.ERROR,
 }
+NOT_HASHING = frozenset(
+    {MinerState.STOPPED, MinerState.SLEEPING, MinerState.CURTAILED, MinerState.NO_POOLS}
+)
 POOL_STATES = {
     "Active": PoolStatus.ACTIVE,
     "Idle": PoolStatus.IDLE,
@@ -178,7 +181,17 @@ def parse_status(
         for i, f in enumerate(map(as_dict, as_list(cooling_status.get("fans"))), start=1)
     ]
     pools = parse_pools(pools_body)
-    hashrate = _ghs_to_ths(stats.get("average_hashrate_ghs"))
+    # `average_hashrate_ghs` averages the whole mining run (hash count / run time): it lags a
+    # dead board or a thermal throttle for hours. Telemetry (FULL) has the current figure; a
+    # rig that says it isn't hashing (state, or no board mining) hashes nothing, whatever its
+    # run average still says.
+    hashrate = None
+    if mining_body is not None:  # 204: no figures at all yet
+        hashrate = _ths(as_dict(as_dict(telemetry).get("miner")).get("hashrate"))
+    if hashrate is None:
+        hashrate = _ghs_to_ths(stats.get("average_hashrate_ghs"))
+    if hashrate and (state in NOT_HASHING or running == 0):
+        hashrate = 0.0
     power = num(stats.get("power_usage_watts"))
     password_set = as_dict(system_status).get("password_set")
     target_body = as_dict(target)

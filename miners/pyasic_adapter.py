@@ -357,7 +357,14 @@ class PyasicDriver(Driver):
     def forget(self, host: str) -> None:
         self._handles.pop(host, None)
 
-    async def _identify(self, host: str, port: int, credentials: Credentials | None) -> DeviceInfo:
+    async def _identify(
+        self, host: str, port: int, credentials: Credentials | None
+    ) -> DeviceInfo | None:
+        # The library finds a rig by host alone (on ports of its choosing): asked about a
+        # port that refuses connections, it would still claim the host. Only what actually
+        # listens on the port asked about is ours to identify.
+        if not await _port_open(host, port):
+            return None
         miner = await self.handle(host, credentials)
         mac, serial, version = await asyncio.gather(
             _lib_call(miner.get_mac(), "mac"),

@@ -210,3 +210,26 @@ def test_token_api_writes_need_no_csrf(org_a: OrgWorld) -> None:
         ).status_code
         == 200
     )
+
+
+# --- ops endpoints behind Host validation and the TLS redirect -----------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_ops_endpoints_answer_health_checks_by_ip_and_over_plain_http(
+    settings: object, path: str
+) -> None:
+    """Docker's health check calls 127.0.0.1:8000 and Prometheus calls web:8000; neither is in a
+    production ALLOWED_HOSTS, and neither speaks TLS inside the container."""
+    settings.ALLOWED_HOSTS = ["rigwarden.example.com"]  # type: ignore[attr-defined]
+    settings.SECURE_SSL_REDIRECT = True  # type: ignore[attr-defined]
+    response = Client().get(path, HTTP_HOST="127.0.0.1:8000")
+    assert response.status_code == 200, response.content[:200]
+    assert response["X-Frame-Options"] == "DENY"
+    assert "default-src 'self'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+    # everything else still checks the Host and redirects to TLS
+    assert Client().get("/accounts/login/", HTTP_HOST="127.0.0.1:8000").status_code == 400
+    page = Client().get("/accounts/login/", HTTP_HOST="rigwarden.example.com")
+    assert page.status_code == 301 and page["Location"].startswith("https://")

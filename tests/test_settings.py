@@ -160,3 +160,64 @@ def test_env_parsers_accept_good_values(tmp_path: Path) -> None:
     assert env_int("X", 5, environ={}) == 5
     assert env_networks("X", {"X": "10.1.2.3/8, fd00::/8"}) == ["10.0.0.0/8", "fd00::/8"]
     assert env_url("X", ("redis",), {"X": " redis://h:6379/0 "}) == "redis://h:6379/0"
+
+
+# --- more start-up checks: hosts, SMTP, a DATA_DIR shared by web, worker and beat ---------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"ALLOWED_HOSTS": " , "}, "ALLOWED_HOSTS"),
+        ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, "EMAIL_USE_SSL"),
+        ({"EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS"),
+    ],
+)
+def test_more_bad_values_fail_with_one_line(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    result = run(["manage.py", "check"], env, tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and named in result.stderr, result.stderr
+
+
+def test_smtp_credentials_and_tls_come_from_the_environment(tmp_path: Path) -> None:
+    password = tmp_path / "smtp-password"
+    password.write_text("hunter2-but-longer\n")
+    probe = (
+        "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'fleet.settings');"
+        "from django.conf import settings as s;"
+        "print(s.EMAIL_HOST_USER, s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL)"
+    )
+    env = {
+        "EMAIL_HOST_USER": "mailer",
+        "EMAIL_HOST_PASSWORD_FILE": str(password),
+        "EMAIL_USE_TLS": "true",
+    }
+    result = run(["-c", probe], env, tmp_path / "d")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["mailer", "hunter2-but-longer", "True", "False"]
+
+
+def test_a_secret_file_another_process_is_still_writing_is_waited_for(tmp_path: Path) -> None:
+    """web, worker and beat share DATA_DIR and start together: one creates the file, the others
+    may open it before the value is in it."""
+    import threading
+
+    from fleet.env import persistent_secret
+
+    path = tmp_path / "secret_key"
+    path.touch(mode=0o600)  # created by the first process, not yet written
+    writer = threading.Timer(0.2, lambda: path.write_text("the-value\n"))
+    writer.start()
+    try:
+        assert persistent_secret(path) == "the-value"
+    finally:
+        writer.join()
+
+
+def test_a_secret_file_left_empty_is_still_an_error(tmp_path: Path) -> None:
+    from fleet.env import _read_secret
+
+    path = tmp_path / "master.key"
+    path.touch()
+    with pytest.raises(ConfigError, match="empty"):
+        _read_secret(path, wait_seconds=0.1)

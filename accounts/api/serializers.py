@@ -95,7 +95,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class InviteSerializer(serializers.Serializer):
     org = scoped_related(Organization, AUTHENTICATED)()
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=254)
     role = serializers.SlugField()
     full_name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
 

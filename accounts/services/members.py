@@ -31,6 +31,10 @@ class Invitation:
 
 def _clean_email(email: str) -> str:
     value = (email or "").strip().lower()
+    # The validator allows 320 characters; the column holds 254 (PostgreSQL would refuse it).
+    limit = User._meta.get_field("email").max_length or 254
+    if len(value) > limit:
+        raise ApplicationError(f"At most {limit} characters.", field="email")
     try:
         validate_email(value)
     except ValidationError as exc:

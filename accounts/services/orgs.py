@@ -10,7 +10,14 @@ from accounts.services.activity import activity_record
 
 
 def _slug(name: str, slug: str | None) -> str:
-    value = slugify(slug or name)[:60]
+    """A slug given explicitly is used as is or refused: scripts refer to it by what they passed."""
+    if slug:
+        if slugify(slug) != slug or len(slug) > 60:
+            raise ApplicationError(
+                "Use at most 60 lowercase letters, digits, hyphens and underscores.", field="slug"
+            )
+        return slug
+    value = slugify(name)[:60].strip("-_")
     if not value:
         raise ApplicationError(
             "Give a name or slug with at least one letter or digit.", field="slug"

@@ -121,7 +121,8 @@ class AntminerWeb:
             return challenge(call.now, stale=auth == "stale")
         path = "/" if request.path in ("/", "/index.html") else request.path
         found = routes.match(path)
-        route = found[0].get(request.method) if found else None
+        method = "GET" if request.method == "HEAD" else request.method  # lighttpd serves HEAD
+        route = found[0].get(method) if found else None
         if route is None:
             return web.Response(status=404, text="404 Not Found", content_type="text/html")
         try:
@@ -248,7 +249,7 @@ async def set_miner_conf(call: Call) -> web.Response:
     m.settle(call.now)
     if mode is not None:
         if m.work_mode == 1 and mode != 1:
-            m.mining_since = call.now
+            m.restart_mining(call.now)
         m.work_mode = mode
     if pools is not None:
         m.set_pools(pools, call.now)

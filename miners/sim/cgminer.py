@@ -2,7 +2,9 @@
 
 One request per connection, no framing: the request is answered as soon as a complete JSON
 object has arrived (or at EOF), with exactly one JSON object followed by a NUL byte, and then the
-connection is closed. Plain-text requests (`summary|param`) get the plain-text dialect.
+connection is closed. Real cgminer parses whatever its one read() brought; we wait a moment
+longer for a request split over packets, then answer "Invalid JSON" like the firmware would.
+Plain-text requests (`summary|param`) get the plain-text dialect.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from miners.sim import antminer_payloads as ap
 from miners.sim.state import Miner
 
 READ_TIMEOUT_S = 10.0
+INCOMPLETE_WAIT_S = 0.5
+"""How long an unparseable JSON request may wait for the rest of its bytes."""
 MAX_REQUEST = 65536
 READS = ("version", "summary", "pools", "devs", "stats", "devdetails", "config", "coin")
 POOL_ACTIONS = {
@@ -98,13 +102,15 @@ def _pool_action(m: Miner, command: str, parameter: Any, now: float) -> dict[str
     return _reply("S", code, f"{verb} pool {index}:'{pool.url}'", now)
 
 
-def respond(m: Miner, request: dict[str, Any], now: float) -> dict[str, Any]:
-    """The reply object for a parsed JSON request (single or `+`-joined commands)."""
+def respond(m: Miner, request: dict[str, Any], now: float, joins: bool = True) -> dict[str, Any]:
+    """The reply object for a parsed request (single or, in JSON, `+`-joined commands)."""
     command = request.get("command")
     if not isinstance(command, str) or not command:
         return _reply("E", 23, "Missing JSON 'command'", now)
     parameter = request.get("parameter")
     names = [c.strip().lower() for c in command.split("+")]
+    if len(names) > 1 and not joins:
+        return _reply("E", 14, "Invalid command", now)  # cgminer joins JSON requests only
     if len(names) > 1:
         if any(n not in READS for n in names) or len(set(names)) != len(names):
             return _reply("E", 45, f"Invalid or duplicate command in join '{command}'", now)
@@ -127,6 +133,12 @@ def encode(m: Miner, reply: dict[str, Any]) -> bytes:
     return text.encode() + b"\x00"
 
 
+def _text_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # cgminer's TRUESTR/FALSESTR
+    return str(value)
+
+
 def encode_text(reply: dict[str, Any]) -> bytes:
     """cgminer's plain-text dialect: `SECTION,key=value,...|` per object."""
     parts = []
@@ -134,7 +146,7 @@ def encode_text(reply: dict[str, Any]) -> bytes:
         if not isinstance(items, list):
             continue
         for item in items:
-            fields = ",".join(f"{k}={v}" for k, v in item.items())
+            fields = ",".join(f"{k}={_text_value(v)}" for k, v in item.items())
             parts.append(fields if section == "STATUS" else f"{section},{fields}")
     return ("|".join(parts) + "|").encode() + b"\x00"
 
@@ -149,6 +161,7 @@ class RpcProtocol(asyncio.Protocol):
         self.done = False
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -170,7 +183,13 @@ class RpcProtocol(asyncio.Protocol):
             try:
                 request = json.loads(self.buf)
             except ValueError:
-                return  # probably incomplete: wait for more bytes or EOF
+                # Probably incomplete: wait a moment for more bytes (or EOF), then give up.
+                if self.idle is not None:
+                    self.idle.cancel()
+                self.idle = asyncio.get_running_loop().call_later(
+                    INCOMPLETE_WAIT_S, self._invalid_json
+                )
+                return
             self._answer(request)
         elif head:
             self._answer_text()
@@ -191,8 +210,13 @@ class RpcProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.done = True
         self.active.discard(self)
-        if self.timer is not None:
-            self.timer.cancel()
+        for timer in (self.timer, self.idle):
+            if timer is not None:
+                timer.cancel()
+
+    def _invalid_json(self) -> None:
+        if not self.done:
+            self._finish(_reply("E", 23, "Invalid JSON", time.time()), text=False)
 
     def abort(self) -> None:
         self.done = True
@@ -210,14 +234,17 @@ class RpcProtocol(asyncio.Protocol):
         line = self.buf.decode("utf-8", "replace").strip().split("\n")[0]
         command, _, parameter = line.partition("|")
         self._finish(
-            respond(self.miner, {"command": command, "parameter": parameter}, time.time()),
+            respond(
+                self.miner, {"command": command, "parameter": parameter}, time.time(), joins=False
+            ),
             text=True,
         )
 
     def _finish(self, reply: dict[str, Any], text: bool) -> None:
         self.done = True
-        if self.timer is not None:
-            self.timer.cancel()
+        for timer in (self.timer, self.idle):
+            if timer is not None:
+                timer.cancel()
         m = self.miner
         garbage = m.fault("garbage")
         if garbage is not None:

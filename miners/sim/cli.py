@@ -106,6 +106,20 @@ def spec_from_args(args: argparse.Namespace) -> FleetSpec:
     return spec
 
 
+def check_inventory_target(target: str | None) -> None:
+    """Refuse an inventory path that can't be written before any socket is bound."""
+    if target is None or target == "-":
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise SpecError(f"--inventory {target}: is a directory, give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise SpecError(f"--inventory {target}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecError(f"--inventory {target}: directory {parent} is not writable")
+
+
 def _write_inventory(inventory: list[dict[str, Any]], target: str | None) -> None:
     text = json.dumps(inventory, indent=2) + "\n"
     if target is None or target == "-":
@@ -147,8 +161,19 @@ async def serve(spec: FleetSpec, publish: Publish, control: tuple[str, int] | No
     runner = None
     try:
         if control is not None:
-            runner = await start_control(fleet, *control)
-        publish(fleet.inventory, "1 process")
+            try:
+                runner = await start_control(fleet, *control)
+            except OSError as exc:
+                print(
+                    f"miners.sim: cannot listen on --control: {exc.strerror or exc}",
+                    file=sys.stderr,
+                )
+                return 1
+        try:
+            publish(fleet.inventory, "1 process")
+        except OSError as exc:
+            print(f"miners.sim: cannot write the inventory: {exc}", file=sys.stderr)
+            return 1
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -178,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         spec = spec_from_args(args)
         control = parse_address(args.control) if args.control else None
+        check_inventory_target(args.inventory)
         if args.processes is not None and args.processes < 1:
             raise SpecError("--processes must be at least 1")
     except (SpecError, ValueError) as exc:

@@ -144,8 +144,18 @@ async def serve_sharded(
         if error is not None:
             print(f"miners.sim: cannot listen: {error}", file=sys.stderr)
             return 1
-        runner = await start_proxy(shards, *control) if control else None
-        publish(shards.inventory, f"{len(shards.procs)} processes")
+        try:
+            runner = await start_proxy(shards, *control) if control else None
+        except OSError as exc:
+            print(f"miners.sim: cannot listen on --control: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        try:
+            publish(shards.inventory, f"{len(shards.procs)} processes")
+        except OSError as exc:
+            if runner is not None:
+                await runner.cleanup()
+            print(f"miners.sim: cannot write the inventory: {exc}", file=sys.stderr)
+            return 1
         died = asyncio.ensure_future(shards.wait_for_exit())
         signalled = await _until_signal((signal.SIGTERM, signal.SIGINT), died)
         died.cancel()

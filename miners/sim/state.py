@@ -201,10 +201,17 @@ class Miner:
 
     # -- mutators (always settle first so integrated counters keep the old rate) -----------
 
+    def restart_mining(self, now: float) -> None:
+        """A new mining run begins (start, wake from sleep, first pools): the hashboards take
+        `stats_delay` to come up and the run's counters (hash count behind the average
+        hashrate, hardware errors) start from zero, as the firmware's do. Call `settle` first."""
+        self.mining_since = now
+        self.work_ths = 0.0
+
     def set_mining(self, enabled: bool, now: float) -> None:
         self.settle(now)
         if enabled and not self.mining_enabled:
-            self.mining_since = now
+            self.restart_mining(now)
         self.mining_enabled = enabled
 
     def set_pools(self, pools: list[Pool], now: float) -> None:
@@ -212,7 +219,7 @@ class Miner:
         had_pools = bool(self.pools)
         self.pools = sorted(pools, key=lambda p: p.priority)
         if pools and not had_pools:
-            self.mining_since = now
+            self.restart_mining(now)
 
     def locate(self, on: bool, seconds: float, now: float) -> None:
         self.locate_until = (math.inf if seconds <= 0 else now + seconds) if on else 0.0

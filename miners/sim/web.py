@@ -174,6 +174,34 @@ async def apply_faults(miner: Miner, request: web.BaseRequest) -> web.StreamResp
 Dispatch = Callable[[Miner, web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
+class _HalfCloseHandler(web.RequestHandler):
+    """aiohttp drops a connection as soon as the client half-closes it, so a client that
+    writes its request and then shuts down its sending side (`nc -N`, some scanners) got no
+    answer. Firmware web servers answer it: finish the request(s) already received, reply,
+    then close."""
+
+    client_done = False
+
+    def eof_received(self) -> bool:  # type: ignore[override]
+        self.client_done = True
+        if not self._messages:
+            self.close()  # nothing queued: close once the request in hand (if any) is answered
+        return True  # keep the transport open for the replies
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        result = await super().finish_response(request, resp, start_time)
+        if self.client_done and not self._messages:
+            self.close()  # the last pipelined request is answered
+        return result
+
+
+class _Server(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _HalfCloseHandler(self, loop=self._loop, **self._kwargs)
+
+
 def miner_server(resolve: Callable[[str], Miner | None], dispatch: Dispatch) -> web.Server:
     """The low-level aiohttp server shared by every miner of one firmware kind."""
 
@@ -193,4 +221,4 @@ def miner_server(resolve: Callable[[str], Miner | None], dispatch: Dispatch) -> 
                 return replaced
         return await dispatch(miner, request)
 
-    return web.Server(handle, access_log=None, keepalive_timeout=75)
+    return _Server(handle, access_log=None, keepalive_timeout=75)

@@ -69,6 +69,11 @@ async def test_factory_rig_identifies_with_default_credentials(sim_fleet, driver
     assert info is not None and info.serial == entry["serial"]
     status = await driver.connect(info).status()
     assert status.default_password_active is True and status.pools == []
+    # a rig without pools hashes nothing and never will: "no pools", as ProtoOS says it,
+    # not "starting" (nor "unknown" once the boot grace period is over)
+    for detail in (Detail.SUMMARY, Detail.FULL):
+        status = await driver.connect(info).status(detail)
+        assert status.state is MinerState.NO_POOLS and status.health is Health.WARNING
 
 
 async def test_full_status(sim_fleet, driver):
@@ -176,6 +181,21 @@ async def test_wrong_password_fault(sim_fleet, driver):
     with pytest.raises(AuthFailed) as caught:
         await device.reboot()
     assert caught.value.status == 401
+
+
+async def test_slow_rig_is_identified_within_the_identify_deadline(sim_fleet, driver):
+    """A busy rig answering each request after 1 s: RPC version and the digest-protected
+    system info run concurrently, and the 401 of the web probe is answered directly, so
+    identification takes two round trips on either port, not three or four."""
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    fleet.faults.set(entry["host"], "slow", ms=1000)
+    creds = Credentials(password=PW)
+    for port in (entry["ports"]["rpc"], entry["ports"]["http"]):
+        started = time.monotonic()
+        info = await driver.identify(entry["host"], port, credentials=creds, timeout=2.7)
+        assert info is not None, port
+        assert info.serial == entry["serial"] and time.monotonic() - started < 2.7
 
 
 async def test_timeouts_garbage_500_offline(sim_fleet, driver):

@@ -140,6 +140,34 @@ async def test_stop_start_and_power_target(sim_fleet, driver):
     assert caught.value.status == 422 and caught.value.code and caught.value.message
 
 
+async def test_hashrate_is_current_not_the_run_average(sim_fleet, driver):
+    """`average_hashrate_ghs` averages the whole run; a fleet manager needs what the rig does
+    now: a dead board or a dead pool shows at once, a stopped rig hashes 0."""
+    fleet = await sim_fleet(proto=1, password=PW)
+    host = fleet.inventory[0]["host"]
+    miner = fleet.miner(host)
+    for attr in ("boot_at", "mining_since", "settled_at"):  # an hour of full-speed hashing
+        setattr(miner, attr, getattr(miner, attr) - 3600)
+    device = await connect(driver, fleet.inventory[0])
+    nominal = miner.rate_ths()
+    fleet.faults.set(host, "dead_board", board=0)
+    status = await device.status(Detail.FULL)
+    assert status.hashrate_ths == pytest.approx(nominal * 2 / 3, rel=0.05)
+    fleet.faults.clear(host)
+    fleet.faults.set(host, "dead_pool")
+    assert (await device.status(Detail.SUMMARY)).hashrate_ths == 0
+    assert (await device.status(Detail.FULL)).hashrate_ths == 0
+    fleet.faults.clear(host)
+    await device.stop_mining()
+    for detail in (Detail.SUMMARY, Detail.FULL):
+        status = await device.status(detail)
+        assert status.state is MinerState.STOPPED and status.hashrate_ths == 0, detail
+    await device.start_mining()
+    await asyncio.sleep(0.2)
+    status = await device.status(Detail.SUMMARY)
+    assert status.hashrate_ths == pytest.approx(nominal, rel=0.05)
+
+
 async def test_pools_replace_and_limits(sim_fleet, driver):
     fleet = await sim_fleet(proto=1, password=PW)
     device = await connect(driver, fleet.inventory[0])

@@ -236,6 +236,25 @@ async def test_registry_none_when_nobody_answers():
     assert await Registry([FakeDriver("a", 1, 0.0, False)]).identify("h", 80) is None
 
 
+async def test_pyasic_adapter_never_claims_a_refused_port(monkeypatch):
+    """pyasic-rs identifies by host alone; our adapter must not answer for a port on which
+    nothing listens (else `probe HOST:4028` of a ProtoOS rig "finds" a miner there)."""
+    import socket
+
+    from miners.pyasic_adapter import PyasicDriver
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections to it are refused
+
+    async def never(*args, **kwargs):
+        raise AssertionError("the library must not be asked")
+
+    driver = PyasicDriver()
+    monkeypatch.setattr(driver, "handle", never)
+    assert await driver.identify("127.0.0.1", port, timeout=2) is None
+
+
 def _reply(status: int, body: bytes) -> HttpReply:
     return HttpReply(status, CIMultiDictProxy(CIMultiDict()), body)
 
@@ -294,3 +313,59 @@ def test_protoos_statuses_map_to_typed_errors(status, body, kind):
 )
 def test_stock_antminer_recognition(version, stock):
     assert is_stock(version) is stock
+
+
+def _antminer_replies(summary: dict, stats: dict, pools: list | None = None) -> dict:
+    envelope = [{"STATUS": "S", "Code": 0, "Msg": "", "When": 0}]
+    if pools is None:
+        pools_reply = {"STATUS": [{"STATUS": "E", "Code": 8, "Msg": "No pools", "When": 0}]}
+    else:
+        pools_reply = {"STATUS": envelope, "POOLS": pools}
+    return {
+        "summary": {"STATUS": envelope, "SUMMARY": [summary]},
+        "pools": pools_reply,
+        "stats": {"STATUS": envelope, "STATS": [{"Type": "Antminer S21"}, stats]},
+    }
+
+
+def test_antminer_power_from_newer_stock_firmware():
+    """Newer stock firmware reports the rig's power as `chain_power: "3250 W"` in stats."""
+    from miners.antminer import parse_status
+
+    pool = {"URL": "stratum+tcp://p:3333", "User": "u", "Status": "Alive",
+            "Stratum Active": True, "Priority": 0}  # fmt: skip
+    status = parse_status(
+        _antminer_replies(
+            {"Elapsed": 900, "GHS 5s": 200_000.0},
+            {"chain_power": "3250 W", "chain_rate1": "200000", "chain_acn1": 108},
+            [pool],
+        )
+    )
+    assert status.power_w == 3250 and status.efficiency_jth == pytest.approx(16.25)
+
+
+@pytest.mark.parametrize("elapsed", [30, 3600])
+def test_antminer_without_pools_is_no_pools(elapsed):
+    """Factory-fresh (cgminer answers `No pools`): never hashes, so neither `starting` during
+    boot nor `unknown` later, but `no_pools`, the same word ProtoOS uses."""
+    from miners.antminer import parse_status
+
+    status = parse_status(
+        _antminer_replies({"Elapsed": elapsed, "GHS 5s": 0.0}, {"chain_rate1": "0"}), mode=0
+    )
+    assert status.state is MinerState.NO_POOLS and status.health is Health.WARNING
+
+
+def test_protoos_hashrate_is_current_not_the_run_average():
+    from miners.protoos import parse_status
+
+    def mining(status: str, running: int = 3) -> dict:
+        return {"mining-status": {"status": status, "average_hashrate_ghs": 204_000.0,
+                                  "hashboards_installed": 3, "hashboards_mining": running}}  # fmt: skip
+
+    telemetry = {"miner": {"hashrate": {"value": 136.0, "unit": "TH/s"}}}
+    assert parse_status(mining("DegradedMining", 2), None, telemetry=telemetry).hashrate_ths == 136
+    assert parse_status(mining("Mining"), None).hashrate_ths == 204  # SUMMARY: the average
+    assert parse_status(mining("Stopped", 0), None).hashrate_ths == 0
+    assert parse_status(mining("Error", 0), None).hashrate_ths == 0
+    assert parse_status(None, None, telemetry=telemetry).hashrate_ths is None  # 204

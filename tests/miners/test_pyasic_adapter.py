@@ -80,6 +80,14 @@ async def test_action_through_the_adapter(sim_fleet):
     assert fleet.miner(host).locate_on(time.time())
 
 
+async def test_refused_port_on_a_miner_is_not_claimed(sim_fleet):
+    """pyasic-rs finds the rig by host alone; a port that refuses is still nothing there."""
+    fleet = await sim_fleet(proto=1, password=PW)
+    host = fleet.inventory[0]["host"]  # ProtoOS: 80 and 443 listen, 4028 refuses
+    out, err = await cli("probe", f"{host}:4028", "--password", PW, "--json")
+    assert out == "" and "nothing answered like a miner" in err
+
+
 async def test_offline_rig_is_not_identified_and_deadline_holds(sim_fleet):
     fleet = await sim_fleet(proto=1, password=PW)
     host = fleet.inventory[0]["host"]

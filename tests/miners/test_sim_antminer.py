@@ -90,6 +90,27 @@ async def test_rpc_text_dialect(sim_fleet):
     raw = await rpc_raw(entry["host"], entry["ports"]["rpc"], b"summary|")
     text = raw.rstrip(b"\x00").decode()
     assert text.startswith("STATUS=S,") and "|SUMMARY,Elapsed=" in text
+    # cgminer prints booleans as true/false, and joins exist only in the JSON dialect
+    raw = await rpc_raw(entry["host"], entry["ports"]["rpc"], b"pools|")
+    assert b",Stratum Active=true," in raw and b"True" not in raw and b"False" not in raw
+    raw = await rpc_raw(entry["host"], entry["ports"]["rpc"], b"summary+pools|")
+    assert raw.startswith(b"STATUS=E,") and b"Code=14," in raw and raw.endswith(b"|\x00")
+
+
+async def test_rpc_invalid_json_is_answered_without_waiting_for_eof(sim_fleet):
+    """Real cgminer answers whatever one read brought; a client that sends a broken request
+    and waits (no half-close) gets "Invalid JSON" promptly, not after the 10 s read timeout."""
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    for payload in (b'{"command":"summ', b'{"command":"summary"}}', b"{nonsense"):
+        reader, writer = await asyncio.open_connection(entry["host"], entry["ports"]["rpc"])
+        try:
+            writer.write(payload)
+            raw = await asyncio.wait_for(reader.read(), 3)
+        finally:
+            writer.close()
+        reply = json.loads(raw.rstrip(b"\x00"))
+        assert reply["STATUS"][0]["STATUS"] == "E" and reply["STATUS"][0]["Code"] == 23
 
 
 async def test_rpc_quirk_mode_glues_stats_objects(sim_fleet):
@@ -191,6 +212,32 @@ async def test_miner_conf_round_trip_and_work_modes(sim_fleet, http):
     for bad in ({"miner-mode": 7}, {"miner-mode": "sleep"}, {"pools": "x"}):
         _, reply = await antminer_web(http, entry, "POST", "/cgi-bin/set_miner_conf.cgi", body=bad)
         assert reply["stats"] == "error", bad
+
+
+async def test_waking_from_sleep_starts_a_new_average(sim_fleet, http):
+    """ "GHS av" is the average of the current run: after sleep -> normal it must not divide
+    the whole uptime's work by the few seconds since waking."""
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    miner = fleet.miner(entry["host"])
+    for attr in ("boot_at", "mining_since", "settled_at"):  # pretend an hour of hashing
+        setattr(miner, attr, getattr(miner, attr) - 3600)
+    for mode in (1, 0):
+        _, reply = await antminer_web(
+            http, entry, "POST", "/cgi-bin/set_miner_conf.cgi", body={"miner-mode": mode}
+        )
+        assert reply["code"] == "M000"
+    await asyncio.sleep(0.2)
+    summary = (await rpc(entry, "summary"))["SUMMARY"][0]
+    assert summary["GHS av"] == pytest.approx(miner.rate_ths() * 1000, rel=0.05)
+
+
+async def test_head_is_answered_like_get(sim_fleet, http):
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    for path in ("/", "/cgi-bin/get_system_info.cgi"):
+        status, _ = await antminer_web(http, entry, "HEAD", path)
+        assert status == 200, path
 
 
 async def test_blink_reboot_passwd_logs(sim_fleet, http):

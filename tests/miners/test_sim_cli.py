@@ -107,6 +107,29 @@ def test_cli_rejects_bad_arguments_with_exit_2(args):
     assert "error" in stderr.lower()
 
 
+def test_unwritable_inventory_is_a_bad_argument(tmp_path):
+    for target in (tmp_path / "missing" / "inv.json", tmp_path):
+        proc = _run("--proto", "1", "--base", _base(), "--port-offset", str(PORT_OFFSET),
+                    "--inventory", str(target))  # fmt: skip
+        _, stderr = proc.communicate(timeout=20)
+        assert proc.returncode == 2, stderr
+        assert "--inventory" in stderr and "Traceback" not in stderr
+
+
+def test_control_port_in_use_exits_1_without_traceback(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = _run("--proto", "1", "--base", _base(), "--port-offset", str(PORT_OFFSET),
+                    "--control", f"127.0.0.1:{port}",
+                    "--inventory", str(tmp_path / "inv.json"))  # fmt: skip
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 1, stderr
+    assert "--control" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "inv.json").exists()  # never announced a fleet it then dropped
+
+
 def test_spec_file_groups(tmp_path):
     spec_file = tmp_path / "fleet.yaml"
     spec_file.write_text(

@@ -66,6 +66,29 @@ def test_shares_grow_only_while_hashing():
     assert m.shares(pool, 3100.0)[0] > a2
 
 
+def test_average_hashrate_covers_the_current_mining_run_only():
+    """average_hashrate_ghs / "GHS av" = hash count / time since mining started: a restart
+    (start after stop, wake from sleep, first pools) begins a new run, not a huge average."""
+    from miners.sim import antminer_payloads as ap
+    from miners.sim import proto_payloads as pp
+
+    m = _miner()
+    m.set_mining(False, 4600.0)
+    m.set_mining(True, 4610.0)
+    status = pp.mining_status(m, 4620.0)
+    assert status is not None
+    average = status["mining-status"]["average_hashrate_ghs"] / 1000
+    assert average == pytest.approx(m.rate_ths(), rel=0.001)
+    assert status["mining-status"]["hw_errors"] < 5
+
+    fresh = _miner(now=1000.0)
+    fresh.pools = []
+    fresh.set_pools([Pool("stratum+tcp://p.example", "u")], 5000.0)
+    assert fresh.work_done(5010.0) == pytest.approx(fresh.rate_ths() * 10)
+    figures = ap.Figures(fresh, 5010.0)
+    assert figures.ghs_av / 1000 == pytest.approx(fresh.rate_ths(), rel=0.001)
+
+
 def test_history_before_boot_is_synthesised():
     m = _miner(now=10_000.0)
     assert m.hashrate_ths(5_000.0) > 0  # before this boot: as configured now

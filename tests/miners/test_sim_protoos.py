@@ -24,6 +24,37 @@ async def test_public_routes_and_dashboard_page(sim_fleet, proto):
     assert system["system-info"]["cb_sn"] == fleet.inventory[0]["serial"]
 
 
+async def _raw_http(host: str, port: int, request: bytes, half_close: bool) -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        if half_close:
+            writer.write_eof()
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 3)
+    finally:
+        writer.close()
+
+
+async def test_half_closed_and_pipelined_requests_are_answered(sim_fleet):
+    """A client that sends its request and shuts down its sending side (`nc -N`, scanners)
+    still gets the reply, then the close; pipelined requests before the EOF all get theirs."""
+    fleet = await sim_fleet(proto=1, antminer=1, password=PW)
+    proto_entry, antminer_entry = fleet.inventory
+    one = b"GET /api/v1/pairing/info HTTP/1.1\r\nHost: rig\r\n\r\n"
+    two = one + b"GET /api/v1/system/status HTTP/1.1\r\nHost: rig\r\n\r\n"
+    raw = await _raw_http(proto_entry["host"], proto_entry["ports"]["http"], one, True)
+    assert raw.startswith(b"HTTP/1.1 200") and proto_entry["serial"].encode() in raw
+    raw = await _raw_http(proto_entry["host"], proto_entry["ports"]["http"], two, True)
+    assert raw.count(b"HTTP/1.1 200") == 2 and b"password_set" in raw
+    raw = await _raw_http(antminer_entry["host"], antminer_entry["ports"]["http"],
+                          b"GET / HTTP/1.1\r\nHost: rig\r\n\r\n", True)  # fmt: skip
+    assert raw.startswith(b"HTTP/1.1 401") and b"antMiner Configuration" in raw
+    raw = await _raw_http(proto_entry["host"], proto_entry["ports"]["http"],
+                          b"GET / HTTP/1.0\r\n\r\n", False)  # fmt: skip
+    assert raw.startswith(b"HTTP/1.0 200") and b"Proto OS" in raw
+
+
 async def test_https_uses_a_self_signed_certificate(sim_fleet, proto):
     fleet = await sim_fleet(proto=1, password=PW)
     client = proto(fleet.inventory[0], https=True)
