@@ -67,7 +67,9 @@ class CatalogViewMixin:
     def _catalog_allows_view(self, request: HttpRequest) -> bool:
         user: Any = request.user
         return bool(
-            user.is_active and user.is_staff and grants_for(user).any_org_with(self.scope_permission)
+            user.is_active
+            and user.is_staff
+            and grants_for(user).any_org_with(self.scope_permission)
         )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:

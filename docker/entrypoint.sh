@@ -1,6 +1,6 @@
 #!/bin/sh
-# One image, several roles. `web` migrates first (safe to run on every replica: Django's
-# migrate takes the schema lock), then serves the ASGI app.
+# One image, several roles. `web` migrates first, then serves the ASGI app. Django's migrate
+# takes no lock: with several web replicas, upgrade one first (or run `manage migrate` once).
 set -eu
 role="${1:-web}"
 shift || true

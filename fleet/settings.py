@@ -52,7 +52,9 @@ FLEET_MASTER_KEY = _master_key()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 if not ALLOWED_HOSTS:
-    raise ConfigError("ALLOWED_HOSTS is empty: every request would be refused (e.g. rw.example.com)")
+    raise ConfigError(
+        "ALLOWED_HOSTS is empty: every request would be refused (e.g. rw.example.com)"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 

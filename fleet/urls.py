@@ -11,6 +11,7 @@ admin.site.site_header = "Rigwarden administration"
 admin.site.site_title = "Rigwarden admin"
 # One sign-in path (lockout, MFA, audit) for the admin too.
 admin.site.login = admin_login_redirect  # type: ignore[method-assign]
+handler404 = "fleet.views.not_found"
 
 urlpatterns = [
     path("", include("accounts.urls")),

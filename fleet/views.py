@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 
 from accounts.permissions import PUBLIC
@@ -90,3 +91,10 @@ def swagger_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         return response
 
     return wrapped
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """An unknown URL under /api/ answers in JSON like every other API error; people get the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -69,3 +69,12 @@ def test_env_example_names_every_required_secret() -> None:
     text = (ROOT / "docker" / "env.example").read_text()
     for name in ("POSTGRES_PASSWORD", "SECRET_KEY", "FLEET_MASTER_KEY", "ALLOWED_HOSTS"):
         assert f"{name}=" in text
+
+
+def test_dockerfile_directive_is_honoured_and_code_is_not_writable_by_the_runtime_user() -> None:
+    lines = (ROOT / "docker" / "Dockerfile").read_text().splitlines()
+    # a parser directive counts only on the very first line
+    assert not any(line.startswith("# syntax=") for line in lines[1:])
+    copies = [line for line in lines if line.startswith("COPY")]
+    assert copies and not any("--chown=rigwarden" in line for line in copies), copies
+    assert "chown rigwarden:rigwarden /data" in "\n".join(lines)

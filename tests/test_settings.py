@@ -173,7 +173,9 @@ def test_env_parsers_accept_good_values(tmp_path: Path) -> None:
         ({"EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS"),
     ],
 )
-def test_more_bad_values_fail_with_one_line(tmp_path: Path, env: dict[str, str], named: str) -> None:
+def test_more_bad_values_fail_with_one_line(
+    tmp_path: Path, env: dict[str, str], named: str
+) -> None:
     result = run(["manage.py", "check"], env, tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and named in result.stderr, result.stderr

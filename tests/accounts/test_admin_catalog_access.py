@@ -30,9 +30,7 @@ def test_the_demo_owner_finds_the_admin_populated(db: None) -> None:
     assert "North Hall" in client.get("/admin/accounts/site/").content.decode()
 
 
-def test_staff_owner_sees_their_org_only_and_cannot_write(
-    org_a: OrgWorld, org_b: OrgWorld
-) -> None:
+def test_staff_owner_sees_their_org_only_and_cannot_write(org_a: OrgWorld, org_b: OrgWorld) -> None:
     client = Client()
     client.force_login(_staff(org_a.users["owner"]))
     page = client.get("/admin/accounts/site/").content.decode()
