@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.permissions import AUTHENTICATED
+from accounts.permissions import PUBLIC
 from accounts.routes import declare
 from accounts.views.base import admin_login_redirect
 from fleet import views
@@ -18,12 +18,10 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.api.urls")),
-    path("api/schema/", declare(AUTHENTICATED)(SpectacularAPIView.as_view()), name="schema"),
+    path("api/schema/", declare(PUBLIC)(SpectacularAPIView.as_view()), name="schema"),
     path(
         "api/docs/",
-        declare(AUTHENTICATED)(
-            views.swagger_csp(SpectacularSwaggerSplitView.as_view(url_name="schema"))
-        ),
+        declare(PUBLIC)(views.swagger_csp(SpectacularSwaggerSplitView.as_view(url_name="schema"))),
         name="api-docs",
     ),
     path("healthz", views.healthz, name="healthz"),
