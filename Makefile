@@ -43,7 +43,10 @@ migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
-	@if [ "$${DEMO:-1}" != "0" ]; then $(BIN)/python manage.py seed_demo; fi
+	@if [ "$${DEMO:-1}" != "0" ]; then $(BIN)/python manage.py seed_demo; \
+	else echo "No demo seeded. Create your first org and owner:"; \
+	     echo "  $(BIN)/python manage.py create_org --name 'My Org'"; \
+	     echo "  $(BIN)/python manage.py create_user --email you@example.com --password '…' --org my-org --role owner --staff"; fi
 
 collectstatic: venv assets
 	$(BIN)/python manage.py collectstatic --noinput -v0
