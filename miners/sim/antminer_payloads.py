@@ -34,6 +34,7 @@ class Figures:
         "pcb",
         "rejected",
         "work",
+        "power_w",
     )
 
     def __init__(self, m: Miner, now: float) -> None:
@@ -55,6 +56,7 @@ class Figures:
         self.chips = r.chips
         self.pcb = [t[2] for t in r.board_temps]
         self.fans = r.fan_rpms
+        self.power_w = r.power_w
 
 
 def _pct(part: float, whole: float) -> float:
@@ -238,6 +240,8 @@ def stats(m: Miner, f: Figures) -> list[dict[str, Any]]:
             "total_acn": m.model.asics_per_board * m.alive_boards(),
             "total rate": f.ghs_5s,
             "temp_max": round(max(f.chips)),
+            # stock firmware since 2022 reports the PSU's measured draw as a string with a unit
+            "chain_power": f"{round(f.power_w)} W",
             "no_matching_work": 0,
         }
     )

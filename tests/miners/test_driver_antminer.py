@@ -84,7 +84,7 @@ async def test_full_status(sim_fleet, driver):
     assert status.state is MinerState.MINING and status.health is Health.OK
     assert status.hashrate_ths == pytest.approx(140, rel=0.1)
     assert status.ideal_hashrate_ths == pytest.approx(140, rel=0.01)
-    assert status.power_w is None  # stock firmware reports no power
+    assert status.power_w == pytest.approx(3010, rel=0.1)  # `chain_power` from stats
     assert len(status.hashboards) == 3 and all(b.ok and b.chips == 110 for b in status.hashboards)
     assert sum(b.hashrate_ths or 0 for b in status.hashboards) == pytest.approx(
         status.hashrate_ths, rel=0.05

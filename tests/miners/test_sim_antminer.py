@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import aiohttp
 import pytest
@@ -277,3 +278,12 @@ async def test_non_ascii_passwords_are_refused_not_crashed(sim_fleet, http):
     body = {"curPwd": "pässwörd", "newPwd": "x", "confirmPwd": "x"}
     status, reply = await antminer_web(http, entry, "POST", "/cgi-bin/passwd.cgi", body=body)
     assert (status, reply["code"]) == (200, "P001")
+
+
+async def test_stats_report_the_measured_power_like_stock_firmware(sim_fleet):
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    reply = await rpc(entry, "stats")
+    detail = reply["STATS"][1]
+    watts = int(detail["chain_power"].removesuffix(" W"))
+    assert abs(watts - fleet.miner(entry["host"]).power_w(time.time())) < 200
