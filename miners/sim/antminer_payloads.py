@@ -32,9 +32,9 @@ class Figures:
         "hw",
         "ideal_ghs",
         "pcb",
+        "power_w",
         "rejected",
         "work",
-        "power_w",
     )
 
     def __init__(self, m: Miner, now: float) -> None:
