@@ -42,6 +42,18 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> str:
+    """Signal the simulator and wait; never leave it running, even when the test fails."""
+    proc.send_signal(sig)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"simulator ignored signal {sig} for {timeout} s") from None
+    return stderr
+
+
 def test_cli_serves_and_exits_cleanly_on_sigterm(tmp_path):
     inventory = tmp_path / "inventory.json"
     base = _base()
@@ -62,8 +74,7 @@ def test_cli_serves_and_exits_cleanly_on_sigterm(tmp_path):
                 data += chunk
         assert data.endswith(b"\x00") and b"VERSION" in data
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=10)
+        stderr = _stop(proc, signal.SIGTERM)
     assert proc.returncode == 0, stderr
     assert "ready" in stderr
 
@@ -80,8 +91,7 @@ def test_cli_writes_inventory_to_stdout_and_is_stable_per_seed(tmp_path):
                 text += proc.stdout.readline()
             outputs.append(json.loads(text))
         finally:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=10)
+            _stop(proc)
         assert proc.returncode == 0
     ids = [[(e["serial"], e["mac"]) for e in out] for out in outputs]
     assert ids[0] == ids[1]
