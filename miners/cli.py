@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 
 from miners.base import Detail, Device
 from miners.deadline import DEFAULT_TIMEOUT, IDENTIFY_TIMEOUT
-from miners.errors import MinerError
+from miners.errors import AuthFailed, MinerError
 from miners.http import close_shared_http
 from miners.registry import Registry, default_drivers
 from miners.types import CoolingMode, Credentials, DeviceInfo, PoolConfig, PowerMode
@@ -168,6 +169,11 @@ async def probe(args: argparse.Namespace) -> int:
     status, error = None, None
     try:
         status = await device.status(Detail.FULL)
+    except AuthFailed as exc:
+        error = exc.to_dict()
+        with contextlib.suppress(MinerError):
+            # what needs no password (an Antminer's RPC port) is still worth showing
+            status = await device.status(Detail.SUMMARY)
     except MinerError as exc:
         error = exc.to_dict()
     finally:

@@ -91,6 +91,19 @@ async def test_probe_with_wrong_password_still_identifies(sim_fleet):
     assert json.loads(out)["error"]["kind"] == "auth_failed"
 
 
+async def test_probe_without_the_web_password_still_reads_the_antminer_rpc(sim_fleet):
+    fleet = await sim_fleet(antminer=1, password=PW)
+    entry = fleet.inventory[0]
+    code, out, _ = await cli(
+        "probe", entry["host"], "--password", "wrong-pass", "--json", "--no-pyasic"
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["error"]["kind"] == "auth_failed"
+    assert result["hashrate_ths"] > 0 and result["power_w"] > 0
+    assert [p["url"] for p in result["pools"]] == [p.url for p in fleet.miner(entry["host"]).pools]
+
+
 async def test_probe_refused_port_exits_2():
     code, out, err = await cli("probe", f"127.0.0.1:{refused_port()}", "--json", "--no-pyasic")
     assert code == 2 and out == ""
