@@ -83,20 +83,35 @@ def set_password_path(user: User) -> str:
     )
 
 
+def password_problems(password: str, *, email: str, full_name: str = "") -> list[str]:
+    """What the password validators say about ``password`` (empty when it passes)."""
+    from django.contrib.auth.password_validation import validate_password
+
+    try:
+        validate_password(password, User(email=email, full_name=full_name))
+    except ValidationError as exc:
+        return list(exc.messages)
+    return []
+
+
 @transaction.atomic
 def user_create(
-    *, actor: Actor, email: str, password: str | None = None, full_name: str = ""
+    *,
+    actor: Actor,
+    email: str,
+    password: str | None = None,
+    full_name: str = "",
+    enforce_password_policy: bool = True,
 ) -> User:
+    """``enforce_password_policy=False`` is for operators at the server's shell, who may set what
+    they like (as Django's createsuperuser allows); every web and API path enforces it."""
     email = _clean_email(email)
     if User.objects.filter(email__iexact=email).exists():
         raise ApplicationError("A user with this e-mail address already exists.", field="email")
-    if password:
-        from django.contrib.auth.password_validation import validate_password
-
-        try:
-            validate_password(password, User(email=email, full_name=full_name))
-        except ValidationError as exc:
-            raise ApplicationError(" ".join(exc.messages), field="password") from exc
+    if password and enforce_password_policy:
+        problems = password_problems(password, email=email, full_name=full_name)
+        if problems:
+            raise ApplicationError(" ".join(problems), field="password")
     user = User.objects.create_user(email=email, password=password, full_name=full_name[:150])
 
     activity_record(actor=actor, verb="user.create", target=user)

@@ -12,9 +12,10 @@ from accounts.services.activity import activity_record
 def _slug(name: str, slug: str | None) -> str:
     """A slug given explicitly is used as is or refused: scripts refer to it by what they passed."""
     if slug:
+        slug = slug.strip().lower()  # slugs are case-insensitive: ACME and acme are one org
         if slugify(slug) != slug or len(slug) > 60:
             raise ApplicationError(
-                "Use at most 60 lowercase letters, digits, hyphens and underscores.", field="slug"
+                "Use at most 60 letters, digits, hyphens and underscores.", field="slug"
             )
         return slug
     value = slugify(name)[:60].strip("-_")

@@ -6,7 +6,12 @@ from django.db import transaction
 from accounts.management.commands._base import ServiceCommand
 from accounts.models import Site
 from accounts.permissions import BUILTIN_ROLES
-from accounts.services.members import member_invite, site_role_assign, user_create
+from accounts.services.members import (
+    member_invite,
+    password_problems,
+    site_role_assign,
+    user_create,
+)
 from accounts.services.roles import role_for_org
 
 
@@ -32,10 +37,18 @@ class Command(ServiceCommand):
         role = role_for_org(org=org, slug=options["role"])
         site = None
         if options.get("site"):
-            site = Site.objects.filter(org=org, slug=options["site"]).first()
+            site = Site.objects.filter(org=org, slug__iexact=options["site"].strip()).first()
             if site is None:
                 raise CommandError(f"No site '{options['site']}' in {org.slug}.")
+        problems = password_problems(
+            options["password"], email=options["email"], full_name=options["full_name"]
+        )
+        if problems:
+            self.stderr.write(
+                "Warning: weak password (accepted from the shell): " + " ".join(problems)
+            )
         user = user_create(
+            enforce_password_policy=False,
             actor=self.actor,
             email=options["email"],
             password=options["password"],
