@@ -44,8 +44,16 @@ class MemberRoleForm(forms.Form):
 
 
 class SiteRoleForm(forms.Form):
-    site = forms.ModelChoiceField(queryset=Site.objects.none(), empty_label="Site…")
-    role = forms.ModelChoiceField(queryset=Role.objects.none(), empty_label="Role…")
+    site = forms.ModelChoiceField(
+        queryset=Site.objects.none(),
+        empty_label="Site…",
+        error_messages={"required": "Choose the site that gets its own role."},
+    )
+    role = forms.ModelChoiceField(
+        queryset=Role.objects.none(),
+        empty_label="Role…",
+        error_messages={"required": "Choose the role this member gets at that site."},
+    )
 
     def __init__(
         self, *args: Any, sites: QuerySet[Site], roles: QuerySet[Role], **kwargs: Any
@@ -57,7 +65,9 @@ class SiteRoleForm(forms.Form):
 
 class RoleCreateForm(forms.Form):
     name = forms.CharField(
-        max_length=80, widget=forms.TextInput(attrs={"placeholder": "e.g. Shift leads"})
+        max_length=80,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Shift leads"}),
+        error_messages={"required": "Give the role a name."},
     )
     description = forms.CharField(max_length=300, required=False)
     copy_from = forms.ModelChoiceField(
@@ -77,7 +87,12 @@ class RoleCreateForm(forms.Form):
 
 
 class RoleEditForm(forms.Form):
-    name = forms.CharField(max_length=80)
+    name = forms.CharField(
+        max_length=80,
+        error_messages={
+            "required": "This field is required: a role needs a name, so the old one was kept."
+        },
+    )
     permissions = forms.MultipleChoiceField(choices=list(CATALOG.items()), required=False)
 
 

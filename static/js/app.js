@@ -106,9 +106,19 @@
       window.location.assign("/accounts/login/?next=" + encodeURIComponent(window.location.pathname + window.location.search));
     }
   });
+  // A row's inline error belongs to the last action on that row: the next action anywhere clears
+  // it, so "The last owner can't be removed" doesn't linger next to an unrelated success.
+  document.addEventListener("htmx:beforeRequest", function () {
+    document.querySelectorAll(".row-error").forEach(function (el) { el.remove(); });
+  });
   document.addEventListener("htmx:responseError", function (event) {
-    var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    var text = status === 403 ? "You don't have permission to do that in this organization."
+    var xhr = event.detail.xhr;
+    var status = xhr ? xhr.status : 0;
+    // Django's CSRF failure page (templates/403_csrf.html) carries a marker: that 403 means the
+    // page is stale (signed in or out in another tab), not that the role lacks a permission.
+    var csrf = status === 403 && xhr.responseText && xhr.responseText.indexOf("data-csrf-failure") !== -1;
+    var text = csrf ? "This page is out of date (you may have signed in or out in another tab). Reload the page and try again."
+      : status === 403 ? "You don't have permission to do that in this organization."
       : status === 404 ? "That item doesn't exist any more. Reload the page to see the current state."
       : status === 405 ? "That action isn't allowed here."
       : "The server couldn't complete that (" + status + "). Try again; if it keeps failing, check the server logs.";
