@@ -69,6 +69,19 @@ def _clean_permissions(permissions: Iterable[str]) -> list[str]:
     return perms
 
 
+def _name_key(name: str) -> str:
+    return slugify(name).replace("-", "_")
+
+
+def _check_name_free(*, org_id: int | None, name: str, exclude_pk: int | None = None) -> None:
+    """One name per role in an org, built-ins included ("field tech" is the built-in Field Tech)."""
+    key = _name_key(name)
+    others = Role.objects.filter(org_id=org_id).exclude(pk=exclude_pk)
+    taken = set(BUILTIN_ROLES) | {_name_key(r.name) for r in others} | {r.slug for r in others}
+    if key in taken:
+        raise ApplicationError(f"A role called '{name}' already exists.", field="name")
+
+
 @transaction.atomic
 def role_create(
     *, actor: Actor, org: Organization, name: str, permissions: Iterable[str], description: str = ""
@@ -77,8 +90,7 @@ def role_create(
     slug = slugify(name)[:60]
     if not slug:
         raise ApplicationError("Give the role a name.", field="name")
-    if slug in BUILTIN_ROLES or Role.objects.filter(org=org, slug=slug).exists():
-        raise ApplicationError(f"A role called '{name}' already exists.", field="name")
+    _check_name_free(org_id=org.pk, name=name)
     perms = _clean_permissions(permissions)
     check_can_grant(actor=actor, org_id=org.pk, permissions=perms, what=f"the role '{name}'")
     role = Role.objects.create(
@@ -110,7 +122,8 @@ def role_update(
     check_can_grant(
         actor=actor, org_id=role.org_id, permissions=before, what=f"the role '{role.name}'"
     )
-    if name is not None and name.strip():
+    if name is not None and name.strip() and name.strip() != role.name:
+        _check_name_free(org_id=role.org_id, name=name.strip(), exclude_pk=role.pk)
         role.name = name.strip()[:80]
     if description is not None:
         role.description = description[:300]

@@ -381,3 +381,17 @@ def test_site_role_api_refuses_non_members_and_foreign_sites(
     )
     assert response.status_code == 400
     assert not SiteRoleAssignment.objects.exists()
+
+
+@pytest.mark.parametrize("taken", ["Admin", "field tech", "Field-Tech", "Shift lead"])
+def test_roles_can_not_share_a_name_with_another_role(org_a: OrgWorld, taken: str) -> None:
+    from accounts.services.roles import role_create, role_update
+
+    actor = Actor.for_user(org_a.users["owner"])
+    role_create(actor=actor, org=org_a.org, name="Shift lead", permissions=["site:read"])
+    night = role_create(actor=actor, org=org_a.org, name="Night crew", permissions=["site:read"])
+    with pytest.raises(ApplicationError):
+        role_create(actor=actor, org=org_a.org, name=taken, permissions=[])
+    with pytest.raises(ApplicationError):
+        role_update(actor=actor, role=night, name=taken)
+    assert role_update(actor=actor, role=night, name="Night crew").name == "Night crew"
