@@ -340,7 +340,6 @@ LOGGING = {
 }
 
 # --- Product settings ---------------------------------------------------------------------
-OIDC_ENABLED = bool(env_str("OIDC_ISSUER"))
 DISCOVERY_ALLOWED_NETWORKS = env_networks("DISCOVERY_ALLOWED_NETWORKS")
 TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(n) for n in TRUSTED_PROXIES]
