@@ -53,7 +53,7 @@ collectstatic: venv assets
 
 run: venv assets collectstatic seed
 	@echo "Rigwarden on http://127.0.0.1:$(PORT)/  (embedded mode: SQLite in $(DATA_DIR), in-process tasks)"
-	FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) fleet.asgi:application
+	FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
 
 lint: dev-venv
 	$(BIN)/ruff check .
@@ -64,7 +64,7 @@ fmt: dev-venv
 	$(BIN)/ruff format .
 
 typecheck: dev-venv
-	$(BIN)/mypy accounts fleet miners
+	$(BIN)/mypy accounts config miners
 
 checks: dev-venv assets
 	$(BIN)/python manage.py makemigrations --check --dry-run

@@ -6,8 +6,8 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
-    from fleet.env import ConfigError
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from config.env import ConfigError
 
     try:
         from django.core.management import execute_from_command_line

@@ -114,7 +114,7 @@ def iter_websocket_routes(patterns: Any, prefix: str = "") -> Iterator[tuple[str
 
 
 def undeclared_websocket_routes(patterns: Any) -> list[str]:
-    """Consumers must carry ``rw_permission``; the caller passes ``fleet.routing`` patterns
+    """Consumers must carry ``rw_permission``; the caller passes ``config.routing`` patterns
     (accounts never imports fleet)."""
     problems = []
     for route, consumer in iter_websocket_routes(patterns):

@@ -8,13 +8,13 @@ case "$role" in
   web)
     python manage.py migrate --noinput
     # Add --proxy-headers via DAPHNE_ARGS only behind a proxy you control (it trusts X-Forwarded-For).
-    exec daphne -b 0.0.0.0 -p "${PORT:-8000}" ${DAPHNE_ARGS:-} fleet.asgi:application "$@"
+    exec daphne -b 0.0.0.0 -p "${PORT:-8000}" ${DAPHNE_ARGS:-} config.asgi:application "$@"
     ;;
   worker)
-    exec celery -A fleet worker --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${CELERY_CONCURRENCY:-4}" "$@"
+    exec celery -A config worker --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${CELERY_CONCURRENCY:-4}" "$@"
     ;;
   beat)
-    exec celery -A fleet beat --loglevel "${LOG_LEVEL:-INFO}" --schedule "${DATA_DIR:-/data}/celerybeat-schedule" "$@"
+    exec celery -A config beat --loglevel "${LOG_LEVEL:-INFO}" --schedule "${DATA_DIR:-/data}/celerybeat-schedule" "$@"
     ;;
   manage)
     exec python manage.py "$@"

@@ -25,7 +25,7 @@ INTERNAL_VARIABLES = {"FLEET_TESTING"}  # set by the test runner, not by operato
 
 
 def _variables_read_by_settings() -> set[str]:
-    text = (ROOT / "fleet" / "settings.py").read_text()
+    text = (ROOT / "config" / "settings.py").read_text()
     return set(re.findall(r"\benv_(?:str|bool|int|list|url|networks)\(\s*\"([A-Z0-9_]+)\"", text))
 
 

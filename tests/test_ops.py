@@ -60,7 +60,7 @@ def test_readyz_is_503_when_redis_is_down(settings: object) -> None:
 def test_readyz_is_503_when_the_database_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
     from django.db import OperationalError
 
-    import fleet.views
+    import config.views
 
     class DeadCursor:
         def __enter__(self) -> DeadCursor:
@@ -73,7 +73,7 @@ def test_readyz_is_503_when_the_database_is_down(monkeypatch: pytest.MonkeyPatch
         def cursor(self) -> DeadCursor:
             return DeadCursor()
 
-    monkeypatch.setattr(fleet.views, "connection", DeadConnection())
+    monkeypatch.setattr(config.views, "connection", DeadConnection())
     response = Client().get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "OperationalError"
@@ -144,7 +144,7 @@ def test_session_and_csrf_cookies(org_a: OrgWorld) -> None:
 
 def test_hsts_and_secure_cookies_when_tls_is_on(tmp_path: Path) -> None:
     probe = (
-        "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'fleet.settings');"
+        "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings');"
         "from django.conf import settings as s;"
         "print(s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
     )

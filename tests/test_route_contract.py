@@ -30,7 +30,7 @@ from accounts.routes import (
     undeclared_routes,
     undeclared_websocket_routes,
 )
-from fleet.routing import websocket_urlpatterns
+from config.routing import websocket_urlpatterns
 
 
 def test_every_http_route_declares_a_known_permission() -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from fleet.env import ConfigError, env_bool, env_int, env_networks, env_str, env_url
+from config.env import ConfigError, env_bool, env_int, env_networks, env_str, env_url
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 PROBE = (  # print the two secrets the settings ended up with
-    "import base64, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'fleet.settings');"
+    "import base64, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings');"
     "from django.conf import settings as s;"
     "print(s.SECRET_KEY); print(base64.b64encode(s.FLEET_MASTER_KEY).decode())"
 )
@@ -185,7 +185,7 @@ def test_smtp_credentials_and_tls_come_from_the_environment(tmp_path: Path) -> N
     password = tmp_path / "smtp-password"
     password.write_text("hunter2-but-longer\n")
     probe = (
-        "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'fleet.settings');"
+        "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings');"
         "from django.conf import settings as s;"
         "print(s.EMAIL_HOST_USER, s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL)"
     )
@@ -204,7 +204,7 @@ def test_a_secret_file_another_process_is_still_writing_is_waited_for(tmp_path: 
     may open it before the value is in it."""
     import threading
 
-    from fleet.env import persistent_secret
+    from config.env import persistent_secret
 
     path = tmp_path / "secret_key"
     path.touch(mode=0o600)  # created by the first process, not yet written
@@ -217,7 +217,7 @@ def test_a_secret_file_another_process_is_still_writing_is_waited_for(tmp_path: 
 
 
 def test_a_secret_file_left_empty_is_still_an_error(tmp_path: Path) -> None:
-    from fleet.env import _read_secret
+    from config.env import _read_secret
 
     path = tmp_path / "master.key"
     path.touch()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from fleet.asgi import application
+from config.asgi import application
 
 
 @pytest.mark.asyncio

@@ -1,7 +1,7 @@
 """In-process periodic ticks for the embedded mode (no Redis, no beat process).
 
 Runs ``CELERY_BEAT_SCHEDULE`` entries on a daemon thread; tasks execute eagerly in-process.
-Production runs ``celery -A fleet beat`` instead and never starts this.
+Production runs ``celery -A config beat`` instead and never starts this.
 """
 
 from __future__ import annotations

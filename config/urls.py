@@ -5,13 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.permissions import PUBLIC
 from accounts.routes import declare
 from accounts.views.base import admin_login_redirect
-from fleet import views
+from config import views
 
 admin.site.site_header = "Rigwarden administration"
 admin.site.site_title = "Rigwarden admin"
 # One sign-in path (lockout, MFA, audit) for the admin too.
 admin.site.login = admin_login_redirect  # type: ignore[method-assign]
-handler404 = "fleet.views.not_found"
+handler404 = "config.views.not_found"
 
 urlpatterns = [
     path("", include("accounts.urls")),

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from fleet import views
+from config import views
 
 _OPS_VIEWS: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     "/healthz": views.healthz,

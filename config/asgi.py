@@ -2,7 +2,7 @@
 
 import os
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -13,7 +13,7 @@ from django.urls import re_path
 
 django_asgi_app = get_asgi_application()
 
-from fleet.routing import websocket_urlpatterns  # noqa: E402
+from config.routing import websocket_urlpatterns  # noqa: E402
 
 
 class UnknownRouteConsumer(AsyncWebsocketConsumer):
@@ -25,7 +25,7 @@ class UnknownRouteConsumer(AsyncWebsocketConsumer):
 
 
 if os.environ.get("FLEET_EMBEDDED_SCHEDULER") == "1":
-    from fleet.scheduler import start_embedded_scheduler
+    from config.scheduler import start_embedded_scheduler
 
     start_embedded_scheduler()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import dj_database_url
 
-from fleet.env import (
+from config.env import (
     ConfigError,
     env_bool,
     env_int,
@@ -89,7 +89,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.SecurityHeadersMiddleware",
     # before CommonMiddleware's Host check: health checks and scrapers call by IP/service name
-    "fleet.middleware.OpsEndpointsMiddleware",
+    "config.middleware.OpsEndpointsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,8 +103,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "fleet.urls"
-ASGI_APPLICATION = "fleet.asgi.application"
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = None
 
 TEMPLATES = [
