@@ -10,11 +10,12 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?= -n 2 --dist loadfile
 export PORT DATA_DIR
 
-.PHONY: run test venv dev-venv assets collectstatic migrate seed lint fmt typecheck checks pytest bench clean help
+.PHONY: run test test-fast venv dev-venv assets collectstatic migrate seed lint fmt typecheck checks pytest bench clean help
 
 help:
 	@echo "make run    — install, migrate, seed the demo and start http://127.0.0.1:$(PORT)/"
 	@echo "make test   — install, start PostgreSQL/Redis if stopped, lint, types, checks, tests"
+	@echo "make test-fast — the edit loop: pytest without browser and slow (subprocess) tests"
 	@echo "make lint | fmt | typecheck | migrate | seed | bench | clean"
 
 $(BIN)/python:
@@ -39,25 +40,39 @@ static/vendor/.stamp: package.json package-lock.json scripts/vendor-assets.sh
 
 assets: static/vendor/.stamp
 
+# `make run` migrates quietly (-v0) so that the URL and the demo login end its output.
+MANAGE_VERBOSITY ?= 1
+
 migrate: venv
-	$(BIN)/python manage.py migrate --noinput
+	@$(BIN)/python manage.py migrate --noinput -v $(MANAGE_VERBOSITY)
+
+# Prints the demo login (or, with DEMO=0, how to create the first owner).
+define seed_demo
+@if [ "$${DEMO:-1}" != "0" ]; then $(BIN)/python manage.py seed_demo; \
+else echo "No demo seeded. Create your first org and owner:"; \
+     echo "  $(BIN)/python manage.py create_org --name 'My Org'"; \
+     echo "  $(BIN)/python manage.py create_user --email you@example.com --password '…' --org my-org --role owner --staff"; fi
+endef
 
 seed: migrate
-	@if [ "$${DEMO:-1}" != "0" ]; then $(BIN)/python manage.py seed_demo; \
-	else echo "No demo seeded. Create your first org and owner:"; \
-	     echo "  $(BIN)/python manage.py create_org --name 'My Org'"; \
-	     echo "  $(BIN)/python manage.py create_user --email you@example.com --password '…' --org my-org --role owner --staff"; fi
+	$(seed_demo)
 
 collectstatic: venv assets
-	$(BIN)/python manage.py collectstatic --noinput -v0
+	@$(BIN)/python manage.py collectstatic --noinput -v0
 
-run: venv assets collectstatic seed
+# The address and the login come last, after everything that prints while setting up.
+run: MANAGE_VERBOSITY := 0
+run: venv assets collectstatic migrate
+	@echo ""
 	@echo "Rigwarden on http://127.0.0.1:$(PORT)/  (embedded mode: SQLite in $(DATA_DIR), in-process tasks)"
-	FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+	$(seed_demo)
+	@echo ""
+	@FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
 
 lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 fmt: dev-venv
 	$(BIN)/ruff check --fix .
@@ -73,6 +88,11 @@ checks: dev-venv assets
 
 pytest: dev-venv assets
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The edit loop: no browser, no subprocesses, nothing slow; `make test` still runs everything.
+# It expects PostgreSQL and Redis up (`make test` starts them) and needs no Chromium.
+test-fast: dev-venv assets
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS) -m "not browser and not slow"
 
 test: dev-venv assets
 	bash scripts/ensure-services.sh

@@ -8,7 +8,7 @@ from django import forms
 from django.http import HttpRequest
 
 from accounts.actor import client_ip, user_agent
-from accounts.crypto import is_sealed, seal, unseal
+from accounts.crypto import seal, unseal
 from accounts.models import LoginResult
 from accounts.services.security import lockout_remaining, login_event_record
 
@@ -45,6 +45,4 @@ class MFAAdapter(DefaultMFAAdapter):
         return seal(text, purpose=self._purpose)
 
     def decrypt(self, encrypted_text: str) -> str:
-        if not is_sealed(encrypted_text):
-            return encrypted_text  # stored before sealing was introduced
         return unseal(encrypted_text, purpose=self._purpose)

@@ -49,7 +49,3 @@ def unseal(text: str, *, purpose: str) -> str:
     except (InvalidTag, ValueError) as exc:
         raise SealError("sealed value can't be opened with this key") from exc
     return plain.decode()
-
-
-def is_sealed(text: str) -> bool:
-    return text.startswith(_PREFIX)

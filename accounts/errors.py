@@ -18,5 +18,10 @@ class Forbidden(Exception):
     """The caller can see the object but lacks the permission: HTTP 403."""
 
     def __init__(self, permission: str):
-        super().__init__(f"You need the '{permission}' permission for this.")
+        self.message = f"You need the '{permission}' permission for this."
+        super().__init__(self.message)
         self.permission = permission
+
+
+# What a service refuses with; pages catch these and show ``.message``.
+Refusal = (ApplicationError, Forbidden)

@@ -10,14 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import (
     ActivityEvent,
+    Invitation,
+    InvitationStatus,
     LoginEvent,
     LoginResult,
     Membership,
     Organization,
     Role,
+    Site,
     SiteRoleAssignment,
     User,
 )
@@ -66,12 +70,12 @@ def me_summary(user: User) -> dict[str, Any]:
     from allauth.mfa.models import Authenticator
 
     memberships = (
-        Membership.objects.filter(user=user)
+        Membership.unscoped.filter(user=user)
         .select_related("org", "role")
         .order_by("org__name", "id")
     )
     site_roles = (
-        SiteRoleAssignment.objects.filter(user=user)
+        SiteRoleAssignment.unscoped.filter(user=user)
         .select_related("site", "role")
         .order_by("site_id")
     )
@@ -94,6 +98,30 @@ def me_summary(user: User) -> dict[str, Any]:
             user=user, type=Authenticator.Type.TOTP
         ).exists(),
     }
+
+
+def my_invitations(user: User) -> QuerySet[Invitation]:
+    """Open invitations addressed to ``user``'s e-mail (they aren't a member of those orgs yet,
+    so this is the one read of invitations not scoped by org)."""
+    return (
+        Invitation.unscoped.filter(
+            email__iexact=user.email,
+            status=InvitationStatus.PENDING,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("org", "role", "invited_by")
+        .order_by("-sent_at", "-id")
+    )
+
+
+def org_invitations(user: Any, org: Organization) -> list[Invitation]:
+    """``org``'s open invitations, for its Users page."""
+    return list(
+        Invitation.objects.restrict(user, "user:read")
+        .filter(org=org, status=InvitationStatus.PENDING)
+        .select_related("role", "invited_by")
+        .order_by("email", "id")
+    )
 
 
 def current_org(request: Any) -> Any:
@@ -128,6 +156,47 @@ def shell_context(request: Any) -> dict[str, Any]:
 
 
 # --- Reads for the pages ----------------------------------------------------------------------
+
+
+def current_site(request: Any, org: Organization | None) -> Site | None:
+    """The site picked in the switcher, if it is still one of ``org``'s visible sites."""
+    site_id = request.session.get("site_id")
+    if org is None or not site_id:
+        return None
+    return Site.objects.restrict(request.user, "site:read").filter(org=org, pk=site_id).first()
+
+
+def dashboard_summary(user: Any, org: Organization, site: Site | None) -> dict[str, Any]:
+    """Everything the dashboard shows of ``org`` — of ``site`` alone when the switcher picked one."""
+    from accounts.models import grants_for
+
+    grants = grants_for(user)
+    can = {
+        perm.replace(":", "_"): grants.allows(perm, org.pk)
+        for perm in ("user:read", "user:manage", "activity:read", "site:manage")
+    }
+    sites = Site.objects.restrict(user, "site:read").filter(org=org)
+    if site is not None:
+        sites = sites.filter(pk=site.pk)
+    members = Membership.objects.restrict(user, "user:read").filter(org=org)  # org-wide
+    member_count = members.count() if can["user_read"] else None
+    recent = None
+    if can["activity_read"]:
+        events = ActivityEvent.objects.restrict(user, "activity:read").filter(org=org)
+        if site is not None:
+            events = events.filter(site=site)
+        recent = list(events.select_related("site")[:8])
+    return {
+        "can": can,
+        "membership": Membership.unscoped.filter(org=org, user=user).select_related("role").first(),
+        "sites": list(sites[:6]),
+        "site_count": sites.count(),
+        "member_count": member_count,
+        "recent": recent,
+        "todo_site": site is None and not sites.exists(),
+        "todo_invite": can["user_manage"] and member_count == 1,
+        "invitations": list(my_invitations(user)),
+    }
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
 from accounts.actor import client_ip, user_agent
-from accounts.models import LoginMethod, LoginResult, TrackedSession
+from accounts.models import LoginMethod, LoginResult
 from accounts.services.security import (
     login_event_record,
     login_failure_register,
     login_success_register,
+    session_end,
     session_track,
 )
 
@@ -94,7 +95,7 @@ def on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         and getattr(request, "session", None) is not None
         and request.session.session_key
     ):
-        TrackedSession.objects.filter(session_key=request.session.session_key).delete()
+        session_end(session_key=request.session.session_key)
     if user is not None:
         login_event_record(
             result=LoginResult.LOGOUT,

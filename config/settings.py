@@ -299,6 +299,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: the browsable HTML renderer builds filter and raw-data forms from every
+    # viewset's queryset, and the catalog and "me" views have none (a browser got a 500).
+    # Browsers accept */* and get JSON; people explore the API in Swagger UI at /api/docs/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "accounts.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",

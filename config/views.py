@@ -1,4 +1,4 @@
-"""Ops endpoints: liveness, readiness and Prometheus metrics."""
+"""Project-level views: ops endpoints, the API index, the favicon and the admin's sign-in."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views import defaults
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.http import require_GET
 
 from accounts.permissions import PUBLIC
 from accounts.routes import declare
@@ -98,3 +103,53 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+@declare(PUBLIC)
+def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+    """Stands in for the admin's own sign-in page: one sign-in path (lockout, MFA, audit).
+
+    Anonymous visitors go to our sign-in and come back; staff go on; a signed-in non-staff user
+    gets a page saying so instead of being sent to sign-in again (which looped: allauth sends a
+    signed-in visitor straight back to ``next``).
+    """
+    target = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = ""
+    target = target or reverse("admin:index")
+    if not request.user.is_authenticated:
+        return redirect(f"{settings.LOGIN_URL}?{urlencode({'next': target})}")
+    if request.user.is_active and request.user.is_staff:
+        return redirect(target)
+    return render(request, "admin/no_access.html", status=403)
+
+
+def _api_links(request: HttpRequest, names: dict[str, str]) -> JsonResponse:
+    return JsonResponse(
+        {key: request.build_absolute_uri(reverse(name)) for key, name in names.items()}
+    )
+
+
+@declare(PUBLIC)
+@require_GET
+def api_root(request: HttpRequest) -> JsonResponse:
+    """Where to start: the versions, the OpenAPI schema and its docs."""
+    return _api_links(request, {"v1": "api-v1", "schema": "schema", "docs": "api-docs"})
+
+
+@declare(PUBLIC)
+@require_GET
+def api_v1_root(request: HttpRequest) -> JsonResponse:
+    """Every v1 resource, from the router itself so the index can't drift from the routes."""
+    from accounts.api.urls import router
+
+    names = {prefix: f"{basename}-list" for prefix, _viewset, basename in router.registry}
+    return _api_links(request, names | {"schema": "schema", "docs": "api-docs"})
+
+
+@declare(PUBLIC)
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says."""
+    return redirect(static("img/logo.svg"))

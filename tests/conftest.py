@@ -26,16 +26,16 @@ def make_user(
 ) -> User:
     user = User.objects.create_user(email=email, password=password)
     if org is not None and role is not None:
-        Membership.objects.create(
-            user=user, org=org, role=Role.objects.get(slug=role, org__isnull=True)
+        Membership.unscoped.create(
+            user=user, org=org, role=Role.unscoped.get(slug=role, org__isnull=True)
         )
     return user
 
 
 def make_world(slug: str) -> OrgWorld:
-    org = Organization.objects.create(name=slug.title(), slug=slug)
+    org = Organization.unscoped.create(name=slug.title(), slug=slug)
     sites = [
-        Site.objects.create(org=org, name=f"{slug} site {i}", slug=f"{slug}-site-{i}")
+        Site.unscoped.create(org=org, name=f"{slug} site {i}", slug=f"{slug}-site-{i}")
         for i in (1, 2)
     ]
     world = OrgWorld(org, sites)

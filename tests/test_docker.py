@@ -44,6 +44,7 @@ def test_dockerfile_runs_as_non_root_and_collects_static() -> None:
         ("daphne", ["--help"]),
     ],
 )
+@pytest.mark.slow
 def test_entrypoint_roles_resolve_to_working_commands(
     role: str, args: list[str], tmp_path: Path
 ) -> None:

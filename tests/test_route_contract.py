@@ -54,7 +54,7 @@ def _declared_view(request: HttpRequest) -> HttpResponse:
 
 
 class _SitesWithLooseAction(mixins.ListModelMixin, ScopedViewSet):
-    queryset = Site.objects.all()
+    queryset = Site.unscoped.all()
     permissions = {"list": "site:read"}  # "reboot_all" is missing on purpose
 
     @action(detail=True, methods=["post"])

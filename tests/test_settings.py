@@ -49,6 +49,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 def test_bad_values_fail_manage_py_check_with_one_line_naming_the_variable(tmp_path: Path) -> None:
     def check(item: tuple[str, str]) -> tuple[str, subprocess.CompletedProcess[str]]:
         name, value = item
@@ -64,12 +65,14 @@ def test_bad_values_fail_manage_py_check_with_one_line_naming_the_variable(tmp_p
         assert name in lines[0], (name, lines[0])
 
 
+@pytest.mark.slow
 def test_database_url_with_a_bad_port_is_a_config_error(tmp_path: Path) -> None:
     result = run(["manage.py", "check"], {"DATABASE_URL": "postgres://u@db:port/x"}, tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "DATABASE_URL" in result.stderr
 
 
+@pytest.mark.slow
 def test_unwritable_data_dir_is_a_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -78,6 +81,7 @@ def test_unwritable_data_dir_is_a_config_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "DATA_DIR" in result.stderr
 
 
+@pytest.mark.slow
 def test_secret_files_are_read(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("s" * 50 + "\n")
@@ -96,6 +100,7 @@ def test_secret_files_are_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "FLEET_MASTER_KEY"])
+@pytest.mark.slow
 def test_setting_both_x_and_x_file_is_an_error(tmp_path: Path, name: str) -> None:
     file = tmp_path / "value"
     file.write_text(GOOD_KEY)
@@ -108,6 +113,7 @@ def test_setting_both_x_and_x_file_is_an_error(tmp_path: Path, name: str) -> Non
     assert f"{name}_FILE" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_secret_file_is_an_error(tmp_path: Path) -> None:
     result = run(
         ["manage.py", "check"], {"FLEET_MASTER_KEY_FILE": str(tmp_path / "nope")}, tmp_path / "d"
@@ -116,6 +122,7 @@ def test_missing_secret_file_is_an_error(tmp_path: Path) -> None:
     assert "FLEET_MASTER_KEY_FILE" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_generated_dev_secrets_are_private_and_reused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = run(["-c", PROBE], {}, data)
@@ -173,6 +180,7 @@ def test_env_parsers_accept_good_values(tmp_path: Path) -> None:
         ({"EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS"),
     ],
 )
+@pytest.mark.slow
 def test_more_bad_values_fail_with_one_line(
     tmp_path: Path, env: dict[str, str], named: str
 ) -> None:
@@ -181,6 +189,7 @@ def test_more_bad_values_fail_with_one_line(
     assert result.stderr.strip().count("\n") == 0 and named in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_smtp_credentials_and_tls_come_from_the_environment(tmp_path: Path) -> None:
     password = tmp_path / "smtp-password"
     password.write_text("hunter2-but-longer\n")

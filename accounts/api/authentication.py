@@ -30,7 +30,9 @@ class TokenAuthentication(authentication.BaseAuthentication):
         token = api_token_authenticate(secret, ip=client_ip(request))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
-        return token.user, token
+        user = token.user
+        user.rw_token_org = token.org_id  # grants_for: the token's org only, nothing elsewhere
+        return user, token
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword

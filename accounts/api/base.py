@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model, QuerySet
 from rest_framework import permissions as drf_permissions
 from rest_framework import viewsets
 from rest_framework.request import Request
 
-from accounts.authz import require_perm, require_perm_on
+from accounts.authz import require_perm_on
 from accounts.permissions import AUTHENTICATED, PUBLIC, is_declarable
 
 _SEALED = frozenset({"get_queryset", "get_object", "get_permissions"})
@@ -35,7 +36,10 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        overridden = sorted(_SEALED & set(vars(cls)))
+        # Compared with the base's own attributes, so a mixin can't slip an override in either.
+        overridden = sorted(
+            name for name in _SEALED if getattr(cls, name) is not getattr(ScopedViewSet, name)
+        )
         if overridden:
             raise TypeError(
                 f"{cls.__name__} overrides {', '.join(overridden)}; scoping lives in ScopedViewSet. "
@@ -59,7 +63,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def permission_for_action(self) -> str:
         perm = self.permission_for(getattr(self, "action", None))
         if perm is None:
-            raise PermissionError(
+            raise ImproperlyConfigured(
                 f"{type(self).__name__} declares no permission for {self.action!r}"
             )
         return perm
@@ -102,10 +106,6 @@ class ScopedViewSet(viewsets.GenericViewSet):
         return super().get_serializer_class()
 
     # --- helpers for subclasses ----------------------------------------------------------
-    def require(self, permission: str, org_id: int | None, site_id: int | None = None) -> None:
-        """For creates: the caller needs ``permission`` in the org (and site) being written to."""
-        require_perm(self.request.user, permission, org_id, site_id)
-
     def actor(self) -> Any:
         from accounts.actor import Actor
 

@@ -13,6 +13,8 @@ from accounts.models import (
     ActivityResult,
     ActorType,
     ApiToken,
+    Invitation,
+    InvitationStatus,
     Membership,
     Organization,
     Role,
@@ -71,15 +73,28 @@ class MembershipFilter(django_filters.FilterSet):
 
 
 class TokenFilter(django_filters.FilterSet):
+    org = _org()
     user = _user()
     mine = django_filters.BooleanFilter(method="filter_mine", label="Only my tokens")
 
     class Meta:
         model = ApiToken
-        fields = ["user"]
+        fields = ["org", "user"]
 
     def filter_mine(self, queryset, name, value):  # type: ignore[no-untyped-def]
         return queryset.filter(user_id=self.request.user.pk) if value else queryset
+
+
+class InvitationFilter(django_filters.FilterSet):
+    org = _org()
+    status = django_filters.ChoiceFilter(choices=InvitationStatus.choices)
+    q = django_filters.CharFilter(
+        field_name="email", lookup_expr="icontains", label="E-mail contains"
+    )
+
+    class Meta:
+        model = Invitation
+        fields = ["org", "status"]
 
 
 class ActivityFilter(django_filters.FilterSet):

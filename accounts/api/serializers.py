@@ -8,6 +8,7 @@ from accounts.api.base import scoped_related
 from accounts.models import (
     ActivityEvent,
     ApiToken,
+    Invitation,
     Membership,
     Organization,
     Role,
@@ -100,12 +101,60 @@ class InviteSerializer(serializers.Serializer):
     full_name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
 
 
-class InviteResultSerializer(MembershipSerializer):
-    set_password_url = serializers.CharField(read_only=True, allow_null=True)
-    created_user = serializers.BooleanField(read_only=True)
+class InvitationSerializer(serializers.ModelSerializer):
+    """What the inviting org sees: what it typed, and where the invitation stands."""
 
-    class Meta(MembershipSerializer.Meta):
-        fields = [*MembershipSerializer.Meta.fields, "set_password_url", "created_user"]
+    role: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    state = serializers.ChoiceField(
+        choices=["pending", "expired", "accepted", "declined", "revoked"], read_only=True
+    )
+    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "org",
+            "email",
+            "full_name",
+            "role",
+            "state",
+            "invited_by",
+            "created_at",
+            "sent_at",
+            "expires_at",
+            "responded_at",
+        ]
+        read_only_fields = fields
+
+
+class InvitationIssuedSerializer(InvitationSerializer):
+    """The same answer whether or not the address already has an account."""
+
+    accept_url = serializers.URLField(
+        read_only=True, help_text="The invitee's link (also e-mailed). Shown once per (re)send."
+    )
+    email_sent = serializers.BooleanField(read_only=True)
+
+    class Meta(InvitationSerializer.Meta):
+        fields = [*InvitationSerializer.Meta.fields, "accept_url", "email_sent"]
+        read_only_fields = fields
+
+
+class MyInvitationSerializer(serializers.ModelSerializer):
+    """What the invitee sees of an invitation addressed to them."""
+
+    org = OrganizationSerializer(read_only=True)
+    role: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "org", "role", "invited_by", "sent_at", "expires_at"]
         read_only_fields = fields
 
 
@@ -126,6 +175,10 @@ class SiteRoleSerializer(serializers.ModelSerializer):
 
 
 class TokenSerializer(serializers.ModelSerializer):
+    org = scoped_related(Organization, AUTHENTICATED)(
+        required=False,
+        help_text="The one organization the token acts in; may be left out when you have one.",
+    )
     state = serializers.CharField(read_only=True)
     user_email = serializers.EmailField(source="user.email", read_only=True)
 
@@ -133,6 +186,7 @@ class TokenSerializer(serializers.ModelSerializer):
         model = ApiToken
         fields = [
             "id",
+            "org",
             "name",
             "prefix",
             "user_email",
@@ -143,7 +197,7 @@ class TokenSerializer(serializers.ModelSerializer):
             "last_used_ip",
             "revoked_at",
         ]
-        read_only_fields = [f for f in fields if f not in ("name", "expires_at")]
+        read_only_fields = [f for f in fields if f not in ("org", "name", "expires_at")]
 
 
 class TokenCreatedSerializer(TokenSerializer):

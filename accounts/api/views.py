@@ -16,6 +16,7 @@ from accounts.api import serializers as s
 from accounts.api.base import ScopedViewSet
 from accounts.api.filters import (
     ActivityFilter,
+    InvitationFilter,
     MembershipFilter,
     RoleFilter,
     SiteFilter,
@@ -23,10 +24,11 @@ from accounts.api.filters import (
     TokenFilter,
 )
 from accounts.authz import has_perm
-from accounts.errors import ApplicationError, Forbidden
+from accounts.errors import Forbidden
 from accounts.models import (
     ActivityEvent,
     ApiToken,
+    Invitation,
     Membership,
     Organization,
     Role,
@@ -35,14 +37,14 @@ from accounts.models import (
     User,
 )
 from accounts.permissions import AUTHENTICATED, CATALOG
-from accounts.selectors import activity_csv_rows, me_summary
-from accounts.services import members, orgs, roles, tokens
+from accounts.selectors import activity_csv_rows, me_summary, my_invitations
+from accounts.services import invitations, members, orgs, roles, tokens
 
 
 class OrganizationViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, ScopedViewSet
 ):
-    queryset = Organization.objects.all()
+    queryset = Organization.unscoped.all()
     serializer_class = s.OrganizationSerializer
     permissions = {"list": AUTHENTICATED, "retrieve": AUTHENTICATED, "update": "org:manage"}
     http_method_names = ["get", "patch", "put", "head", "options"]
@@ -63,7 +65,7 @@ class SiteViewSet(
     mixins.DestroyModelMixin,
     ScopedViewSet,
 ):
-    queryset = Site.objects.select_related("org")
+    queryset = Site.unscoped.select_related("org")
     permissions = {
         "list": "site:read",
         "retrieve": "site:read",
@@ -78,7 +80,6 @@ class SiteViewSet(
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
-        self.require("site:manage", data["org"].pk)
         serializer.instance = orgs.site_create(
             actor=self.actor(),
             org=data["org"],
@@ -110,9 +111,10 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 class MembershipViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedViewSet
 ):
-    """Members of organizations. Creating one invites the person (a one-time set-password link)."""
+    """Members of organizations. Creating one sends an invitation (see ``/invitations/``): the
+    person joins when they accept it."""
 
-    queryset = Membership.objects.select_related("user", "role")
+    queryset = Membership.unscoped.select_related("user", "role")
     serializer_class = s.MembershipSerializer
     permissions = {
         "list": "user:read",
@@ -124,27 +126,9 @@ class MembershipViewSet(
     filterset_class = MembershipFilter
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    @extend_schema(request=s.InviteSerializer, responses={201: s.InviteResultSerializer})
+    @extend_schema(request=s.InviteSerializer, responses={201: s.InvitationIssuedSerializer})
     def create(self, request: Request) -> Response:
-        form = s.InviteSerializer(data=request.data, context=self.get_serializer_context())
-        form.is_valid(raise_exception=True)
-        org = form.validated_data["org"]
-        self.require("user:manage", org.pk)
-        invitation = members.member_invite(
-            actor=self.actor(),
-            org=org,
-            email=form.validated_data["email"],
-            role=roles.role_for_org(org=org, slug=form.validated_data["role"]),
-            full_name=form.validated_data["full_name"],
-        )
-        data = dict(s.MembershipSerializer(invitation.membership).data)
-        data["created_user"] = invitation.created_user
-        data["set_password_url"] = (
-            request.build_absolute_uri(invitation.set_password_path)
-            if invitation.set_password_path
-            else None
-        )
-        return Response(data, status=status.HTTP_201_CREATED)
+        return invite(self, request)
 
     @extend_schema(request=s.MembershipUpdateSerializer, responses={200: s.MembershipSerializer})
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
@@ -159,6 +143,92 @@ class MembershipViewSet(
         members.membership_remove(actor=self.actor(), membership=instance)
 
 
+def invite(view: ScopedViewSet, request: Request) -> Response:
+    form = s.InviteSerializer(data=request.data, context=view.get_serializer_context())
+    form.is_valid(raise_exception=True)
+    org = form.validated_data["org"]
+    issued = invitations.member_invite(
+        actor=view.actor(),
+        org=org,
+        email=form.validated_data["email"],
+        role=roles.role_for_org(org=org, slug=form.validated_data["role"]),
+        full_name=form.validated_data["full_name"],
+        base_url=request.build_absolute_uri("/"),
+    )
+    return _issued(issued, status.HTTP_201_CREATED)
+
+
+def _issued(issued: invitations.IssuedInvitation, code: int) -> Response:
+    data = dict(s.InvitationSerializer(issued.invitation).data)
+    data |= {"accept_url": issued.accept_url, "email_sent": issued.email_sent}
+    response = Response(data, status=code)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class InvitationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedViewSet
+):
+    """Invitations an org has sent. DELETE revokes a pending one; ``resend`` mints a new link."""
+
+    queryset = Invitation.unscoped.select_related("role", "invited_by")
+    serializer_class = s.InvitationSerializer
+    permissions = {
+        "list": "user:read",
+        "retrieve": "user:read",
+        "create": "user:manage",
+        "destroy": "user:manage",
+        "resend": "user:manage",
+    }
+    filterset_class = InvitationFilter
+
+    @extend_schema(request=s.InviteSerializer, responses={201: s.InvitationIssuedSerializer})
+    def create(self, request: Request) -> Response:
+        return invite(self, request)
+
+    @extend_schema(request=None, responses={200: s.InvitationIssuedSerializer})
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, pk: str | None = None) -> Response:
+        issued = invitations.invitation_resend(
+            actor=self.actor(),
+            invitation=self.get_object(),
+            base_url=request.build_absolute_uri("/"),
+        )
+        return _issued(issued, status.HTTP_200_OK)
+
+    def perform_destroy(self, instance: Invitation) -> None:
+        invitations.invitation_revoke(actor=self.actor(), invitation=instance)
+
+
+class MyInvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Pending invitations addressed to the signed-in person's e-mail: accept or decline."""
+
+    serializer_class = s.MyInvitationSerializer
+    permissions = {
+        "list": AUTHENTICATED,
+        "retrieve": AUTHENTICATED,
+        "accept": AUTHENTICATED,
+        "decline": AUTHENTICATED,
+    }
+    filter_backends = ()  # a person's own few invitations
+
+    def dangerously_get_queryset(self) -> QuerySet[Invitation]:
+        """Addressed to the caller, not scoped by org: they aren't a member of it yet."""
+        return my_invitations(cast(User, self.request.user))
+
+    @extend_schema(request=None, responses={200: s.MembershipSerializer})
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str | None = None) -> Response:
+        membership = invitations.invitation_accept(actor=self.actor(), invitation=self.get_object())
+        return Response(s.MembershipSerializer(membership).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, pk: str | None = None) -> Response:
+        invitations.invitation_decline(actor=self.actor(), invitation=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class SiteRoleViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -168,7 +238,7 @@ class SiteRoleViewSet(
 ):
     """Site-level roles: they replace the member's org role at that site."""
 
-    queryset = SiteRoleAssignment.objects.select_related("user", "role", "site")
+    queryset = SiteRoleAssignment.unscoped.select_related("user", "role", "site")
     serializer_class = s.SiteRoleSerializer
     permissions = {
         "list": "user:read",
@@ -181,11 +251,6 @@ class SiteRoleViewSet(
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         site: Site = data["site"]
-        self.require("user:manage", site.org_id, site.pk)
-        if not Membership.objects.filter(user=data["user"], org_id=site.org_id).exists():
-            raise ApplicationError(
-                "Only members of the site's organization can get a site role.", field="user"
-            )
         serializer.instance = members.site_role_assign(
             actor=self.actor(),
             site=site,
@@ -207,7 +272,7 @@ class RoleViewSet(
 ):
     """Built-in roles (read-only, no org) and each org's custom roles."""
 
-    queryset = Role.objects.all()
+    queryset = Role.unscoped.all()
     permissions = {
         "list": "user:read",
         "retrieve": "user:read",
@@ -231,7 +296,6 @@ class RoleViewSet(
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
-        self.require("role:manage", data["org"].pk)
         serializer.instance = roles.role_create(
             actor=self.actor(),
             org=data["org"],
@@ -281,34 +345,29 @@ class TokenViewSet(
 ):
     """Personal API tokens. The secret is returned once, on create; DELETE revokes."""
 
-    queryset = ApiToken.objects.select_related("user")
+    queryset = ApiToken.unscoped.select_related("user", "org")
     serializer_class = s.TokenSerializer
+    # Lists show your own tokens plus every token of the orgs where you hold apikey:manage.
     permissions = {
-        "list": AUTHENTICATED,
-        "retrieve": AUTHENTICATED,
+        "list": "apikey:manage",
+        "retrieve": "apikey:manage",
         "create": AUTHENTICATED,
         "destroy": "apikey:manage",
     }
     filterset_class = TokenFilter
 
     def dangerously_check_object(self, obj: ApiToken, perm: str) -> None:
-        """Your own token you may always revoke; others' need apikey:manage in one of their orgs."""
-        if obj.user_id == self.request.user.pk:
-            return
-        owner_orgs = set(
-            Membership.objects.filter(user_id=obj.user_id).values_list("org_id", flat=True)
-        )
-        if not any(has_perm(self.request.user, perm, org_id) for org_id in owner_orgs):
-            raise Forbidden(perm)
+        """Revoking is decided by ``api_token_revoke``: your own, or apikey:manage in its org."""
 
     @extend_schema(responses={201: s.TokenCreatedSerializer})
     def create(self, request: Request) -> Response:
-        form = s.TokenSerializer(data=request.data)
+        form = s.TokenSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)
         issued = tokens.api_token_create(
             actor=self.actor(),
             user=cast(User, request.user),
             name=form.validated_data["name"],
+            org=form.validated_data.get("org"),
             expires_at=form.validated_data.get("expires_at"),
         )
         data = dict(s.TokenSerializer(issued.token).data)
@@ -320,7 +379,7 @@ class TokenViewSet(
 
 
 class ActivityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    queryset = ActivityEvent.objects.all()
+    queryset = ActivityEvent.unscoped.all()
     serializer_class = s.ActivitySerializer
     permissions = {"list": "activity:read", "retrieve": "activity:read", "export": "activity:read"}
     filterset_class = ActivityFilter

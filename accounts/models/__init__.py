@@ -1,4 +1,5 @@
 from accounts.models.activity import ActivityEvent, ActivityResult, ActorType
+from accounts.models.invitations import INVITATION_LIFETIME, Invitation, InvitationStatus
 from accounts.models.org import Membership, Organization, Role, Site, SiteRoleAssignment
 from accounts.models.scoping import (
     Grants,
@@ -18,11 +19,14 @@ from accounts.models.tokens import ApiToken
 from accounts.models.user import User
 
 __all__ = [
+    "INVITATION_LIFETIME",
     "ActivityEvent",
     "ActivityResult",
     "ActorType",
     "ApiToken",
     "Grants",
+    "Invitation",
+    "InvitationStatus",
     "LoginEvent",
     "LoginLockout",
     "LoginMethod",

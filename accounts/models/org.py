@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from typing import Any, Self
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models.scoping import RestrictedQuerySet, ScopedModel, grants_for
+from accounts.models.scoping import Grants, ScopedModel
 
 
 class Organization(ScopedModel):
@@ -48,16 +46,6 @@ class Site(ScopedModel):
         return self.name
 
 
-class RoleQuerySet(RestrictedQuerySet):
-    def restrict(self, user: Any, permission: str) -> Self:
-        """Built-in roles are visible to every member; custom roles to their org."""
-        grants = grants_for(user)
-        if grants.superuser:
-            return self.all()
-        builtin = Q(org__isnull=True) if grants.member_orgs() else Q(pk__in=[])
-        return self.filter(builtin | Q(org__in=grants.orgs_with(permission)))
-
-
 class Role(ScopedModel):
     """A named set of catalog permissions. Built-ins have no org and can't be edited."""
 
@@ -73,8 +61,6 @@ class Role(ScopedModel):
     is_builtin = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = RoleQuerySet.as_manager()  # type: ignore[misc]
-
     class Meta:
         ordering = ["-is_builtin", "name", "id"]
         constraints = [
@@ -86,6 +72,12 @@ class Role(ScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def scope_filter(cls, grants: Grants, permission: str) -> Q:
+        """Built-in roles are visible to every member; custom roles to their org."""
+        builtin = Q(org__isnull=True) if grants.member_orgs() else Q(pk__in=[])
+        return builtin | Q(org__in=grants.orgs_with(permission))
 
 
 class Membership(ScopedModel):

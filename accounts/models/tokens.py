@@ -1,37 +1,28 @@
 from __future__ import annotations
 
-from typing import Any, Self
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models.scoping import grants_for
+from accounts.models.org import Organization
+from accounts.models.scoping import Grants, ScopedModel
 
 
-class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
-    def restrict(self, user: Any, permission: str) -> Self:
-        """Your own tokens, plus those of members of orgs where you hold ``apikey:manage``."""
-        grants = grants_for(user)
-        if grants.superuser:
-            return self.all()
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        return self.filter(
-            Q(user_id=user.pk) | Q(user__memberships__org__in=grants.orgs_with("apikey:manage"))
-        ).distinct()
+class ApiToken(ScopedModel):
+    """A personal API token bound to one organization. Only a SHA-256 of the secret is stored;
+    the prefix identifies it.
 
-
-class ApiToken(models.Model):
-    """A personal API token. Only a SHA-256 of the secret is stored; the prefix identifies it.
-
-    A token authenticates as its owner and so never holds more than the owner holds now.
+    It authenticates as its owner *in its organization only*, so it never holds more than the
+    owner holds there now, and nothing in their other organizations.
     """
+
+    scope_org = "org"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
     token_hash = models.CharField(max_length=64)
@@ -41,13 +32,18 @@ class ApiToken(models.Model):
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ApiTokenQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def scope_filter(cls, grants: Grants, permission: str) -> Q:
+        """Your own tokens in the orgs you (still) belong to, plus every token of an org where
+        you hold ``permission`` (``apikey:manage``)."""
+        own = Q(user_id=grants.user_id, org__in=grants.member_orgs())
+        return own | Q(org__in=grants.orgs_with(permission))
 
     @property
     def is_expired(self) -> bool:

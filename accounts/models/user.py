@@ -1,34 +1,23 @@
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models.scoping import grants_for
-
-
-class UserQuerySet(models.QuerySet["User"]):
-    def restrict(self, user: Any, permission: str) -> Self:
-        """Users who share an org where ``user`` holds ``permission`` — and always ``user``."""
-        grants = grants_for(user)
-        if grants.superuser:
-            return self.all()
-        own = (
-            Q(pk=getattr(user, "pk", None))
-            if getattr(user, "is_authenticated", False)
-            else Q(pk__in=[])
-        )
-        return self.filter(own | Q(memberships__org__in=grants.orgs_with(permission))).distinct()
+from accounts.models.scoping import Grants, RestrictedQuerySet
 
 
 class UserManager(BaseUserManager["User"]):
-    def get_queryset(self) -> UserQuerySet:
-        return UserQuerySet(self.model, using=self._db)
+    """Django's auth needs ``User.objects`` to be a full manager, so User is the one model whose
+    ``objects`` is unscoped; ``restrict`` is the same RestrictedQuerySet path as everywhere."""
 
-    def restrict(self, user: Any, permission: str) -> UserQuerySet:
+    def get_queryset(self) -> RestrictedQuerySet[User]:
+        return RestrictedQuerySet(self.model, using=self._db)
+
+    def restrict(self, user: Any, permission: str) -> RestrictedQuerySet[User]:
         return self.get_queryset().restrict(user, permission)
 
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
@@ -62,6 +51,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     objects = UserManager()
 
+    # Set by token authentication for one request: the org the token is bound to (grants_for).
+    rw_token_org: int | None = None
+
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS = []
@@ -71,6 +63,14 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    @classmethod
+    def scope_filter(cls, grants: Grants, permission: str) -> Q:
+        """Members of orgs where the caller holds ``permission`` — and always the caller."""
+        from accounts.models.org import Membership
+
+        shared = Membership.unscoped.filter(org__in=grants.orgs_with(permission))
+        return Q(pk=grants.user_id) | Q(pk__in=shared.values("user_id"))
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = self.email.strip().lower()

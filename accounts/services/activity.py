@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from django.db import models
 
 from accounts.actor import Actor
+from accounts.errors import ApplicationError, Forbidden
 from accounts.models import ActivityEvent, ActivityResult, Membership, Organization, Site, User
 
 _MAX_LABEL = 200
@@ -28,7 +31,7 @@ def activity_record(
         target_type = target_type or target._meta.model_name or ""
         target_id = target_id or str(target.pk)
         target_label = target_label or str(target)
-    return ActivityEvent.objects.create(
+    return ActivityEvent.unscoped.create(
         actor_type=actor.type,
         actor_user=actor.user,
         actor_label=actor.label[:_MAX_LABEL],
@@ -55,7 +58,9 @@ def activity_record_personal(
 ) -> None:
     """A change to someone's own things (tokens, sessions): one event per org they belong to,
     so every org that person can act in sees it in its activity log."""
-    org_ids = list(Membership.objects.filter(user_id=user.pk).values_list("org_id", flat=True))
+    org_ids: list[int | None] = list(
+        Membership.unscoped.filter(user_id=user.pk).values_list("org_id", flat=True)
+    )
     for org_id in org_ids or [None]:
         activity_record(
             actor=actor,
@@ -65,3 +70,56 @@ def activity_record_personal(
             target_label=target_label,
             details=details,
         )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def records_refusals(verb: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Put outside a service's transaction: a refusal — a missing permission (``denied``) or a
+    rule the service enforces, such as the last owner (``failed``) — is written to the activity
+    log after the rollback, then re-raised for the caller to show."""
+
+    def wrap(service: Callable[P, R]) -> Callable[P, R]:
+        @wraps(service)
+        def audited(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return service(*args, **kwargs)
+            except (Forbidden, ApplicationError) as exc:
+                actor = kwargs.get("actor")
+                if isinstance(actor, Actor):
+                    _record_refusal(actor, verb, kwargs, exc)
+                raise
+
+        return audited
+
+    return wrap
+
+
+def _record_refusal(actor: Actor, verb: str, kwargs: dict[str, Any], exc: Exception) -> None:
+    models_given = [v for k, v in kwargs.items() if k != "actor" and isinstance(v, models.Model)]
+    target = next((m for m in models_given if not isinstance(m, Organization)), None) or next(
+        iter(models_given), None
+    )
+    org_id: int | None = None
+    site_id: int | None = None
+    if isinstance(target, Organization):
+        org_id = target.pk
+    elif target is not None and hasattr(target, "scope_ids"):
+        org_id, site_id = target.scope_ids()
+    org = kwargs.get("org")
+    if org_id is None and isinstance(org, Organization):
+        org_id = org.pk
+    if org_id is None:
+        return  # nobody's log to put it in
+    denied = isinstance(exc, Forbidden)
+    activity_record(
+        actor=actor,
+        verb=verb,
+        org=org_id,
+        site=site_id,
+        target=target,
+        result=ActivityResult.DENIED if denied else ActivityResult.FAILED,
+        details={"reason": str(getattr(exc, "message", exc))},
+    )

@@ -4,9 +4,10 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from accounts.actor import Actor
+from accounts.authz import authorize, authorize_on
 from accounts.errors import ApplicationError
 from accounts.models import Organization, Site
-from accounts.services.activity import activity_record
+from accounts.services.activity import activity_record, records_refusals
 
 
 def _slug(name: str, slug: str | None) -> str:
@@ -39,15 +40,17 @@ def _name(name: str) -> str:
 def org_create(*, actor: Actor, name: str, slug: str | None = None) -> Organization:
     name = _name(name)
     slug = _slug(name, slug)
-    if Organization.objects.filter(slug=slug).exists():
+    if Organization.unscoped.filter(slug=slug).exists():
         raise ApplicationError(f"An organization with slug '{slug}' already exists.", field="slug")
-    org = Organization.objects.create(name=name, slug=slug)
+    org = Organization.unscoped.create(name=name, slug=slug)
     activity_record(actor=actor, verb="org.create", org=org, target=org)
     return org
 
 
+@records_refusals("org.update")
 @transaction.atomic
 def org_update(*, actor: Actor, org: Organization, name: str | None = None) -> Organization:
+    authorize(actor, "org:manage", org.pk)
     changes: dict[str, list[str]] = {}
     if name is not None and name.strip() != org.name:
         new = _name(name)
@@ -61,19 +64,21 @@ def org_update(*, actor: Actor, org: Organization, name: str | None = None) -> O
     return org
 
 
+@records_refusals("site.create")
 @transaction.atomic
 def site_create(
     *, actor: Actor, org: Organization, name: str, slug: str | None = None, location: str = ""
 ) -> Site:
+    authorize(actor, "site:manage", org.pk)
     name = _name(name)
     slug = _slug(name, slug)
-    if Site.objects.filter(org=org, slug=slug).exists():
+    if Site.unscoped.filter(org=org, slug=slug).exists():
         raise ApplicationError(
             f"This organization already has a site with slug '{slug}'.", field="slug"
         )
     try:
         with transaction.atomic():
-            site = Site.objects.create(
+            site = Site.unscoped.create(
                 org=org, name=name, slug=slug, location=location.strip()[:200]
             )
     except IntegrityError as exc:
@@ -82,10 +87,12 @@ def site_create(
     return site
 
 
+@records_refusals("site.update")
 @transaction.atomic
 def site_update(
     *, actor: Actor, site: Site, name: str | None = None, location: str | None = None
 ) -> Site:
+    authorize_on(actor, "site:manage", site)
     changes: dict[str, list[str]] = {}
     if name is not None and name.strip() != site.name:
         new = _name(name)
@@ -107,8 +114,10 @@ def site_update(
     return site
 
 
+@records_refusals("site.delete")
 @transaction.atomic
 def site_delete(*, actor: Actor, site: Site) -> None:
+    authorize_on(actor, "site:manage", site)
     activity_record(
         actor=actor, verb="site.delete", org=site.org_id, target=site, details={"slug": site.slug}
     )

@@ -14,7 +14,7 @@ def history_prune() -> dict[str, int]:
     """Drop history past its retention and bookkeeping nobody needs any more."""
     now = timezone.now()
     counts = {
-        "activity": ActivityEvent.objects.filter(
+        "activity": ActivityEvent.unscoped.filter(
             created_at__lt=now - timedelta(days=settings.ACTIVITY_RETENTION_DAYS)
         ).delete()[0],
         "login_events": LoginEvent.objects.filter(

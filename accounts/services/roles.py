@@ -6,16 +6,17 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from accounts.actor import Actor
+from accounts.authz import authorize
 from accounts.errors import ApplicationError
 from accounts.models import Organization, Role, grants_for
 from accounts.permissions import BUILTIN_ROLES, validate_permissions
-from accounts.services.activity import activity_record
+from accounts.services.activity import activity_record, records_refusals
 
 
 def roles_sync_builtin() -> None:
     """Create or refresh the built-in roles from the catalog (runs after every migrate)."""
     for slug, (description, perms) in BUILTIN_ROLES.items():
-        Role.objects.update_or_create(
+        Role.unscoped.update_or_create(
             org=None,
             slug=slug,
             defaults={
@@ -30,8 +31,8 @@ def roles_sync_builtin() -> None:
 def role_for_org(*, org: Organization, slug: str) -> Role:
     """A built-in role or one of ``org``'s custom roles, by slug; 400 if there is none."""
     role = (
-        Role.objects.filter(slug=slug, org__isnull=True).first()
-        or Role.objects.filter(slug=slug, org=org).first()
+        Role.unscoped.filter(slug=slug, org__isnull=True).first()
+        or Role.unscoped.filter(slug=slug, org=org).first()
     )
     if role is None:
         raise ApplicationError(f"There is no role '{slug}' in this organization.", field="role")
@@ -45,14 +46,13 @@ def check_can_grant(
     permissions: Iterable[str],
     what: str,
     field: str = "permissions",
+    site_id: int | None = None,
 ) -> None:
-    """Nobody hands out more than they hold in ``org_id``: not through a role, nor by editing one."""
+    """Nobody hands out more than they hold in ``org_id`` (at ``site_id`` for a site role): not
+    through a role, nor by editing one."""
     if actor.user is None:
         return
-    grants = grants_for(actor.user)
-    if grants.superuser:
-        return
-    held = grants.org_perms.get(org_id, frozenset()) if org_id is not None else frozenset()
+    held = grants_for(actor.user).held(org_id, site_id)
     missing = sorted(set(permissions) - held)
     if missing:
         raise ApplicationError(
@@ -76,16 +76,20 @@ def _name_key(name: str) -> str:
 def _check_name_free(*, org_id: int | None, name: str, exclude_pk: int | None = None) -> None:
     """One name per role in an org, built-ins included ("field tech" is the built-in Field Tech)."""
     key = _name_key(name)
-    others = Role.objects.filter(org_id=org_id).exclude(pk=exclude_pk)
+    others = Role.unscoped.filter(org_id=org_id)
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
     taken = set(BUILTIN_ROLES) | {_name_key(r.name) for r in others} | {r.slug for r in others}
     if key in taken:
         raise ApplicationError(f"A role called '{name}' already exists.", field="name")
 
 
+@records_refusals("role.create")
 @transaction.atomic
 def role_create(
     *, actor: Actor, org: Organization, name: str, permissions: Iterable[str], description: str = ""
 ) -> Role:
+    authorize(actor, "role:manage", org.pk)
     name = (name or "").strip()
     slug = slugify(name)[:60]
     if not slug:
@@ -93,7 +97,7 @@ def role_create(
     _check_name_free(org_id=org.pk, name=name)
     perms = _clean_permissions(permissions)
     check_can_grant(actor=actor, org_id=org.pk, permissions=perms, what=f"the role '{name}'")
-    role = Role.objects.create(
+    role = Role.unscoped.create(
         org=org, slug=slug, name=name[:80], description=description[:300], permissions=perms
     )
     activity_record(
@@ -106,6 +110,7 @@ def role_create(
     return role
 
 
+@records_refusals("role.update")
 @transaction.atomic
 def role_update(
     *,
@@ -117,7 +122,9 @@ def role_update(
 ) -> Role:
     if role.is_builtin:
         raise ApplicationError("Built-in roles can't be changed; create a custom role instead.")
+    authorize(actor, "role:manage", role.org_id)
     before = list(role.permissions)
+    before_text = (role.name, role.description)
     # Editing a role changes what everyone holding it may do: the editor must hold both versions.
     check_can_grant(
         actor=actor, org_id=role.org_id, permissions=before, what=f"the role '{role.name}'"
@@ -135,6 +142,8 @@ def role_update(
             permissions=role.permissions,
             what=f"the role '{role.name}'",
         )
+    if before == role.permissions and before_text == (role.name, role.description):
+        return role  # nothing changed, nothing to record
     role.save()
     activity_record(
         actor=actor,
@@ -149,10 +158,12 @@ def role_update(
     return role
 
 
+@records_refusals("role.delete")
 @transaction.atomic
 def role_delete(*, actor: Actor, role: Role) -> None:
     if role.is_builtin:
         raise ApplicationError("Built-in roles can't be deleted.")
+    authorize(actor, "role:manage", role.org_id)
     if role.memberships.exists() or role.site_assignments.exists():
         raise ApplicationError(
             "This role is still assigned; give those members another role first."

@@ -112,6 +112,11 @@ def _end_session(session_key: str) -> None:
     store(session_key=session_key).delete()
 
 
+def session_end(*, session_key: str) -> None:
+    """Sign-out: the session's tracking row goes with it."""
+    TrackedSession.objects.filter(session_key=session_key).delete()
+
+
 @transaction.atomic
 def session_revoke(*, actor: Actor, session: TrackedSession) -> None:
     _end_session(session.session_key)

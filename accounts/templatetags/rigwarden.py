@@ -18,6 +18,7 @@ _ICONS: dict[str, str] = {
     "users": '<circle cx="9" cy="7" r="4"/><path d="M2 21v-2a4 4 0 0 1 4-4h6a4 4 0 0 1 4 4v2"/>'
     '<path d="M16 3.13a4 4 0 0 1 0 7.75M22 21v-2a4 4 0 0 0-3-3.87"/>',
     "roles": '<path d="M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10z"/><path d="m9 12 2 2 4-4"/>',
+    "site": '<path d="M12 22s7-6.2 7-12a7 7 0 0 0-14 0c0 5.8 7 12 7 12z"/><circle cx="12" cy="10" r="2.5"/>',
     "key": '<circle cx="7.5" cy="15.5" r="5.5"/><path d="m21 2-9.6 9.6M15.5 7.5l3 3L22 7l-3-3"/>',
     "activity": '<path d="M22 12h-4l-3 9L9 3l-3 9H2"/>',
     "lock": '<rect x="3" y="11" width="18" height="11" rx="2"/><path d="M7 11V7a5 5 0 0 1 10 0v4"/>',
@@ -44,6 +45,7 @@ _SECTIONS = {
     "dashboard": "dashboard",
     "users": "users",
     "roles": "roles",
+    "sites": "sites",
     "tokens": "tokens",
     "activity": "activity",
     "security": "security",
@@ -60,6 +62,7 @@ def nav_section(context: dict[str, Any]) -> str:
     for prefix, section in (
         ("users-", "users"),
         ("role-", "roles"),
+        ("site-", "sites"),
         ("token-", "tokens"),
         ("session", "security"),
     ):

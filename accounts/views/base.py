@@ -7,8 +7,9 @@ from functools import wraps
 from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -18,6 +19,7 @@ from accounts.authz import has_perm
 from accounts.errors import Forbidden
 from accounts.models import (
     Organization,
+    RestrictedQuerySet,
     Site,
     User,
 )
@@ -53,11 +55,26 @@ def org_page(permission: str) -> Callable[[View], View]:
             try:
                 return view(request, org, *args, **kwargs)
             except Forbidden as exc:
-                raise PermissionDenied(str(exc)) from exc
+                raise PermissionDenied(exc.message) from exc
 
         return declare(permission)(page)
 
     return wrap
+
+
+def scoped_get(
+    request: HttpRequest,
+    source: type[Model] | RestrictedQuerySet[Any],
+    permission: str,
+    **lookup: Any,
+) -> Any:
+    """The one way a page loads an object: through ``restrict`` (404 outside the caller's
+    grants). ``source`` is a scoped model or an ``unscoped`` queryset to refine (joins)."""
+    if isinstance(source, RestrictedQuerySet):
+        queryset = source.restrict(request.user, permission)
+    else:
+        queryset = cast(Any, source).objects.restrict(request.user, permission)
+    return get_object_or_404(queryset, **lookup)
 
 
 def render_page(
@@ -102,7 +119,7 @@ def switch_scope(request: HttpRequest) -> HttpResponse:
     """Org/site switcher. Only ids the user can see are accepted; anything else is ignored."""
     org = (
         Organization.objects.restrict(request.user, AUTHENTICATED)
-        .filter(pk=to_int(request.POST.get("org")))
+        .filter(pk=to_int(request.POST.get("org")) or 0)
         .first()
     )
     if org is not None:

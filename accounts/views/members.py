@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.actor import Actor
 from accounts.api.filters import MembershipFilter
 from accounts.authz import has_perm
-from accounts.errors import ApplicationError
+from accounts.errors import Refusal
 from accounts.forms import (
     InviteForm,
     MemberRoleForm,
@@ -22,7 +22,7 @@ from accounts.forms import (
     add_service_errors,
 )
 from accounts.models import (
-    ActivityEvent,
+    Invitation,
     Membership,
     Organization,
     Site,
@@ -32,11 +32,15 @@ from accounts.permissions import AUTHENTICATED
 from accounts.routes import declare
 from accounts.selectors import (
     current_org,
+    current_site,
+    dashboard_summary,
     member_rows,
     mfa_overview,
+    my_invitations,
+    org_invitations,
     org_roles,
 )
-from accounts.services import members
+from accounts.services import invitations, members
 from accounts.views.base import (
     MEMBERS_PER_PAGE,
     PageRequest,
@@ -45,6 +49,7 @@ from accounts.views.base import (
     org_page,
     render_fragment,
     render_page,
+    scoped_get,
 )
 
 # --- Dashboard --------------------------------------------------------------------------------
@@ -53,40 +58,14 @@ from accounts.views.base import (
 @declare(AUTHENTICATED)
 @require_GET
 def dashboard(request: PageRequest) -> HttpResponse:
-    user = request.user
+    user = current_user(request)
     org = current_org(request)
-    mfa = mfa_overview(current_user(request))
-    context: dict[str, Any] = {"org": org, "mfa": mfa}
+    context: dict[str, Any] = {"org": org, "mfa": mfa_overview(user)}
     if org is not None:
-        sites = Site.objects.restrict(user, "site:read").filter(org=org)
-        can = {
-            perm.replace(":", "_"): has_perm(user, perm, org.pk)
-            for perm in ("user:read", "user:manage", "activity:read")
-        }
-        member_count = (
-            Membership.objects.restrict(user, "user:read").filter(org=org).count()
-            if can["user_read"]
-            else None
-        )
-        context |= {
-            "can": can,
-            "membership": Membership.objects.restrict(user, AUTHENTICATED)
-            .filter(org=org, user=user)
-            .select_related("role")
-            .first(),
-            "sites": list(sites[:6]),
-            "site_count": sites.count(),
-            "member_count": member_count,
-            "recent": list(
-                ActivityEvent.objects.restrict(user, "activity:read")
-                .filter(org=org)
-                .select_related("site")[:8]
-            )
-            if can["activity_read"]
-            else None,
-            "todo_site": not sites.exists(),
-            "todo_invite": can["user_manage"] and member_count == 1,
-        }
+        site = current_site(request, org)
+        context |= {"scope_site": site} | dashboard_summary(user, org, site)
+    else:
+        context["invitations"] = list(my_invitations(user))
     return render(request, "accounts/dashboard.html", context)
 
 
@@ -98,6 +77,19 @@ def _memberships(request: PageRequest, org: Organization) -> QuerySet[Membership
         Membership.objects.restrict(request.user, "user:read")
         .filter(org=org)
         .select_related("user", "role")
+    )
+
+
+def _membership(request: PageRequest, org: Organization, **lookup: Any) -> Membership:
+    return cast(
+        Membership,
+        scoped_get(
+            request,
+            Membership.unscoped.select_related("user", "role"),
+            "user:read",
+            org=org,
+            **lookup,
+        ),
     )
 
 
@@ -120,6 +112,7 @@ def _users_page(request: PageRequest, org: Organization, **extra: Any) -> HttpRe
         "filter": filterset,
         "filtered": bool(request.GET.get("q") or request.GET.get("role")),
         "total": Membership.objects.restrict(request.user, "user:read").filter(org=org).count(),
+        "invitations": org_invitations(request.user, org),
     }
     if context["can_manage"]:
         context.setdefault("invite_form", InviteForm(roles=org_roles(request.user, org)))
@@ -139,32 +132,76 @@ def users(request: PageRequest, org: Organization) -> HttpResponse:
 def member_invite(request: PageRequest, org: Organization) -> HttpResponse:
     choices = org_roles(request.user, org)
     form = InviteForm(request.POST, roles=choices)
-    invite = None
+    issued = None
     if form.is_valid():
         try:
-            invitation = members.member_invite(
+            issued = invitations.member_invite(
                 actor=Actor.for_request(request),
                 org=org,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 full_name=form.cleaned_data["full_name"],
+                base_url=request.build_absolute_uri("/"),
             )
-        except ApplicationError as exc:
+        except Refusal as exc:
             add_service_errors(form, exc)
         else:
-            path = invitation.set_password_path
-            invite = {
-                "email": invitation.membership.user.email,
-                "role": invitation.membership.role.name,
-                "link": request.build_absolute_uri(path) if path else None,
-            }
             form = InviteForm(roles=choices)
-    context = {"invite_form": form, "invite": invite}
+    return _invite_result(request, org, form, issued)
+
+
+def _invite_result(
+    request: PageRequest,
+    org: Organization,
+    form: InviteForm,
+    issued: invitations.IssuedInvitation | None,
+) -> HttpResponse:
+    context: dict[str, Any] = {"invite_form": form, "issued": issued}
     if request.htmx:
+        context |= {"org": org, "invitations": org_invitations(request.user, org)}
         return render_fragment(
-            request, "accounts/users/_invite.html", context, "members-changed" if invite else ""
+            request, "accounts/users/_invite.html", context, "members-changed" if issued else ""
         )
     return _users_page(request, org, **context)
+
+
+def _invitation(request: PageRequest, org: Organization, pk: int) -> Invitation:
+    return cast(
+        Invitation,
+        scoped_get(
+            request, Invitation.unscoped.select_related("role"), "user:read", org=org, pk=pk
+        ),
+    )
+
+
+@org_page("user:manage")
+@require_POST
+def invitation_resend(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
+    invitation = _invitation(request, org, pk)
+    form = InviteForm(roles=org_roles(request.user, org))
+    try:
+        issued = invitations.invitation_resend(
+            actor=Actor.for_request(request),
+            invitation=invitation,
+            base_url=request.build_absolute_uri("/"),
+        )
+    except Refusal as exc:
+        messages.error(request, exc.message)
+        issued = None
+    return _invite_result(request, org, form, issued)
+
+
+@org_page("user:manage")
+@require_POST
+def invitation_revoke(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
+    invitation = _invitation(request, org, pk)
+    try:
+        invitations.invitation_revoke(actor=Actor.for_request(request), invitation=invitation)
+    except Refusal as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Revoked the invitation to {invitation.email}.")
+    return _invite_result(request, org, InviteForm(roles=org_roles(request.user, org)), None)
 
 
 def _member_row(
@@ -182,7 +219,7 @@ def _member_row(
 @org_page("user:manage")
 @require_POST
 def member_role(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
-    membership = get_object_or_404(_memberships(request, org), pk=pk)
+    membership = _membership(request, org, pk=pk)
     form = MemberRoleForm(request.POST, roles=org_roles(request.user, org))
     if not form.is_valid():
         return _member_row(request, org, membership, first_error(form))
@@ -190,7 +227,7 @@ def member_role(request: PageRequest, org: Organization, pk: int) -> HttpRespons
         membership = members.membership_update(
             actor=Actor.for_request(request), membership=membership, role=form.cleaned_data["role"]
         )
-    except ApplicationError as exc:
+    except Refusal as exc:
         return _member_row(request, org, membership, exc.message)
     messages.success(request, f"{membership.user.email} is now {membership.role.name}.")
     return _member_row(request, org, membership)
@@ -199,11 +236,11 @@ def member_role(request: PageRequest, org: Organization, pk: int) -> HttpRespons
 @org_page("user:manage")
 @require_POST
 def member_remove(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
-    membership = get_object_or_404(_memberships(request, org), pk=pk)
+    membership = _membership(request, org, pk=pk)
     email = membership.user.email
     try:
         members.membership_remove(actor=Actor.for_request(request), membership=membership)
-    except ApplicationError as exc:
+    except Refusal as exc:
         return _member_row(request, org, membership, exc.message)
     messages.success(request, f"Removed {email} from {org.name}.")
     if request.htmx:
@@ -214,7 +251,7 @@ def member_remove(request: PageRequest, org: Organization, pk: int) -> HttpRespo
 @org_page("user:manage")
 @require_POST
 def member_site_role(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
-    membership = get_object_or_404(_memberships(request, org), pk=pk)
+    membership = _membership(request, org, pk=pk)
     form = SiteRoleForm(
         request.POST,
         sites=Site.objects.restrict(request.user, "user:manage").filter(org=org),
@@ -227,7 +264,7 @@ def member_site_role(request: PageRequest, org: Organization, pk: int) -> HttpRe
         members.site_role_assign(
             actor=Actor.for_request(request), site=site, user=membership.user, role=role
         )
-    except ApplicationError as exc:
+    except Refusal as exc:
         return _member_row(request, org, membership, exc.message)
     messages.success(request, f"{membership.user.email} is {role.name} at {site.name}.")
     return _member_row(request, org, membership)
@@ -236,16 +273,17 @@ def member_site_role(request: PageRequest, org: Organization, pk: int) -> HttpRe
 @org_page("user:manage")
 @require_POST
 def member_site_role_remove(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
-    assignment = get_object_or_404(
-        SiteRoleAssignment.objects.restrict(request.user, "user:read")
-        .filter(site__org=org)
-        .select_related("site", "role", "user"),
+    assignment: SiteRoleAssignment = scoped_get(
+        request,
+        SiteRoleAssignment.unscoped.select_related("site", "role", "user"),
+        "user:read",
+        site__org=org,
         pk=pk,
     )
-    membership = get_object_or_404(_memberships(request, org), user_id=assignment.user_id)
+    membership = _membership(request, org, user_id=assignment.user_id)
     try:
         members.site_role_remove(actor=Actor.for_request(request), assignment=assignment)
-    except ApplicationError as exc:
+    except Refusal as exc:
         return _member_row(request, org, membership, exc.message)
     messages.success(
         request, f"{assignment.user.email} no longer has a site role at {assignment.site.name}."

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.actor import Actor
 from accounts.api.filters import ActivityFilter
-from accounts.errors import ApplicationError
+from accounts.errors import Refusal
 from accounts.forms import (
     TokenForm,
     add_service_errors,
@@ -42,9 +42,26 @@ from accounts.views.base import ACTIVITY_PER_PAGE, PageRequest, current_user, or
 # --- API tokens -------------------------------------------------------------------------------
 
 
+def _my_orgs(request: PageRequest) -> QuerySet[Organization]:
+    return Organization.objects.restrict(request.user, AUTHENTICATED).filter(
+        memberships__user=current_user(request)
+    )
+
+
+def _own_tokens(request: PageRequest) -> QuerySet[ApiToken]:
+    return (
+        ApiToken.objects.restrict(request.user, AUTHENTICATED)
+        .filter(user=current_user(request))
+        .select_related("org")
+    )
+
+
 def _tokens_page(request: PageRequest, **extra: Any) -> HttpResponse:
-    own = ApiToken.objects.restrict(request.user, AUTHENTICATED).filter(user=current_user(request))
-    context = {"tokens": list(own), "form": TokenForm(), "issued": None} | extra
+    context = {
+        "tokens": list(_own_tokens(request)),
+        "form": TokenForm(orgs=_my_orgs(request)),
+        "issued": None,
+    } | extra
     return render_page(
         request, "accounts/tokens/page.html", "accounts/tokens/_tokens.html", context
     )
@@ -59,16 +76,17 @@ def token_list(request: PageRequest) -> HttpResponse:
 @declare(AUTHENTICATED)
 @require_POST
 def token_create(request: PageRequest) -> HttpResponse:
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, orgs=_my_orgs(request))
     if form.is_valid():
         try:
             issued = tokens.api_token_create(
                 actor=Actor.for_request(request),
                 user=current_user(request),
+                org=form.cleaned_data["org"],
                 name=form.cleaned_data["name"],
                 expires_at=form.expires_at(),
             )
-        except ApplicationError as exc:
+        except Refusal as exc:
             add_service_errors(form, exc)
         else:
             return _tokens_page(request, issued=issued)
@@ -78,10 +96,7 @@ def token_create(request: PageRequest) -> HttpResponse:
 @declare(AUTHENTICATED)
 @require_POST
 def token_revoke(request: PageRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(
-        ApiToken.objects.restrict(request.user, AUTHENTICATED).filter(user=current_user(request)),
-        pk=pk,
-    )
+    token = get_object_or_404(_own_tokens(request), pk=pk)
     tokens.api_token_revoke(actor=Actor.for_request(request), token=token)
     messages.success(request, f"Revoked the token {token.name}. Scripts using it now get 401.")
     return _tokens_page(request) if request.htmx else redirect("tokens")

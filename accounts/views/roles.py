@@ -9,7 +9,8 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.actor import Actor
 from accounts.authz import has_perm
@@ -124,6 +125,17 @@ def role_create(request: PageRequest, org: Organization) -> HttpResponse:
     return _roles_written(request, org, create_form=form)
 
 
+@org_page("user:read")
+@require_http_methods(["GET", "POST"])
+def role_detail(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
+    """A role's address. GET (anyone who sees the matrix) lands on its column there; POST saves
+    it, behind ``role_update``'s own role:manage guard."""
+    if request.method == "POST":
+        return role_update(request, pk=pk)
+    role = get_object_or_404(org_roles(request.user, org), pk=pk)
+    return redirect(f"{reverse('roles')}#role-{role.pk}")
+
+
 @org_page("role:manage")
 @require_POST
 def role_update(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
@@ -136,6 +148,8 @@ def role_update(request: PageRequest, org: Organization, pk: int) -> HttpRespons
             actor=Actor.for_request(request),
             role=role,
             name=form.cleaned_data["name"],
+            # a form without the field (a script, an older page) leaves the description alone
+            description=form.cleaned_data["description"] if "description" in request.POST else None,
             permissions=form.cleaned_data["permissions"],
         )
     except ApplicationError as exc:

@@ -13,11 +13,11 @@ import asyncio
 import functools
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from miners.sim import antminer_payloads as ap
+from miners.sim.clock import Clock
 from miners.sim.state import Miner
 
 READ_TIMEOUT_S = 10.0
@@ -154,9 +154,10 @@ def encode_text(reply: dict[str, Any]) -> bytes:
 class RpcProtocol(asyncio.Protocol):
     """One short RPC connection; no task, one timer, freed on close."""
 
-    def __init__(self, miner: Miner, active: set[RpcProtocol]) -> None:
+    def __init__(self, miner: Miner, active: set[RpcProtocol], clock: Clock) -> None:
         self.miner = miner
         self.active = active
+        self.clock = clock
         self.buf = b""
         self.done = False
         self.transport: asyncio.Transport | None = None
@@ -165,7 +166,7 @@ class RpcProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        if self.miner.is_down(time.time()):
+        if self.miner.is_down(self.clock.now()):
             self.abort()
             return
         self.active.add(self)
@@ -176,7 +177,7 @@ class RpcProtocol(asyncio.Protocol):
             return
         self.buf += data
         if len(self.buf) > MAX_REQUEST:
-            self._finish(_reply("E", 23, "Invalid JSON", time.time()), text=False)
+            self._finish(_reply("E", 23, "Invalid JSON", self.clock.now()), text=False)
             return
         head = self.buf.lstrip()[:1]
         if head == b"{":
@@ -200,7 +201,7 @@ class RpcProtocol(asyncio.Protocol):
                 try:
                     self._answer(json.loads(self.buf))
                 except ValueError:
-                    self._finish(_reply("E", 23, "Invalid JSON", time.time()), text=False)
+                    self._finish(_reply("E", 23, "Invalid JSON", self.clock.now()), text=False)
             elif self.buf.strip():
                 self._answer_text()
             else:
@@ -216,7 +217,7 @@ class RpcProtocol(asyncio.Protocol):
 
     def _invalid_json(self) -> None:
         if not self.done:
-            self._finish(_reply("E", 23, "Invalid JSON", time.time()), text=False)
+            self._finish(_reply("E", 23, "Invalid JSON", self.clock.now()), text=False)
 
     def abort(self) -> None:
         self.done = True
@@ -224,7 +225,7 @@ class RpcProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def _answer(self, request: Any) -> None:
-        now = time.time()
+        now = self.clock.now()
         if not isinstance(request, dict):
             self._finish(_reply("E", 23, "Invalid JSON", now), text=False)
             return
@@ -235,7 +236,10 @@ class RpcProtocol(asyncio.Protocol):
         command, _, parameter = line.partition("|")
         self._finish(
             respond(
-                self.miner, {"command": command, "parameter": parameter}, time.time(), joins=False
+                self.miner,
+                {"command": command, "parameter": parameter},
+                self.clock.now(),
+                joins=False,
             ),
             text=True,
         )
@@ -261,7 +265,7 @@ class RpcProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self.miner.is_down(time.time()):
+        if self.miner.is_down(self.clock.now()):
             transport.abort()
             return
         transport.write(payload)
@@ -271,11 +275,12 @@ class RpcProtocol(asyncio.Protocol):
 class RpcServer:
     """Protocol factories per miner plus the set of open connections, for a clean stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.active: set[RpcProtocol] = set()
+        self.clock = clock
 
     def factory(self, miner: Miner) -> Callable[[], RpcProtocol]:
-        return functools.partial(RpcProtocol, miner, self.active)
+        return functools.partial(RpcProtocol, miner, self.active, self.clock)
 
     def close_all(self) -> None:
         for proto in list(self.active):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 from typing import Any
 
 from aiohttp import web
@@ -67,7 +66,7 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/miners")
 async def list_miners(request: web.Request) -> web.Response:
     fleet = _fleet(request)
-    now = time.time()
+    now = fleet.clock.now()
     return web.json_response(
         [
             {**entry, "down": m.is_down(now), "faults": dict(m.faults or {})}
@@ -78,11 +77,12 @@ async def list_miners(request: web.Request) -> web.Response:
 
 @routes.get("/miners/{host}")
 async def get_miner(request: web.Request) -> web.Response:
+    fleet = _fleet(request)
     try:
-        miner = _fleet(request).miner(request.match_info["host"])
+        miner = fleet.miner(request.match_info["host"])
     except KeyError as exc:
         return _error(404, str(exc.args[0]))
-    return web.json_response(miner.snapshot(time.time()))
+    return web.json_response(miner.snapshot(fleet.clock.now()))
 
 
 @routes.post("/miners/{host}/faults")

@@ -6,10 +6,10 @@ every request; only `offline` needs the fleet's help, to close and reopen listen
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from miners.sim.clock import Clock
 from miners.sim.state import Miner
 
 
@@ -61,9 +61,11 @@ class FaultInjector:
         self,
         lookup: Callable[[str], Miner | None],
         on_offline: Callable[[Miner, bool], None],
+        clock: Clock,
     ) -> None:
         self._lookup = lookup
         self._on_offline = on_offline
+        self._clock = clock
 
     def _miner(self, host: str) -> Miner:
         miner = self._lookup(host)
@@ -84,7 +86,7 @@ class FaultInjector:
             name: check(params[name]) if name in params else default
             for name, (check, default) in spec.items()
         }
-        now = time.time()
+        now = self._clock.now()
         miner.settle(now)
         if miner.faults is None:
             miner.faults = {}
@@ -104,7 +106,7 @@ class FaultInjector:
             raise FaultError(f"unknown fault {kind!r}")
         if not miner.faults:
             return
-        miner.settle(time.time())
+        miner.settle(self._clock.now())
         was_offline = "offline" in miner.faults
         if kind is None:
             miner.faults = None

@@ -6,15 +6,16 @@ This is the in-process API used by tests and benchmarks; the CLI is a thin wrapp
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
-import time
 from typing import Any
 
 from aiohttp import web
 
 from miners.sim.antminer import AntminerWeb
 from miners.sim.cgminer import RpcServer
+from miners.sim.clock import Clock, SystemClock, Timer
 from miners.sim.faults import FaultInjector
 from miners.sim.models import PROTOOS, model_for
 from miners.sim.net import Endpoint, Listeners, raise_nofile_limit
@@ -47,11 +48,15 @@ def default_pools(serial: str) -> list[Pool]:
 class SimFleet:
     """Many simulated miners in one asyncio process, each on its own loopback address."""
 
-    def __init__(self, spec: FleetSpec, only: range | None = None) -> None:
-        """`only` restricts this process to a slice of the fleet (see shards.py)."""
+    def __init__(
+        self, spec: FleetSpec, only: range | None = None, *, clock: Clock | None = None
+    ) -> None:
+        """`only` restricts this process to a slice of the fleet (see shards.py); `clock`
+        defaults to wall time (tests pass a `ManualClock`)."""
         spec.validate()
         self.spec = spec
         self.only = only
+        self.clock: Clock = SystemClock() if clock is None else clock
         self.timing = Timing(
             stats_delay=spec.stats_delay,
             reboot_downtime=spec.reboot_downtime,
@@ -60,13 +65,13 @@ class SimFleet:
         )
         self._miners: dict[str, Miner] = {}
         self.inventory: list[dict[str, Any]] = []
-        self.faults = FaultInjector(self._miners.get, self._set_offline)
+        self.faults = FaultInjector(self._miners.get, self._set_offline, self.clock)
         self._listeners = Listeners()
-        self._reboots: dict[str, asyncio.TimerHandle] = {}
+        self._reboots: dict[str, Timer] = {}
         self._ssl: ssl.SSLContext | None = None
         self._proto_http: web.Server | None = None
         self._antminer_http: web.Server | None = None
-        self._rpc = RpcServer()
+        self._rpc = RpcServer(self.clock)
         self._started = False
 
     # -- public API --------------------------------------------------------------------------
@@ -86,7 +91,7 @@ class SimFleet:
         """Bind every miner's ports; returns once all of them accept connections."""
         if self._started:
             raise RuntimeError("fleet already started")
-        now = time.time()
+        now = self.clock.now()
         for position, ident in enumerate(identities(self.spec)):
             if self.only is not None and position not in self.only:
                 continue
@@ -96,8 +101,8 @@ class SimFleet:
         raise_nofile_limit(2 * len(self._miners) + 16384)
         if any(m.kind == PROTOOS and m.tls for m in self._miners.values()):
             self._ssl = server_context()
-        self._proto_http = miner_server(self._miners.get, ProtoApi(self).dispatch)
-        self._antminer_http = miner_server(self._miners.get, AntminerWeb(self).dispatch)
+        self._proto_http = miner_server(self._miners.get, ProtoApi(self).dispatch, self.clock)
+        self._antminer_http = miner_server(self._miners.get, AntminerWeb(self).dispatch, self.clock)
         self._started = True
         try:
             miners = list(self._miners.values())
@@ -126,7 +131,7 @@ class SimFleet:
 
     def reboot(self, miner: Miner, downtime: float | None = None) -> None:
         """Take the miner off the network for `downtime` s, then boot it with fresh uptime."""
-        now = time.time()
+        now = self.clock.now()
         delay = self.timing.reboot_downtime if downtime is None else downtime
         miner.settle(now)
         miner.revoke_tokens()
@@ -135,8 +140,9 @@ class SimFleet:
         previous = self._reboots.pop(miner.host, None)
         if previous is not None:
             previous.cancel()
-        loop = asyncio.get_running_loop()
-        self._reboots[miner.host] = loop.call_later(delay, self._finish_reboot, miner)
+        self._reboots[miner.host] = self.clock.call_at(
+            miner.down_until, functools.partial(self._finish_reboot, miner)
+        )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -199,7 +205,7 @@ class SimFleet:
 
     def _finish_reboot(self, miner: Miner) -> None:
         self._reboots.pop(miner.host, None)
-        miner.boot(time.time())
+        miner.boot(self.clock.now())
         if not miner.has_fault("offline"):
             self._listeners.reopen(miner.host, self._endpoints(miner))
 

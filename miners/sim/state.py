@@ -301,7 +301,7 @@ class Miner:
         if not self.wants_to_hash():
             return 0.0
         m = self.model
-        ths = m.nominal_ths * (self.target_power_w() / m.nominal_w) ** 0.75
+        ths = m.nominal_ths * math.pow(self.target_power_w() / m.nominal_w, 0.75)
         ths *= self.alive_boards() / m.boards
         if self.has_fault("overheat"):
             ths *= 0.6

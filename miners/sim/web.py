@@ -11,7 +11,6 @@ import asyncio
 import hmac
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.web_exceptions import HTTPException
 
+from miners.sim.clock import Clock
 from miners.sim.state import Miner
 
 JSON_TYPE = "application/json"
@@ -36,6 +36,9 @@ class HttpError(Exception):
 
 class Hooks(Protocol):
     """What handlers may ask of the fleet (kept narrow so handlers stay testable)."""
+
+    @property
+    def clock(self) -> Clock: ...
 
     def reboot(self, miner: Miner, downtime: float | None = None) -> None: ...
 
@@ -56,7 +59,7 @@ class Call:
         self.request = request
         self.hooks = hooks
         self.params = params
-        self.now = time.time()
+        self.now = hooks.clock.now()
 
     async def body(self) -> Any:
         """The JSON body; malformed or oversized bodies become 400/413, never a crash."""
@@ -202,7 +205,9 @@ class _Server(web.Server):
         return _HalfCloseHandler(self, loop=self._loop, **self._kwargs)
 
 
-def miner_server(resolve: Callable[[str], Miner | None], dispatch: Dispatch) -> web.Server:
+def miner_server(
+    resolve: Callable[[str], Miner | None], dispatch: Dispatch, clock: Clock
+) -> web.Server:
     """The low-level aiohttp server shared by every miner of one firmware kind."""
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
@@ -211,7 +216,7 @@ def miner_server(resolve: Callable[[str], Miner | None], dispatch: Dispatch) -> 
         miner = resolve(sockname[0]) if sockname else None
         if miner is None or transport is None:
             return web.Response(status=404, text="no simulated miner here")
-        if miner.is_down(time.time()):
+        if miner.is_down(clock.now()):
             # A keep-alive connection opened before the reboot: reset it like a dead host.
             transport.abort()
             return web.Response()

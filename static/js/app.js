@@ -86,6 +86,23 @@
     });
   });
 
+  // Tables marked data-sticky-head (the role matrix) keep their header's height in --sticky-head,
+  // where the sticky group rows stop. The header grows with role names and descriptions.
+  function trackStickyHeads(root) {
+    root.querySelectorAll("[data-sticky-head]").forEach(function (wrap) {
+      var head = wrap.querySelector("thead");
+      if (!head || wrap.hasAttribute("data-sticky-tracked")) return;
+      wrap.setAttribute("data-sticky-tracked", "");
+      function measure() { wrap.style.setProperty("--sticky-head", head.offsetHeight + "px"); }
+      measure();
+      if (window.ResizeObserver) new ResizeObserver(measure).observe(head);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { trackStickyHeads(document); });
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target instanceof Element) trackStickyHeads(event.target.parentElement || event.target);
+  });
+
   // Close the user menu on outside click or Escape.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

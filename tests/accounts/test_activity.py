@@ -31,13 +31,13 @@ def _extra(world: OrgWorld) -> User:
 
 
 def _custom_role(world: OrgWorld) -> Role:
-    return Role.objects.get_or_create(
+    return Role.unscoped.get_or_create(
         org=world.org, slug="racker", defaults={"name": "Racker", "permissions": ["site:read"]}
     )[0]
 
 
 def _member(world: OrgWorld) -> Membership:
-    return Membership.objects.get(org=world.org, user=world.users["field_tech"])
+    return Membership.unscoped.get(org=world.org, user=world.users["field_tech"])
 
 
 def _token(world: OrgWorld) -> ApiToken:
@@ -131,10 +131,10 @@ WRITES = [
 def test_every_api_write_is_recorded(org_a: OrgWorld, write: Write) -> None:
     actor = org_a.users["owner"]
     url, data = write.url(org_a), write.data(org_a)
-    ActivityEvent.objects.all().delete()
+    ActivityEvent.unscoped.all().delete()
     response = getattr(api_client_for(actor), write.method)(url, data, format="json")
     assert 200 <= response.status_code < 300, response.content
-    event = ActivityEvent.objects.get(verb=write.verb)
+    event = ActivityEvent.unscoped.get(verb=write.verb)
     assert (
         event.actor_user_id == actor.pk
         and event.actor_label == actor.email
@@ -153,7 +153,7 @@ def test_site_role_removal_is_recorded(org_a: OrgWorld) -> None:
         format="json",
     ).json()
     assert owner.delete(f"/api/v1/site-roles/{created['id']}/").status_code == 204
-    event = ActivityEvent.objects.get(verb="site_role.remove")
+    event = ActivityEvent.unscoped.get(verb="site_role.remove")
     assert (event.org_id, event.site_id, event.target_id) == (
         org_a.org.pk,
         org_a.sites[0].pk,
@@ -162,7 +162,7 @@ def test_site_role_removal_is_recorded(org_a: OrgWorld) -> None:
 
 
 def test_refused_writes_change_nothing_and_record_nothing(org_a: OrgWorld) -> None:
-    ActivityEvent.objects.all().delete()
+    ActivityEvent.unscoped.all().delete()
     viewer = api_client_for(org_a.users["viewer"])
     assert (
         viewer.patch(
@@ -176,8 +176,8 @@ def test_refused_writes_change_nothing_and_record_nothing(org_a: OrgWorld) -> No
         ).status_code
         == 403
     )
-    assert not Site.objects.filter(name="pwned").exists()
-    assert not ActivityEvent.objects.exists()
+    assert not Site.unscoped.filter(name="pwned").exists()
+    assert not ActivityEvent.unscoped.exists()
 
 
 # --- reading the log -------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_bad_filter_values_are_400(
 def test_activity_is_newest_first_with_a_stable_tiebreak(
     org_a: OrgWorld, log: dict[str, ActivityEvent]
 ) -> None:
-    ActivityEvent.objects.filter(org=org_a.org).update(
+    ActivityEvent.unscoped.filter(org=org_a.org).update(
         created_at=log["rename"].created_at
     )  # all at once
     client = api_client_for(org_a.users["viewer"])
@@ -320,9 +320,9 @@ def test_export_neutralises_spreadsheet_formulas(
 
 
 def test_export_needs_activity_read(org_a: OrgWorld, log: dict[str, ActivityEvent]) -> None:
-    Role.objects.create(org=org_a.org, slug="blind", name="Blind", permissions=["site:read"])
-    Membership.objects.filter(user=org_a.users["viewer"]).update(
-        role=Role.objects.get(slug="blind")
+    Role.unscoped.create(org=org_a.org, slug="blind", name="Blind", permissions=["site:read"])
+    Membership.unscoped.filter(user=org_a.users["viewer"]).update(
+        role=Role.unscoped.get(slug="blind")
     )
     client = api_client_for(org_a.users["viewer"])
     assert export(client) == []

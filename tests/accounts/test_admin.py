@@ -67,13 +67,13 @@ def test_revoke_action_revokes_and_is_audited(client, superuser: User, org_a: Or
         {"action": "revoke_tokens", "_selected_action": [issued.token.pk]},
     )
     assert response.status_code == 302
-    assert ApiToken.objects.get(pk=issued.token.pk).revoked_at is not None
-    assert ActivityEvent.objects.filter(verb="apikey.revoke", actor_user=superuser).exists()
+    assert ApiToken.unscoped.get(pk=issued.token.pk).revoked_at is not None
+    assert ActivityEvent.unscoped.filter(verb="apikey.revoke", actor_user=superuser).exists()
 
 
 def test_activity_is_read_only(client, superuser: User, org_a: OrgWorld) -> None:
     client.force_login(superuser)
-    event = ActivityEvent.objects.first() or ActivityEvent.objects.create(
+    event = ActivityEvent.unscoped.first() or ActivityEvent.unscoped.create(
         actor_type="system", actor_label="t", verb="x"
     )
     assert client.get("/admin/accounts/activityevent/add/").status_code == 403
@@ -100,4 +100,4 @@ def test_admin_edit_is_audited(client, superuser: User, org_a: OrgWorld) -> None
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert ActivityEvent.objects.filter(verb="admin.site.change", org=org_a.org).exists()
+    assert ActivityEvent.unscoped.filter(verb="admin.site.change", org=org_a.org).exists()

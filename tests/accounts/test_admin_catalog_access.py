@@ -56,7 +56,7 @@ def test_staff_owner_revokes_a_member_token_from_the_admin(org_a: OrgWorld) -> N
         {"action": "revoke_tokens", "_selected_action": [issued.token.pk]},
     )
     assert response.status_code == 302
-    assert ApiToken.objects.get(pk=issued.token.pk).revoked_at is not None
+    assert ApiToken.unscoped.get(pk=issued.token.pk).revoked_at is not None
 
 
 def test_staff_viewer_sees_no_login_audit_or_sessions_of_others(org_a: OrgWorld) -> None:

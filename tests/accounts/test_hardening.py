@@ -46,7 +46,7 @@ def test_session_revoke_lands_in_the_owners_org_log(org_a: OrgWorld) -> None:
     user = org_a.users["viewer"]
     session = TrackedSession.objects.create(session_key="k" * 32, user=user, ip="192.0.2.1")
     session_revoke(actor=Actor.for_user(user), session=session)
-    event = ActivityEvent.objects.get(verb="session.revoke")
+    event = ActivityEvent.unscoped.get(verb="session.revoke")
     assert event.org_id == org_a.org.pk
 
 

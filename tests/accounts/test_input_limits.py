@@ -40,20 +40,20 @@ def test_create_user_refuses_an_over_long_email(org_a: OrgWorld) -> None:
 def test_create_org_refuses_a_slug_it_would_have_to_change(db: None, slug: str) -> None:
     with pytest.raises(CommandError, match="slug"):
         call_command("create_org", name="Acme", slug=slug, stdout=io.StringIO())
-    assert not Organization.objects.exists()
+    assert not Organization.unscoped.exists()
 
 
 def test_create_org_and_site_keep_the_slug_given(db: None) -> None:
     call_command("create_org", name="Acme", slug="acme_2", stdout=io.StringIO())
     call_command("create_site", org="acme_2", name="North", slug="n-1", stdout=io.StringIO())
-    assert Site.objects.get(org__slug="acme_2").slug == "n-1"
+    assert Site.unscoped.get(org__slug="acme_2").slug == "n-1"
 
 
 def test_slugs_are_case_insensitive_for_scripts(db: None) -> None:
     call_command("create_org", name="Acme", slug="ACME", stdout=io.StringIO())
-    assert Organization.objects.get().slug == "acme"
+    assert Organization.unscoped.get().slug == "acme"
     call_command("create_site", org="Acme", name="North", stdout=io.StringIO())
-    assert Site.objects.get().org.slug == "acme"
+    assert Site.unscoped.get().org.slug == "acme"
 
 
 def test_create_user_from_the_shell_warns_about_a_weak_password_but_creates(db: None) -> None:

@@ -51,7 +51,7 @@ def signed_in(user: User) -> Client:
 
 
 def builtin(slug: str) -> Role:
-    return Role.objects.get(slug=slug, org__isnull=True)
+    return Role.unscoped.get(slug=slug, org__isnull=True)
 
 
 def html(response) -> str:
@@ -67,9 +67,9 @@ def assert_csp_clean(response) -> None:
 
 
 def no_permission_member(world: OrgWorld) -> User:
-    role = Role.objects.create(org=world.org, slug="nothing", name="Nothing", permissions=[])
+    role = Role.unscoped.create(org=world.org, slug="nothing", name="Nothing", permissions=[])
     user = make_user(f"nothing@{world.org.slug}.example")
-    Membership.objects.create(user=user, org=world.org, role=role)
+    Membership.unscoped.create(user=user, org=world.org, role=role)
     return user
 
 
@@ -116,7 +116,7 @@ def test_user_without_an_org_gets_guidance_and_403s(outsider: User) -> None:
 @pytest.mark.parametrize("role", ["operator", "viewer", "field_tech"])
 def test_writes_need_their_permission(org_a: OrgWorld, role: str) -> None:
     client = signed_in(org_a.users[role])
-    target = Membership.objects.get(user=org_a.users["viewer"])
+    target = Membership.unscoped.get(user=org_a.users["viewer"])
     assert (
         client.post(
             "/users/invite/", {"email": "new@x.example", "role": builtin("viewer").pk}
@@ -129,8 +129,8 @@ def test_writes_need_their_permission(org_a: OrgWorld, role: str) -> None:
     assert client.post(f"/users/{target.pk}/remove/").status_code == 403
     assert client.post("/roles/create/", {"name": "Sneaky"}).status_code == 403
     assert not User.objects.filter(email="new@x.example").exists()
-    assert Membership.objects.filter(pk=target.pk, role__slug="viewer").exists()
-    assert not Role.objects.filter(name="Sneaky").exists()
+    assert Membership.unscoped.filter(pk=target.pk, role__slug="viewer").exists()
+    assert not Role.unscoped.filter(name="Sneaky").exists()
 
 
 def test_write_urls_refuse_get(org_a: OrgWorld) -> None:
@@ -151,7 +151,7 @@ def test_invite_shows_the_set_password_link_once(org_a: OrgWorld) -> None:
     assert "<html" not in body
     link = re.search(r'value="(http://testserver/accounts/password/reset/key/[^"]+)"', body)
     assert link, body
-    membership = Membership.objects.get(org=org_a.org, user__email="new.person@x.example")
+    membership = Membership.unscoped.get(org=org_a.org, user__email="new.person@x.example")
     assert membership.role.slug == "operator"
     assert link.group(1) not in html(client.get("/users/"))
     assert "new.person@x.example" in html(client.get("/users/"))
@@ -185,7 +185,7 @@ def test_invite_errors_are_form_errors(org_a: OrgWorld) -> None:
 
 
 def test_change_role_returns_the_updated_row(org_a: OrgWorld) -> None:
-    membership = Membership.objects.get(user=org_a.users["viewer"])
+    membership = Membership.unscoped.get(user=org_a.users["viewer"])
     operator = builtin("operator")
     response = signed_in(org_a.users["owner"]).post(
         f"/users/{membership.pk}/role/", {"role": operator.pk}, **HTMX
@@ -200,30 +200,30 @@ def test_change_role_returns_the_updated_row(org_a: OrgWorld) -> None:
 
 
 def test_last_owner_cannot_be_demoted_or_removed(org_a: OrgWorld) -> None:
-    owner = Membership.objects.get(user=org_a.users["owner"])
+    owner = Membership.unscoped.get(user=org_a.users["owner"])
     client = signed_in(org_a.users["owner"])
     demote = client.post(f"/users/{owner.pk}/role/", {"role": builtin("viewer").pk}, **HTMX)
     assert "at least one owner" in html(demote)
     remove = client.post(f"/users/{owner.pk}/remove/", **HTMX)
     assert "last owner" in html(remove)
-    assert Membership.objects.filter(pk=owner.pk, role__slug="owner").exists()
+    assert Membership.unscoped.filter(pk=owner.pk, role__slug="owner").exists()
 
 
 def test_remove_member(org_a: OrgWorld) -> None:
-    membership = Membership.objects.get(user=org_a.users["field_tech"])
-    SiteRoleAssignment.objects.create(
+    membership = Membership.unscoped.get(user=org_a.users["field_tech"])
+    SiteRoleAssignment.unscoped.create(
         user=membership.user, site=org_a.sites[0], role=builtin("operator")
     )
     response = signed_in(org_a.users["admin"]).post(f"/users/{membership.pk}/remove/", **HTMX)
     assert response.status_code == 200
     assert response["HX-Trigger"] == "members-changed"
     assert "Removed field_tech@alpha.example" in html(response)
-    assert not Membership.objects.filter(pk=membership.pk).exists()
-    assert not SiteRoleAssignment.objects.filter(user=membership.user).exists()
+    assert not Membership.unscoped.filter(pk=membership.pk).exists()
+    assert not SiteRoleAssignment.unscoped.filter(user=membership.user).exists()
 
 
 def test_remove_without_htmx_redirects_with_a_message(org_a: OrgWorld) -> None:
-    membership = Membership.objects.get(user=org_a.users["viewer"])
+    membership = Membership.unscoped.get(user=org_a.users["viewer"])
     client = signed_in(org_a.users["owner"])
     response = client.post(f"/users/{membership.pk}/remove/", follow=True)
     assert response.redirect_chain == [("/users/", 302)]
@@ -231,7 +231,7 @@ def test_remove_without_htmx_redirects_with_a_message(org_a: OrgWorld) -> None:
 
 
 def test_site_roles_assign_and_remove(org_a: OrgWorld, org_b: OrgWorld) -> None:
-    membership = Membership.objects.get(user=org_a.users["viewer"])
+    membership = Membership.unscoped.get(user=org_a.users["viewer"])
     client = signed_in(org_a.users["owner"])
     site = org_a.sites[0]
     response = client.post(
@@ -240,23 +240,23 @@ def test_site_roles_assign_and_remove(org_a: OrgWorld, org_b: OrgWorld) -> None:
         **HTMX,
     )
     assert f"{site.name}: Operator" in html(response)
-    assignment = SiteRoleAssignment.objects.get(user=membership.user, site=site)
+    assignment = SiteRoleAssignment.unscoped.get(user=membership.user, site=site)
     foreign = client.post(
         f"/users/{membership.pk}/site-roles/",
         {"site": org_b.sites[0].pk, "role": builtin("operator").pk},
         **HTMX,
     )
     assert "Select a valid choice" in html(foreign)
-    assert not SiteRoleAssignment.objects.filter(site=org_b.sites[0]).exists()
+    assert not SiteRoleAssignment.unscoped.filter(site=org_b.sites[0]).exists()
     removed = client.post(f"/users/site-roles/{assignment.pk}/remove/", **HTMX)
     assert "Org role at every site" in html(removed)
-    assert not SiteRoleAssignment.objects.filter(pk=assignment.pk).exists()
+    assert not SiteRoleAssignment.unscoped.filter(pk=assignment.pk).exists()
 
 
 def test_other_orgs_members_are_404(org_a: OrgWorld, org_b: OrgWorld) -> None:
     client = signed_in(org_a.users["owner"])
-    theirs = Membership.objects.get(user=org_b.users["viewer"])
-    their_assignment = SiteRoleAssignment.objects.create(
+    theirs = Membership.unscoped.get(user=org_b.users["viewer"])
+    their_assignment = SiteRoleAssignment.unscoped.create(
         user=org_b.users["viewer"], site=org_b.sites[0], role=builtin("operator")
     )
     assert (
@@ -268,15 +268,15 @@ def test_other_orgs_members_are_404(org_a: OrgWorld, org_b: OrgWorld) -> None:
         == 404
     )
     assert client.post(f"/users/site-roles/{their_assignment.pk}/remove/").status_code == 404
-    assert Membership.objects.filter(pk=theirs.pk, role__slug="viewer").exists()
-    assert SiteRoleAssignment.objects.filter(pk=their_assignment.pk).exists()
+    assert Membership.unscoped.filter(pk=theirs.pk, role__slug="viewer").exists()
+    assert SiteRoleAssignment.unscoped.filter(pk=their_assignment.pk).exists()
     assert "viewer@bravo.example" not in html(client.get("/users/"))
 
 
 def test_search_and_pagination(org_a: OrgWorld, django_assert_max_num_queries) -> None:
     viewer = builtin("viewer")
     for i in range(30):
-        Membership.objects.create(
+        Membership.unscoped.create(
             user=make_user(f"rack{i:02}@alpha.example"), org=org_a.org, role=viewer
         )
     client = signed_in(org_a.users["owner"])
@@ -297,7 +297,7 @@ def test_search_and_pagination(org_a: OrgWorld, django_assert_max_num_queries) -
 
 
 def test_matrix_lists_the_catalog_and_keeps_builtins_read_only(org_a: OrgWorld) -> None:
-    custom = Role.objects.create(
+    custom = Role.unscoped.create(
         org=org_a.org, slug="night", name="Night shift", permissions=["miner:read"]
     )
     owner_view = html(signed_in(org_a.users["owner"]).get("/roles/"))
@@ -318,7 +318,7 @@ def test_create_update_delete_a_custom_role(org_a: OrgWorld) -> None:
         "/roles/create/", {"name": "Night shift", "copy_from": builtin("viewer").pk}, **HTMX
     )
     assert created.status_code == 200
-    role = Role.objects.get(org=org_a.org, name="Night shift")
+    role = Role.unscoped.get(org=org_a.org, name="Night shift")
     assert set(role.permissions) == set(builtin("viewer").permissions)
     updated = client.post(
         f"/roles/{role.pk}/",
@@ -335,19 +335,19 @@ def test_create_update_delete_a_custom_role(org_a: OrgWorld) -> None:
     duplicate = client.post("/roles/create/", {"name": "Operator"}, **HTMX)
     assert "already exists" in html(duplicate)
     assert client.post(f"/roles/{role.pk}/delete/", **HTMX).status_code == 200
-    assert not Role.objects.filter(pk=role.pk).exists()
+    assert not Role.unscoped.filter(pk=role.pk).exists()
 
 
 def test_assigned_role_cannot_be_deleted(org_a: OrgWorld) -> None:
-    role = Role.objects.create(org=org_a.org, slug="night", name="Night shift", permissions=[])
-    Membership.objects.filter(user=org_a.users["viewer"]).update(role=role)
+    role = Role.unscoped.create(org=org_a.org, slug="night", name="Night shift", permissions=[])
+    Membership.unscoped.filter(user=org_a.users["viewer"]).update(role=role)
     response = signed_in(org_a.users["owner"]).post(f"/roles/{role.pk}/delete/", **HTMX)
     assert "still assigned" in html(response)
-    assert Role.objects.filter(pk=role.pk).exists()
+    assert Role.unscoped.filter(pk=role.pk).exists()
 
 
 def test_builtin_and_foreign_roles_are_404(org_a: OrgWorld, org_b: OrgWorld) -> None:
-    theirs = Role.objects.create(org=org_b.org, slug="night", name="Night shift", permissions=[])
+    theirs = Role.unscoped.create(org=org_b.org, slug="night", name="Night shift", permissions=[])
     client = signed_in(org_a.users["owner"])
     assert (
         client.post(f"/roles/{builtin('viewer').pk}/", {"name": "X", "permissions": []}).status_code
@@ -357,7 +357,7 @@ def test_builtin_and_foreign_roles_are_404(org_a: OrgWorld, org_b: OrgWorld) -> 
         client.post(f"/roles/{theirs.pk}/", {"name": "Mine", "permissions": []}).status_code == 404
     )
     assert client.post(f"/roles/{theirs.pk}/delete/").status_code == 404
-    assert Role.objects.get(pk=theirs.pk).name == "Night shift"
+    assert Role.unscoped.get(pk=theirs.pk).name == "Night shift"
     assert "Night shift" not in html(client.get("/roles/"))
 
 
@@ -370,7 +370,7 @@ def test_token_secret_is_shown_once_and_revoke_works(org_a: OrgWorld) -> None:
     response = client.post("/tokens/create/", {"name": "exporter", "expires_in": "30"}, **HTMX)
     secret = re.search(r'value="(rw_[^"]+)"', html(response))
     assert secret, html(response)
-    token = ApiToken.objects.get(user=user, name="exporter")
+    token = ApiToken.unscoped.get(user=user, name="exporter")
     assert token.token_hash != secret.group(1) and secret.group(1) not in token.token_hash
     assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)
     listing = html(client.get("/tokens/"))
@@ -393,7 +393,7 @@ def test_token_errors_and_scope(org_a: OrgWorld, org_b: OrgWorld) -> None:
     assert client.post(f"/tokens/{other.pk}/revoke/").status_code == 404
     assert client.post(f"/tokens/{foreign.pk}/revoke/").status_code == 404
     assert (
-        ApiToken.objects.filter(revoked_at__isnull=True, pk__in=[other.pk, foreign.pk]).count() == 2
+        ApiToken.unscoped.filter(revoked_at__isnull=True, pk__in=[other.pk, foreign.pk]).count() == 2
     )
     assert "theirs" not in html(client.get("/tokens/"))
 
@@ -486,7 +486,7 @@ def test_activity_defaults_to_the_switcher_site(org_a: OrgWorld) -> None:
 
 
 def test_empty_activity_has_an_empty_state(org_a: OrgWorld) -> None:
-    ActivityEvent.objects.all().delete()
+    ActivityEvent.unscoped.all().delete()
     assert "No activity yet" in html(signed_in(org_a.users["owner"]).get("/activity/"))
 
 
@@ -495,7 +495,7 @@ def test_empty_activity_has_an_empty_state(org_a: OrgWorld) -> None:
 
 def test_org_switcher_changes_what_pages_show(org_a: OrgWorld, org_b: OrgWorld) -> None:
     user = org_a.users["admin"]
-    Membership.objects.create(user=user, org=org_b.org, role=builtin("viewer"))
+    Membership.unscoped.create(user=user, org=org_b.org, role=builtin("viewer"))
     client = signed_in(user)
     shell = html(client.get("/users/"))
     assert 'name="org"' in shell and org_b.org.name in shell
@@ -504,7 +504,7 @@ def test_org_switcher_changes_what_pages_show(org_a: OrgWorld, org_b: OrgWorld) 
     page = html(client.get("/users/"))
     assert "viewer@bravo.example" in page and "viewer@alpha.example" not in page
     assert 'action="/users/invite/"' not in page  # a viewer in bravo can't invite
-    theirs = Membership.objects.get(user=org_a.users["viewer"])
+    theirs = Membership.unscoped.get(user=org_a.users["viewer"])
     assert client.post(f"/users/{theirs.pk}/remove/").status_code == 403
 
 
@@ -581,7 +581,7 @@ def test_roles_service_error_is_shown_inline(org_a: OrgWorld) -> None:
         f"/roles/{role.pk}/", {"name": "", "permissions": []}, **HTMX
     )
     assert "This field is required" in html(response)
-    assert Role.objects.get(pk=role.pk).name == "Temp"
+    assert Role.unscoped.get(pk=role.pk).name == "Temp"
 
 
 def test_htmx_request_without_login_gets_hx_redirect(client) -> None:

@@ -247,7 +247,7 @@ class RouteMatrix:
 def _state(obj: Model | None) -> tuple[list[dict[str, Any]], int]:
     """The object's row and the size of the activity log: a refused call changes neither."""
     rows = list(type(obj)._default_manager.filter(pk=obj.pk).values()) if obj is not None else []
-    return rows, ActivityEvent.objects.count()
+    return rows, ActivityEvent.unscoped.count()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -265,11 +265,11 @@ class TestOrganizations(RouteMatrix):
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
         if i == 0:
             return world.org
-        org = Organization.objects.create(
+        org = Organization.unscoped.create(
             name=f"{world.org.slug} extra {i}", slug=f"{world.org.slug}-x{i}"
         )
-        Membership.objects.create(
-            user=world.users["owner"], org=org, role=Role.objects.get(slug="viewer", org=None)
+        Membership.unscoped.create(
+            user=world.users["owner"], org=org, role=Role.unscoped.get(slug="viewer", org=None)
         )
         return org
 
@@ -283,7 +283,7 @@ class TestSites(RouteMatrix):
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
         if i == 0:
             return world.sites[0]
-        return Site.objects.create(org=world.org, name=f"{world.org.slug} extra {i}", slug=f"x{i}")
+        return Site.unscoped.create(org=world.org, name=f"{world.org.slug} extra {i}", slug=f"x{i}")
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
         if action == "create":
@@ -302,7 +302,7 @@ class TestMemberships(RouteMatrix):
     viewset = views.MembershipViewSet
 
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
-        return Membership.objects.get(user=holder(world, i), org=world.org)
+        return Membership.unscoped.get(user=holder(world, i), org=world.org)
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
         if action == "create":
@@ -318,10 +318,10 @@ class TestSiteRoles(RouteMatrix):
     viewset = views.SiteRoleViewSet
 
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
-        return SiteRoleAssignment.objects.create(
+        return SiteRoleAssignment.unscoped.create(
             user=holder(world, i),
             site=world.sites[0],
-            role=Role.objects.get(slug="viewer", org=None),
+            role=Role.unscoped.get(slug="viewer", org=None),
         )
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
@@ -332,7 +332,7 @@ class TestRoles(RouteMatrix):
     viewset = views.RoleViewSet
 
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
-        return Role.objects.create(
+        return Role.unscoped.create(
             org=world.org,
             slug=f"racker-{i}",
             name=f"{world.org.slug} racker {i}",
@@ -429,6 +429,6 @@ def test_matrix_objects_belong_to_their_org(org_a: OrgWorld) -> None:
             obj = cls().make_object(org_a)
             if obj is not None and hasattr(obj, "scope_ids"):
                 assert obj.scope_ids()[0] == org_a.org.pk, cls.__name__
-            assert not ActivityEvent.objects.exclude(org=org_a.org).exists()
-            assert not ApiToken.objects.exclude(user__memberships__org=org_a.org).exists()
+            assert not ActivityEvent.unscoped.exclude(org=org_a.org).exists()
+            assert not ApiToken.unscoped.exclude(user__memberships__org=org_a.org).exists()
             transaction.set_rollback(True)

@@ -33,10 +33,10 @@ def test_secret_is_shown_once_and_only_its_hash_is_stored(org_a: OrgWorld) -> No
     secret = created["token"]
     assert secret.startswith("rw_") and created["prefix"] in secret
 
-    row = ApiToken.objects.get(pk=created["id"])
+    row = ApiToken.unscoped.get(pk=created["id"])
     stored = [
         str(v)
-        for v in ApiToken.objects.filter(pk=row.pk)
+        for v in ApiToken.unscoped.filter(pk=row.pk)
         .values_list(*[f.attname for f in ApiToken._meta.concrete_fields])
         .get()
     ]
@@ -59,7 +59,7 @@ def test_token_authenticates_as_its_owner(org_a: OrgWorld) -> None:
     me = with_token(secret).get("/api/v1/me/")
     assert me.status_code == 200
     assert me.json()["user"]["email"] == user.email
-    row = ApiToken.objects.get(user=user)
+    row = ApiToken.unscoped.get(user=user)
     assert row.last_used_at is not None
 
 
@@ -69,7 +69,7 @@ def test_expired_token_is_refused(org_a: OrgWorld) -> None:
     created = create_token(user, expires_at=soon.isoformat())
     client = with_token(created["token"])
     assert client.get("/api/v1/me/").status_code == 200
-    ApiToken.objects.filter(pk=created["id"]).update(
+    ApiToken.unscoped.filter(pk=created["id"]).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert client.get("/api/v1/me/").status_code == 401
@@ -99,7 +99,7 @@ def test_token_loses_access_with_its_owners_membership(org_a: OrgWorld) -> None:
     site = org_a.sites[0]
     assert client.get(f"/api/v1/sites/{site.pk}/").status_code == 200
 
-    Membership.objects.filter(user=user).update(role=Role.objects.get(slug="field_tech", org=None))
+    Membership.unscoped.filter(user=user).update(role=Role.unscoped.get(slug="field_tech", org=None))
     assert (
         client.get(f"/api/v1/sites/{site.pk}/").status_code == 200
     )  # field_tech still reads sites
@@ -107,7 +107,7 @@ def test_token_loses_access_with_its_owners_membership(org_a: OrgWorld) -> None:
         client.patch(f"/api/v1/sites/{site.pk}/", {"name": "x"}, format="json").status_code == 403
     )
 
-    Membership.objects.filter(user=user).delete()
+    Membership.unscoped.filter(user=user).delete()
     assert client.get(f"/api/v1/sites/{site.pk}/").status_code == 404
     assert client.get("/api/v1/sites/").json()["results"] == []
 
@@ -120,12 +120,12 @@ def test_token_never_exceeds_what_the_owner_holds_now(org_a: OrgWorld) -> None:
         client.patch(f"/api/v1/orgs/{org.pk}/", {"name": "Alpha 2"}, format="json").status_code
         == 200
     )
-    Membership.objects.create(
+    Membership.unscoped.create(
         user=make_user("owner2@alpha.example"),
         org=org,
-        role=Role.objects.get(slug="owner", org=None),
+        role=Role.unscoped.get(slug="owner", org=None),
     )
-    Membership.objects.filter(user=owner).update(role=Role.objects.get(slug="admin", org=None))
+    Membership.unscoped.filter(user=owner).update(role=Role.unscoped.get(slug="admin", org=None))
     assert (
         client.patch(f"/api/v1/orgs/{org.pk}/", {"name": "Alpha 3"}, format="json").status_code
         == 403
@@ -182,19 +182,19 @@ def test_others_tokens_need_apikey_manage_in_the_owners_org(
         assert client.delete(f"/api/v1/tokens/{token_id}/").status_code == 404
     for principal in [*org_b.users.values()]:
         assert api_client_for(principal).delete(f"/api/v1/tokens/{token_id}/").status_code == 404
-    assert ApiToken.objects.get(pk=token_id).revoked_at is None
+    assert ApiToken.unscoped.get(pk=token_id).revoked_at is None
 
     admin = api_client_for(org_a.users["admin"])
     assert token_id in [t["id"] for t in admin.get("/api/v1/tokens/").json()["results"]]
     assert admin.delete(f"/api/v1/tokens/{token_id}/").status_code == 204
-    assert ApiToken.objects.get(pk=token_id).revoked_at is not None
+    assert ApiToken.unscoped.get(pk=token_id).revoked_at is not None
 
 
 def test_token_lifecycle_is_in_the_owners_org_activity(org_a: OrgWorld) -> None:
     user = org_a.users["viewer"]
     created = create_token(user, name="deploy bot")
     api_client_for(user).delete(f"/api/v1/tokens/{created['id']}/")
-    events = ActivityEvent.objects.filter(
+    events = ActivityEvent.unscoped.filter(
         org=org_a.org, target_type="apitoken", target_id=str(created["id"])
     )
     assert sorted(events.values_list("verb", flat=True)) == ["apikey.create", "apikey.revoke"]

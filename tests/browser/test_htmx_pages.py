@@ -26,7 +26,7 @@ def test_invite_change_role_and_remove_a_member(page: Page, org_a: OrgWorld) -> 
 
     row.get_by_label("Role of rookie@alpha.example").select_option(label="Operator")
     expect(page.locator("#messages")).to_contain_text("rookie@alpha.example is now Operator")
-    membership = Membership.objects.get(user__email="rookie@alpha.example")
+    membership = Membership.unscoped.get(user__email="rookie@alpha.example")
     assert membership.role.slug == "operator"
 
     owner_row = page.locator("#member-list tr", has_text="owner@alpha.example")
@@ -35,7 +35,7 @@ def test_invite_change_role_and_remove_a_member(page: Page, org_a: OrgWorld) -> 
 
     row.get_by_role("button", name="Remove").click()  # the confirm dialog is accepted
     expect(row).to_have_count(0)
-    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert not Membership.unscoped.filter(pk=membership.pk).exists()
 
 
 def test_token_and_role_matrix_writes(page: Page, org_a: OrgWorld) -> None:
@@ -47,7 +47,7 @@ def test_token_and_role_matrix_writes(page: Page, org_a: OrgWorld) -> None:
     expect(page.get_by_label("New API token")).to_have_value(re.compile(r"^rw_"))
     page.get_by_role("row", name=re.compile("grafana")).get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("row", name=re.compile("grafana"))).to_contain_text("Revoked")
-    assert ApiToken.objects.get(name="grafana").revoked_at is not None
+    assert ApiToken.unscoped.get(name="grafana").revoked_at is not None
 
     page.goto("/roles/")
     page.get_by_label("Name", exact=True).fill("Night shift")
@@ -55,7 +55,7 @@ def test_token_and_role_matrix_writes(page: Page, org_a: OrgWorld) -> None:
     page.get_by_role("button", name="Create role").click()
     reboot = page.get_by_label("Night shift: miner:reboot")
     expect(reboot).not_to_be_checked()  # the matrix came back with the new column
-    role = Role.objects.get(org=org_a.org, name="Night shift")
+    role = Role.unscoped.get(org=org_a.org, name="Night shift")
     reboot.check()
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#messages")).to_contain_text("Saved the role Night shift")
@@ -63,4 +63,4 @@ def test_token_and_role_matrix_writes(page: Page, org_a: OrgWorld) -> None:
     assert "miner:reboot" in role.permissions and "user:read" in role.permissions
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_label("Night shift: miner:reboot")).to_have_count(0)
-    assert not Role.objects.filter(pk=role.pk).exists()
+    assert not Role.unscoped.filter(pk=role.pk).exists()

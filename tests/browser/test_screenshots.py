@@ -38,7 +38,7 @@ TEAM = [
 
 
 def builtin(slug: str) -> Role:
-    return Role.objects.get(slug=slug, org__isnull=True)
+    return Role.unscoped.get(slug=slug, org__isnull=True)
 
 
 def seed() -> User:
@@ -77,14 +77,14 @@ def seed() -> User:
         permissions=sorted(BUILTIN_ROLES["operator"][1] | {"miner:set_power_target"}),
     )
     members.membership_update(
-        actor=me, membership=Membership.objects.get(user=people["li"], org=org), role=lead
+        actor=me, membership=Membership.unscoped.get(user=people["li"], org=org), role=lead
     )
     members.site_role_assign(actor=me, site=sites[2], user=people["sam"], role=builtin("operator"))
     members.site_role_assign(
         actor=me, site=sites[0], user=people["priya"], role=builtin("field_tech")
     )
     exporter = tokens.api_token_create(actor=me, user=owner, name="grafana-exporter").token
-    ApiToken.objects.filter(pk=exporter.pk).update(
+    ApiToken.unscoped.filter(pk=exporter.pk).update(
         last_used_at=timezone.now() - timedelta(minutes=4), last_used_ip="10.20.0.40"
     )
     tokens.api_token_revoke(
@@ -93,7 +93,7 @@ def seed() -> User:
     expiring = tokens.api_token_create(
         actor=me, user=owner, name="inventory-sync", expires_at=timezone.now() + timedelta(days=30)
     )
-    ApiToken.objects.filter(pk=expiring.token.pk).update(
+    ApiToken.unscoped.filter(pk=expiring.token.pk).update(
         created_at=timezone.now() - timedelta(days=2)
     )
     security.login_event_record(

@@ -1,6 +1,8 @@
 """Fixtures for tests that talk to simulated miners over loopback.
 
 `sim_fleet` is a factory: `fleet = await sim_fleet(proto=1, antminer=1, password="s3cretpw")`.
+Fleets run on wall time unless given `clock=clock` (the `clock` fixture, a `ManualClock`): then
+simulated time only moves with `clock.advance(seconds)`, reboots included.
 Every fleet gets its own 127.x.y.0/24 so tests can run in parallel (pytest-xdist workers and
 separate pytest sessions alike) on the real ports; non-root runs shift ports by 20000.
 """
@@ -20,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from miners.sim import FleetSpec, SimFleet
+from miners.sim import Clock, FleetSpec, ManualClock, SimFleet
 
 PORT_OFFSET = 0 if os.geteuid() == 0 else 20000
 TEST_DEFAULTS: dict[str, Any] = {"stats_delay": 0.0, "reboot_downtime": 0.3, "seed": 1}
@@ -38,14 +40,19 @@ def _base() -> str:
 
 
 @pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
 async def sim_fleet() -> AsyncIterator[SimFleetFactory]:
     fleets: list[SimFleet] = []
 
-    async def start(**overrides: Any) -> SimFleet:
+    async def start(*, clock: Clock | None = None, **overrides: Any) -> SimFleet:
         options = {**TEST_DEFAULTS, "port_offset": PORT_OFFSET, **overrides}
         fixed_base = options.pop("base", None)
         for _attempt in range(8):
-            fleet = SimFleet(FleetSpec(base=fixed_base or _base(), **options))
+            fleet = SimFleet(FleetSpec(base=fixed_base or _base(), **options), clock=clock)
             try:
                 await fleet.start()
             except OSError as exc:

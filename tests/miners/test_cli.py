@@ -55,6 +55,7 @@ def test_parse_target_rejects(text):
         parse_target(text)
 
 
+@pytest.mark.slow
 async def test_probe_json_for_both_kinds(sim_fleet):
     fleet = await sim_fleet(proto=1, antminer=1, password=PW)
     proto, antminer = fleet.inventory
@@ -76,6 +77,7 @@ async def test_probe_json_for_both_kinds(sim_fleet):
         assert "power_w" in result and result["error"] is None
 
 
+@pytest.mark.slow
 async def test_probe_table_and_all_ports(sim_fleet):
     fleet = await sim_fleet(proto=1, password=PW)
     code, out, _ = await cli("probe", fleet.inventory[0]["host"], "--password", PW, "--no-pyasic")
@@ -83,6 +85,7 @@ async def test_probe_table_and_all_ports(sim_fleet):
     assert "protoos" in out and fleet.inventory[0]["serial"] in out and "pool 0" in out
 
 
+@pytest.mark.slow
 async def test_probe_with_wrong_password_still_identifies(sim_fleet):
     fleet = await sim_fleet(proto=1, password=PW)
     target = f"{fleet.inventory[0]['host']}:{fleet.inventory[0]['ports']['http']}"
@@ -91,6 +94,7 @@ async def test_probe_with_wrong_password_still_identifies(sim_fleet):
     assert json.loads(out)["error"]["kind"] == "auth_failed"
 
 
+@pytest.mark.slow
 async def test_probe_without_the_web_password_still_reads_the_antminer_rpc(sim_fleet):
     fleet = await sim_fleet(antminer=1, password=PW)
     entry = fleet.inventory[0]
@@ -104,6 +108,7 @@ async def test_probe_without_the_web_password_still_reads_the_antminer_rpc(sim_f
     assert [p["url"] for p in result["pools"]] == [p.url for p in fleet.miner(entry["host"]).pools]
 
 
+@pytest.mark.slow
 async def test_probe_refused_port_exits_2():
     code, out, err = await cli("probe", f"127.0.0.1:{refused_port()}", "--json", "--no-pyasic")
     assert code == 2 and out == ""
@@ -123,11 +128,13 @@ async def test_probe_refused_port_exits_2():
         ["probe", "10.0.0.1", "--driver", "nope"],
     ],
 )
+@pytest.mark.slow
 async def test_bad_arguments_exit_2_without_traceback(args):
     code, _, err = await cli(*args)
     assert code == 2 and err and "Traceback" not in err
 
 
+@pytest.mark.slow
 async def test_actions(sim_fleet):
     fleet = await sim_fleet(proto=1, antminer=1, password=PW)
     proto, antminer = fleet.inventory

@@ -3,7 +3,6 @@ writes, work-mode mapping, faults."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -148,23 +147,23 @@ async def test_pools_cooling_blink_logs(sim_fleet, driver):
     with pytest.raises(Unsupported):
         await device.set_cooling(CoolingMode.OFF)
     await device.blink(True)
-    assert miner.locate_on(time.time())
+    assert miner.locate_on(fleet.clock.now())
     await device.blink(False)
-    assert not miner.locate_on(time.time())
+    assert not miner.locate_on(fleet.clock.now())
     lines = await device.logs(20)
     assert 1 <= len(lines) <= 20
     with pytest.raises(Unsupported):
         await device.logs(5, "os")
 
 
-async def test_reboot_and_change_password(sim_fleet, driver):
-    fleet = await sim_fleet(antminer=1, password=PW)
+async def test_reboot_and_change_password(sim_fleet, driver, clock):
+    fleet = await sim_fleet(antminer=1, password=PW, clock=clock)
     entry = fleet.inventory[0]
     device = await connect(driver, entry, timeout=2.0)
     await device.reboot()
     with pytest.raises(Unreachable):
         await device.status(Detail.SUMMARY)
-    await asyncio.sleep(0.5)
+    clock.advance(fleet.timing.reboot_downtime)
     await device.status(Detail.SUMMARY)
     creds = await device.change_password("brand-new-pw")
     assert creds.password == "brand-new-pw" and creds.username == "root"

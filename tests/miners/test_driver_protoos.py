@@ -140,14 +140,13 @@ async def test_stop_start_and_power_target(sim_fleet, driver):
     assert caught.value.status == 422 and caught.value.code and caught.value.message
 
 
-async def test_hashrate_is_current_not_the_run_average(sim_fleet, driver):
+async def test_hashrate_is_current_not_the_run_average(sim_fleet, driver, clock):
     """`average_hashrate_ghs` averages the whole run; a fleet manager needs what the rig does
     now: a dead board or a dead pool shows at once, a stopped rig hashes 0."""
-    fleet = await sim_fleet(proto=1, password=PW)
+    fleet = await sim_fleet(proto=1, password=PW, clock=clock)
     host = fleet.inventory[0]["host"]
     miner = fleet.miner(host)
-    for attr in ("boot_at", "mining_since", "settled_at"):  # an hour of full-speed hashing
-        setattr(miner, attr, getattr(miner, attr) - 3600)
+    clock.advance(3600)  # an hour of full-speed hashing
     device = await connect(driver, fleet.inventory[0])
     nominal = miner.rate_ths()
     fleet.faults.set(host, "dead_board", board=0)
@@ -163,7 +162,7 @@ async def test_hashrate_is_current_not_the_run_average(sim_fleet, driver):
         status = await device.status(detail)
         assert status.state is MinerState.STOPPED and status.hashrate_ths == 0, detail
     await device.start_mining()
-    await asyncio.sleep(0.2)
+    clock.advance(10)
     status = await device.status(Detail.SUMMARY)
     assert status.hashrate_ths == pytest.approx(nominal, rel=0.05)
 
@@ -185,8 +184,8 @@ async def test_pools_replace_and_limits(sim_fleet, driver):
     assert "port" in caught.value.message
 
 
-async def test_cooling_blink_logs_reboot(sim_fleet, driver):
-    fleet = await sim_fleet(proto=1, password=PW)
+async def test_cooling_blink_logs_reboot(sim_fleet, driver, clock):
+    fleet = await sim_fleet(proto=1, password=PW, clock=clock)
     entry = fleet.inventory[0]
     device = await connect(driver, entry, timeout=2.0)
     await device.set_cooling(CoolingMode.MANUAL, speed_percent=90)
@@ -195,9 +194,10 @@ async def test_cooling_blink_logs_reboot(sim_fleet, driver):
         await device.set_cooling(CoolingMode.OFF)
     assert caught.value.status == 501 and "immersion" in caught.value.message
     await device.blink(True, seconds=30)
-    assert fleet.miner(entry["host"]).locate_on(time.time())
+    miner = fleet.miner(entry["host"])
+    assert miner.locate_on(clock.now()) and not miner.locate_on(clock.now() + 30)
     await device.blink(False)
-    assert not fleet.miner(entry["host"]).locate_on(time.time())
+    assert not miner.locate_on(clock.now())
     lines = await device.logs(5, "os")
     assert 1 <= len(lines) <= 5 and all(isinstance(line, str) for line in lines)
     with pytest.raises(Rejected):
@@ -205,8 +205,8 @@ async def test_cooling_blink_logs_reboot(sim_fleet, driver):
     await device.reboot()
     with pytest.raises(Unreachable):
         await device.status()
-    await asyncio.sleep(0.5)
-    assert (await device.status(Detail.SUMMARY)).uptime_s is not None
+    clock.advance(fleet.timing.reboot_downtime)
+    assert (await device.status(Detail.SUMMARY)).uptime_s == 0
 
 
 async def test_wrong_password_is_auth_failed_with_firmware_message(sim_fleet, driver):

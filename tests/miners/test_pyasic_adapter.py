@@ -40,6 +40,7 @@ def test_importing_miners_does_not_load_pyasic():
     assert "pyasic_rs" not in sys.modules
 
 
+@pytest.mark.slow
 async def test_adapter_identifies_and_reads_both_kinds(sim_fleet):
     fleet = await sim_fleet(proto=1, antminer=1, password=PW)
     for entry in fleet.inventory:
@@ -55,6 +56,7 @@ async def test_adapter_identifies_and_reads_both_kinds(sim_fleet):
     assert "power_target_watts" not in antminer["capabilities"]
 
 
+@pytest.mark.slow
 async def test_own_drivers_win_over_pyasic(sim_fleet):
     fleet = await sim_fleet(proto=1, antminer=1, password=PW)
     proto, antminer = fleet.inventory
@@ -62,6 +64,7 @@ async def test_own_drivers_win_over_pyasic(sim_fleet):
     assert (await probe(f"{antminer['host']}:80", "--password", PW))["driver"] == "antminer"
 
 
+@pytest.mark.slow
 async def test_empty_snapshot_becomes_auth_failed(sim_fleet):
     fleet = await sim_fleet(proto=1, password=PW)
     host = fleet.inventory[0]["host"]
@@ -70,6 +73,7 @@ async def test_empty_snapshot_becomes_auth_failed(sim_fleet):
     assert result["error"]["kind"] == "auth_failed" and result["status"] is None
 
 
+@pytest.mark.slow
 async def test_action_through_the_adapter(sim_fleet):
     fleet = await sim_fleet(proto=1, password=PW)
     host = fleet.inventory[0]["host"]
@@ -77,9 +81,10 @@ async def test_action_through_the_adapter(sim_fleet):
         "action", host, "blink", "on", "--driver", "pyasic", "--password", PW, "--json"
     )
     assert json.loads(out)["ok"] is True, err
-    assert fleet.miner(host).locate_on(time.time())
+    assert fleet.miner(host).locate_on(fleet.clock.now())
 
 
+@pytest.mark.slow
 async def test_refused_port_on_a_miner_is_not_claimed(sim_fleet):
     """pyasic-rs finds the rig by host alone; a port that refuses is still nothing there."""
     fleet = await sim_fleet(proto=1, password=PW)
@@ -88,6 +93,7 @@ async def test_refused_port_on_a_miner_is_not_claimed(sim_fleet):
     assert out == "" and "nothing answered like a miner" in err
 
 
+@pytest.mark.slow
 async def test_offline_rig_is_not_identified_and_deadline_holds(sim_fleet):
     fleet = await sim_fleet(proto=1, password=PW)
     host = fleet.inventory[0]["host"]

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,12 @@ from miners import AntminerDriver, Credentials, HttpClient, ProtoOSDriver
 ROOT = Path(__file__).resolve().parents[2]
 PW = "s3cretpw!"
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="pyasic-rs only probes the real ports 80/443/4028 (needs root)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="pyasic-rs only probes the real ports 80/443/4028 (needs root)"
+    ),
+    pytest.mark.slow,  # runs pyasic-rs in a subprocess
+]
 
 # Plain pyasic-rs, none of our code: identify each host, then one full get_data().
 SCRIPT = """
@@ -84,12 +86,12 @@ async def our_status(entry: dict) -> object:
         await http.close()
 
 
-async def test_pyasic_identifies_and_reads_both_kinds_like_the_simulator(sim_fleet):
-    fleet = await sim_fleet(proto=1, antminer=1, password=PW)
+async def test_pyasic_identifies_and_reads_both_kinds_like_the_simulator(sim_fleet, clock):
+    fleet = await sim_fleet(proto=1, antminer=1, password=PW, clock=clock)
     proto, antminer = fleet.inventory
-    await asyncio.sleep(1.0)  # let hashing ramp up past boot so drift is the only difference
+    clock.advance(60)  # well past boot; time then stands still, so every client reads one instant
     results = await pyasic_get_data(PW, proto["host"], antminer["host"])
-    now = time.time()
+    now = clock.now()
 
     for entry in (proto, antminer):
         result = results[entry["host"]]

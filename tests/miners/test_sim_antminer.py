@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import time
 
 import aiohttp
 import pytest
@@ -215,20 +214,19 @@ async def test_miner_conf_round_trip_and_work_modes(sim_fleet, http):
         assert reply["stats"] == "error", bad
 
 
-async def test_waking_from_sleep_starts_a_new_average(sim_fleet, http):
+async def test_waking_from_sleep_starts_a_new_average(sim_fleet, http, clock):
     """ "GHS av" is the average of the current run: after sleep -> normal it must not divide
     the whole uptime's work by the few seconds since waking."""
-    fleet = await sim_fleet(antminer=1, password=PW)
+    fleet = await sim_fleet(antminer=1, password=PW, clock=clock)
     entry = fleet.inventory[0]
     miner = fleet.miner(entry["host"])
-    for attr in ("boot_at", "mining_since", "settled_at"):  # pretend an hour of hashing
-        setattr(miner, attr, getattr(miner, attr) - 3600)
+    clock.advance(3600)  # an hour of hashing
     for mode in (1, 0):
         _, reply = await antminer_web(
             http, entry, "POST", "/cgi-bin/set_miner_conf.cgi", body={"miner-mode": mode}
         )
         assert reply["code"] == "M000"
-    await asyncio.sleep(0.2)
+    clock.advance(10)
     summary = (await rpc(entry, "summary"))["SUMMARY"][0]
     assert summary["GHS av"] == pytest.approx(miner.rate_ths() * 1000, rel=0.05)
 
@@ -241,8 +239,8 @@ async def test_head_is_answered_like_get(sim_fleet, http):
         assert status == 200, path
 
 
-async def test_blink_reboot_passwd_logs(sim_fleet, http):
-    fleet = await sim_fleet(antminer=1, password=PW, reboot_downtime=0.3)
+async def test_blink_reboot_passwd_logs(sim_fleet, http, clock):
+    fleet = await sim_fleet(antminer=1, password=PW, reboot_downtime=15, clock=clock)
     entry = fleet.inventory[0]
     miner = fleet.miner(entry["host"])
     _, reply = await antminer_web(http, entry, "POST", "/cgi-bin/blink.cgi", body={"blink": "true"})
@@ -268,7 +266,7 @@ async def test_blink_reboot_passwd_logs(sim_fleet, http):
     await antminer_web(http, entry, "POST", "/cgi-bin/reboot.cgi", password="n3w-pass")
     with pytest.raises(OSError):
         await rpc(entry, "summary")
-    await asyncio.sleep(0.45)
+    clock.advance(15)
     assert (await rpc(entry, "summary"))["SUMMARY"][0]["Elapsed"] == 0
 
 
@@ -286,4 +284,4 @@ async def test_stats_report_the_measured_power_like_stock_firmware(sim_fleet):
     reply = await rpc(entry, "stats")
     detail = reply["STATS"][1]
     watts = int(detail["chain_power"].removesuffix(" W"))
-    assert abs(watts - fleet.miner(entry["host"]).power_w(time.time())) < 200
+    assert abs(watts - fleet.miner(entry["host"]).power_w(fleet.clock.now())) < 200

@@ -54,6 +54,7 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30)
     return stderr
 
 
+@pytest.mark.slow
 def test_cli_serves_and_exits_cleanly_on_sigterm(tmp_path):
     inventory = tmp_path / "inventory.json"
     base = _base()
@@ -79,6 +80,7 @@ def test_cli_serves_and_exits_cleanly_on_sigterm(tmp_path):
     assert "ready" in stderr
 
 
+@pytest.mark.slow
 def test_cli_writes_inventory_to_stdout_and_is_stable_per_seed(tmp_path):
     outputs = []
     for _ in range(2):
@@ -110,6 +112,7 @@ def test_cli_writes_inventory_to_stdout_and_is_stable_per_seed(tmp_path):
         ["--antminer", "1", "--port-offset", "nope"],
     ],
 )
+@pytest.mark.slow
 def test_cli_rejects_bad_arguments_with_exit_2(args):
     proc = _run(*args)
     _, stderr = proc.communicate(timeout=20)
@@ -117,6 +120,7 @@ def test_cli_rejects_bad_arguments_with_exit_2(args):
     assert "error" in stderr.lower()
 
 
+@pytest.mark.slow
 def test_unwritable_inventory_is_a_bad_argument(tmp_path):
     for target in (tmp_path / "missing" / "inv.json", tmp_path):
         proc = _run("--proto", "1", "--base", _base(), "--port-offset", str(PORT_OFFSET),
@@ -126,6 +130,7 @@ def test_unwritable_inventory_is_a_bad_argument(tmp_path):
         assert "--inventory" in stderr and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_control_port_in_use_exits_1_without_traceback(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -173,6 +178,7 @@ def _control(port: int, method: str, path: str, body: dict | None = None) -> tup
         return exc.code, json.loads(exc.read())
 
 
+@pytest.mark.slow
 def test_cli_shards_over_processes_and_proxies_control(tmp_path):
     inventory = tmp_path / "inventory.json"
     with socket.socket() as probe:
@@ -213,6 +219,7 @@ def test_cli_shards_over_processes_and_proxies_control(tmp_path):
     assert "2 processes" in stderr and "died" not in stderr
 
 
+@pytest.mark.slow
 def test_cli_exits_1_when_a_shard_dies(tmp_path):
     inventory = tmp_path / "inventory.json"
     proc = _run("--proto", "1", "--antminer", "1", "--processes", "2", "--base", _base(),

@@ -150,17 +150,17 @@ async def test_dead_pool(sim_fleet, proto):
 
 
 def test_fault_validation():
-    from miners.sim.faults import FaultInjector
+    from miners.sim import FaultInjector, ManualClock
 
-    injector = FaultInjector(lambda host: None, lambda miner, offline: None)
+    injector = FaultInjector(lambda host: None, lambda miner, offline: None, ManualClock())
     with pytest.raises(FaultError, match="no simulated miner"):
         injector.set("127.0.0.9", "slow")
     with pytest.raises(FaultError, match="unknown fault"):
         injector.set("127.0.0.9", "meltdown")
 
 
-async def test_control_api(sim_fleet, http):
-    fleet = await sim_fleet(proto=1, antminer=1, password=PW, reboot_downtime=5)
+async def test_control_api(sim_fleet, http, clock):
+    fleet = await sim_fleet(proto=1, antminer=1, password=PW, reboot_downtime=5, clock=clock)
     p, a = fleet.inventory
     runner = await start_control(fleet, "127.0.0.1", 0)
     port = runner.addresses[0][1]
@@ -189,11 +189,15 @@ async def test_control_api(sim_fleet, http):
             assert "dead_pool" in (await r.json())["faults"]
         async with http.delete(f"{base}/faults") as r:
             assert r.status == 200
-        async with http.post(f"{base}/miners/{p['host']}/reboot", json={"downtime": 0.2}) as r:
+        async with http.post(f"{base}/miners/{p['host']}/reboot", json={"downtime": 20}) as r:
             assert r.status == 202
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection(p["host"], p["ports"]["http"])
-        await asyncio.sleep(0.35)
+        async with http.get(f"{base}/miners/{p['host']}") as r:
+            assert (await r.json())["rebooting"] is True
+        clock.advance(20)
+        async with http.get(f"{base}/miners/{p['host']}") as r:
+            assert (await r.json())["uptime_s"] == 0
         _, writer = await asyncio.open_connection(p["host"], p["ports"]["http"])
         writer.close()
     finally:

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from miners.sim import FleetSpec, SimFleet, SpecError
+from miners.sim import FleetSpec, ManualClock, SimFleet, SpecError
 from miners.sim.models import MODELS
 from miners.sim.spec import identities
 from miners.sim.state import Miner, Pool, Timing
@@ -130,6 +130,19 @@ async def test_idle_fleet_does_no_work(sim_fleet):
     await asyncio.sleep(0.3)
     assert time.process_time() - cpu < 0.05
     assert len(fleet.miners) == 40
+
+
+def test_manual_clock_runs_due_timers_in_order_each_at_its_own_time():
+    clock = ManualClock(start=100.0)
+    seen: list[tuple[str, float]] = []
+    clock.call_at(105.0, lambda: seen.append(("late", clock.now())))
+    clock.call_at(102.0, lambda: seen.append(("early", clock.now())))
+    clock.call_at(103.0, lambda: seen.append(("cancelled", clock.now()))).cancel()
+    clock.call_at(200.0, lambda: seen.append(("later", clock.now())))
+    clock.advance(10)
+    assert seen == [("early", 102.0), ("late", 105.0)] and clock.now() == 110.0
+    with pytest.raises(ValueError):
+        clock.advance(-1)
 
 
 @pytest.mark.parametrize(

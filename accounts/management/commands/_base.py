@@ -26,7 +26,7 @@ class ServiceCommand(BaseCommand):
 
     @staticmethod
     def org_by_slug(slug: str) -> Organization:
-        org = Organization.objects.filter(slug__iexact=slug.strip()).first()
+        org = Organization.unscoped.filter(slug__iexact=slug.strip()).first()
         if org is None:
             raise CommandError(f"No organization with slug '{slug}'.")
         return org

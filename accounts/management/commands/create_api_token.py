@@ -13,13 +13,18 @@ class Command(ServiceCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--email", required=True)
         parser.add_argument("--name", default="cli")
+        parser.add_argument(
+            "--org", help="organization slug the token is for (needed when the user has several)"
+        )
 
     def run(self, **options: Any) -> None:
         user = User.objects.filter(email__iexact=options["email"].strip()).first()
         if user is None:
             raise CommandError(f"No user with e-mail {options['email']}.")
-        issued = api_token_create(actor=self.actor, user=user, name=options["name"])
+        org = self.org_by_slug(options["org"]) if options.get("org") else None
+        issued = api_token_create(actor=self.actor, user=user, name=options["name"], org=org)
         self.stdout.write(
-            f"Token '{issued.token.name}' for {user.email} (prefix {issued.token.prefix}); it is shown once:"
+            f"Token '{issued.token.name}' for {user.email} in {issued.token.org.slug} "
+            f"(prefix {issued.token.prefix}); it is shown once:"
         )
         self.stdout.write(issued.secret)

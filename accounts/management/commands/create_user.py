@@ -7,7 +7,7 @@ from accounts.management.commands._base import ServiceCommand
 from accounts.models import Site
 from accounts.permissions import BUILTIN_ROLES
 from accounts.services.members import (
-    member_invite,
+    membership_add,
     password_problems,
     site_role_assign,
     user_create,
@@ -37,7 +37,7 @@ class Command(ServiceCommand):
         role = role_for_org(org=org, slug=options["role"])
         site = None
         if options.get("site"):
-            site = Site.objects.filter(org=org, slug__iexact=options["site"].strip()).first()
+            site = Site.unscoped.filter(org=org, slug__iexact=options["site"].strip()).first()
             if site is None:
                 raise CommandError(f"No site '{options['site']}' in {org.slug}.")
         problems = password_problems(
@@ -53,12 +53,10 @@ class Command(ServiceCommand):
             email=options["email"],
             password=options["password"],
             full_name=options["full_name"],
+            is_staff=options["staff"],
         )
-        if options["staff"]:
-            user.is_staff = True
-            user.save(update_fields=["is_staff"])
         org_role = role_for_org(org=org, slug="viewer") if site else role
-        member_invite(actor=self.actor, org=org, email=user.email, role=org_role)
+        membership_add(actor=self.actor, org=org, user=user, role=org_role)
         if site is not None:
             site_role_assign(actor=self.actor, site=site, user=user, role=role)
         where = f"site {site.slug}" if site else f"organization {org.slug}"

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from accounts.management.commands._base import ServiceCommand
 from accounts.models import Organization, User
-from accounts.services.members import member_invite, user_create
+from accounts.services.members import membership_add, user_create
 from accounts.services.orgs import org_create, site_create
 from accounts.services.roles import role_for_org
 
@@ -22,7 +22,7 @@ class Command(ServiceCommand):
 
     @transaction.atomic
     def run(self, **options: Any) -> None:
-        org = Organization.objects.filter(slug="demo").first()
+        org = Organization.unscoped.filter(slug="demo").first()
         if org is None:
             org = org_create(actor=self.actor, name="Demo", slug="demo")
             site_create(
@@ -41,13 +41,9 @@ class Command(ServiceCommand):
                 email=DEMO_EMAIL,
                 password=options["password"],
                 full_name="Demo Owner",
+                is_staff=True,
             )
-            user.is_staff = True
-            user.save(update_fields=["is_staff"])
-            member_invite(
-                actor=self.actor,
-                org=org,
-                email=DEMO_EMAIL,
-                role=role_for_org(org=org, slug="owner"),
+            membership_add(
+                actor=self.actor, org=org, user=user, role=role_for_org(org=org, slug="owner")
             )
         self.stdout.write(f"Demo sign-in: {DEMO_EMAIL} / {options['password']}")
