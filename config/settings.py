@@ -269,6 +269,8 @@ SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W021"]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# English only; the catalog there turns allauth's Title Case headings and buttons into sentence case.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -322,6 +324,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Scoped models' ``objects`` only restricts; every model (User included) has ``unscoped``.
+    "DEFAULT_QUERY_MANAGER": "unscoped",
     "COMPONENT_SPLIT_REQUEST": True,
     # The schema describes an open-source API, not data: public, so clients can generate bindings.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -8,7 +8,7 @@ from django.test import Client
 from tests.conftest import OrgWorld, api_client_for
 
 
-@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/no-such-thing/", "/api/nope"])
+@pytest.mark.parametrize("path", ["/api/v2/", "/api/v1/no-such-thing/", "/api/nope"])
 def test_unknown_api_urls_are_json_404s(org_a: OrgWorld, path: str) -> None:
     response = api_client_for(org_a.users["viewer"]).get(path)
     assert response.status_code == 404

@@ -16,10 +16,13 @@ from rest_framework import viewsets
 from rest_framework.request import Request
 
 from accounts.authz import require_perm_on
+from accounts.errors import Forbidden
+from accounts.services.activity import activity_record_refusal
 from accounts.permissions import AUTHENTICATED, PUBLIC, is_declarable
 
 _SEALED = frozenset({"get_queryset", "get_object", "get_permissions"})
 _READ_ACTIONS = frozenset({"list", "retrieve", "metadata"})
+_REFUSAL_VERBS = {"update": "update", "partial_update": "update", "destroy": "delete"}
 
 
 class DeclaredPermission(drf_permissions.BasePermission):
@@ -91,10 +94,17 @@ class ScopedViewSet(viewsets.GenericViewSet):
             AUTHENTICATED,
         ):
             hook = getattr(self, "dangerously_check_object", None)
-            if hook is not None:
-                hook(obj, perm)
-            else:
-                require_perm_on(self.request.user, perm, obj)
+            try:
+                if hook is not None:
+                    hook(obj, perm)
+                else:
+                    require_perm_on(self.request.user, perm, obj)
+            except Forbidden as exc:
+                verb = _REFUSAL_VERBS.get(self.action, self.action)
+                activity_record_refusal(
+                    actor=self.actor(), verb=f"{obj._meta.model_name}.{verb}", target=obj, exc=exc
+                )
+                raise
         return obj
 
     update_serializer_class: ClassVar[type[Any] | None] = None

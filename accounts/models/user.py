@@ -50,6 +50,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
+    unscoped = UserManager()  # the same rows, under the name every other model uses
 
     # Set by token authentication for one request: the org the token is bound to (grants_for).
     rw_token_org: int | None = None

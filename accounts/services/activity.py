@@ -102,24 +102,40 @@ def _record_refusal(actor: Actor, verb: str, kwargs: dict[str, Any], exc: Except
     target = next((m for m in models_given if not isinstance(m, Organization)), None) or next(
         iter(models_given), None
     )
-    org_id: int | None = None
+    org = kwargs.get("org")
+    activity_record_refusal(
+        actor=actor,
+        verb=verb,
+        target=target,
+        org=org if isinstance(org, Organization) else None,
+        exc=exc,
+    )
+
+
+def activity_record_refusal(
+    *,
+    actor: Actor,
+    verb: str,
+    target: models.Model | None,
+    exc: Exception,
+    org: Organization | None = None,
+) -> None:
+    """A refused write, in the log of the org it was aimed at (``denied`` for a missing
+    permission, ``failed`` for a rule); nothing when no org can be told."""
+    org_id: int | None = org.pk if org is not None else None
     site_id: int | None = None
     if isinstance(target, Organization):
         org_id = target.pk
     elif target is not None and hasattr(target, "scope_ids"):
         org_id, site_id = target.scope_ids()
-    org = kwargs.get("org")
-    if org_id is None and isinstance(org, Organization):
-        org_id = org.pk
     if org_id is None:
-        return  # nobody's log to put it in
-    denied = isinstance(exc, Forbidden)
+        return
     activity_record(
         actor=actor,
         verb=verb,
         org=org_id,
         site=site_id,
         target=target,
-        result=ActivityResult.DENIED if denied else ActivityResult.FAILED,
+        result=ActivityResult.DENIED if isinstance(exc, Forbidden) else ActivityResult.FAILED,
         details={"reason": str(getattr(exc, "message", exc))},
     )

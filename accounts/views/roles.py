@@ -133,7 +133,7 @@ def role_detail(request: PageRequest, org: Organization, pk: int) -> HttpRespons
     if request.method == "POST":
         return role_update(request, pk=pk)
     role = get_object_or_404(org_roles(request.user, org), pk=pk)
-    return redirect(f"{reverse('roles')}#role-{role.pk}")
+    return redirect(f"{reverse('roles')}#role-column-{role.pk}")
 
 
 @org_page("role:manage")

@@ -73,7 +73,7 @@ WRITES = [
         "post",
         lambda w: "/api/v1/memberships/",
         lambda w: {"org": w.org.pk, "email": "inv@alpha.example", "role": "viewer"},
-        "membership",
+        "invitation",
     ),
     Write(
         "member.role_change",
@@ -115,14 +115,12 @@ WRITES = [
         lambda w: f"/api/v1/roles/{_custom_role(w).pk}/",
         target_type="role",
     ),
-    Write(
-        "apikey.create", "post", lambda w: "/api/v1/tokens/", lambda w: {"name": "ci"}, "apitoken"
-    ),
+    Write("apikey.create", "post", lambda w: "/api/v1/tokens/", lambda w: {"name": "ci"}, "apikey"),
     Write(
         "apikey.revoke",
         "delete",
         lambda w: f"/api/v1/tokens/{_token(w).pk}/",
-        target_type="apitoken",
+        target_type="apikey",
     ),
 ]
 
@@ -161,7 +159,7 @@ def test_site_role_removal_is_recorded(org_a: OrgWorld) -> None:
     )
 
 
-def test_refused_writes_change_nothing_and_record_nothing(org_a: OrgWorld) -> None:
+def test_refused_writes_change_nothing_and_are_logged_as_denied(org_a: OrgWorld) -> None:
     ActivityEvent.unscoped.all().delete()
     viewer = api_client_for(org_a.users["viewer"])
     assert (
@@ -177,6 +175,36 @@ def test_refused_writes_change_nothing_and_record_nothing(org_a: OrgWorld) -> No
         == 403
     )
     assert not Site.unscoped.filter(name="pwned").exists()
+    events = list(ActivityEvent.unscoped.order_by("id").values_list("verb", "result", "org_id"))
+    assert events == [
+        ("site.update", "denied", org_a.org.pk),
+        ("site.create", "denied", org_a.org.pk),
+    ]
+
+
+def test_refusing_the_last_owner_is_logged_as_failed(org_a: OrgWorld) -> None:
+    owner = Membership.unscoped.get(org=org_a.org, user=org_a.users["owner"])
+    response = api_client_for(org_a.users["owner"]).delete(f"/api/v1/memberships/{owner.pk}/")
+    assert response.status_code == 400
+    event = ActivityEvent.unscoped.get(verb="member.remove")
+    assert event.result == "failed" and "last owner" in event.details["reason"]
+
+
+def test_a_save_that_changes_nothing_writes_no_event(org_a: OrgWorld) -> None:
+    ActivityEvent.unscoped.all().delete()
+    owner = api_client_for(org_a.users["owner"])
+    site = org_a.sites[0]
+    assert (
+        owner.patch(f"/api/v1/sites/{site.pk}/", {"name": site.name}, format="json").status_code
+        == 200
+    )
+    viewer = Membership.unscoped.get(org=org_a.org, user=org_a.users["viewer"])
+    assert (
+        owner.patch(
+            f"/api/v1/memberships/{viewer.pk}/", {"role": "viewer"}, format="json"
+        ).status_code
+        == 200
+    )
     assert not ActivityEvent.unscoped.exists()
 
 

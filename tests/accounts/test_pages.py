@@ -393,7 +393,8 @@ def test_token_errors_and_scope(org_a: OrgWorld, org_b: OrgWorld) -> None:
     assert client.post(f"/tokens/{other.pk}/revoke/").status_code == 404
     assert client.post(f"/tokens/{foreign.pk}/revoke/").status_code == 404
     assert (
-        ApiToken.unscoped.filter(revoked_at__isnull=True, pk__in=[other.pk, foreign.pk]).count() == 2
+        ApiToken.unscoped.filter(revoked_at__isnull=True, pk__in=[other.pk, foreign.pk]).count()
+        == 2
     )
     assert "theirs" not in html(client.get("/tokens/"))
 
