@@ -204,6 +204,7 @@ class MemberRow:
     membership: Membership
     site_roles: list[SiteRoleAssignment]
     mfa_enabled: bool
+    last_owner: bool  # can't be demoted or removed: no control is offered
 
 
 def org_roles(user: Any, org: Organization) -> QuerySet[Role]:
@@ -236,7 +237,12 @@ def member_rows(user: Any, org: Organization, memberships: Iterable[Membership])
             user_id__in=user_ids, type=Authenticator.Type.TOTP
         ).values_list("user_id", flat=True)
     )
-    return [MemberRow(m, site_roles[m.user_id], m.user_id in with_totp) for m in members]
+    owners = Membership.unscoped.filter(org=org, role__slug="owner", role__org__isnull=True)
+    sole_owner = owners.values_list("pk", flat=True)[:2]
+    only = sole_owner[0] if len(sole_owner) == 1 else None
+    return [
+        MemberRow(m, site_roles[m.user_id], m.user_id in with_totp, m.pk == only) for m in members
+    ]
 
 
 def login_history(user: User, limit: int = 20) -> list[LoginEvent]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -111,6 +112,21 @@ def env_networks(name: str, environ: Mapping[str, str] | None = None) -> list[st
                 f"{name}: {item!r} is not a network (expected CIDR like 10.0.0.0/24)"
             ) from exc
     return networks
+
+
+_RATE = re.compile(r"([1-9][0-9]*)/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def env_rate(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    """A request rate for DRF's throttles: ``N/second``, ``N/minute``, ``N/hour`` or ``N/day``
+    (``s``, ``m``, ``h``, ``d`` and ``sec``, ``min`` also do)."""
+    raw = env_str(name, None, environ)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if not _RATE.fullmatch(value):
+        raise ConfigError(f"{name}={raw!r} is not a rate (e.g. 1200/minute or 20/s)")
+    return value
 
 
 def persistent_secret(path: Path, nbytes: int = 32) -> str:

@@ -22,6 +22,7 @@ from config.env import (
     env_int,
     env_list,
     env_networks,
+    env_rate,
     env_str,
     env_url,
     persistent_secret,
@@ -50,7 +51,7 @@ def _master_key() -> bytes:
 
 FLEET_MASTER_KEY = _master_key()
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 if not ALLOWED_HOSTS:
     raise ConfigError(
         "ALLOWED_HOSTS is empty: every request would be refused (e.g. rw.example.com)"
@@ -295,6 +296,15 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG or TESTING
 
 # --- DRF / OpenAPI --------------------------------------------------------------------------
+API_RATES: dict[str, str | None] = {
+    "token": env_rate("API_RATE_TOKEN", "1200/minute"),
+    "user": env_rate("API_RATE_USER", "1200/minute"),
+    "anon": env_rate("API_RATE_ANON", "120/minute"),
+}
+if TESTING:
+    # The suite makes thousands of calls a minute as a handful of users; the throttles are
+    # proven with low rates of their own in tests/accounts/test_api_contract.py.
+    API_RATES = dict.fromkeys(API_RATES)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.authentication.TokenAuthentication",
@@ -312,10 +322,15 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "accounts.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["accounts.api.filters.StrictFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "accounts.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"user": "6000/hour", "anon": "600/hour"},
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.api.throttling.TokenRateThrottle",
+        "accounts.api.throttling.UserRateThrottle",
+        "accounts.api.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": API_RATES,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -7,21 +7,26 @@ override ``get_queryset``, ``get_object`` or ``get_permissions``; the escape hat
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model, QuerySet
+from django.utils.cache import patch_cache_control
 from rest_framework import permissions as drf_permissions
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from accounts.authz import require_perm_on
 from accounts.errors import Forbidden
-from accounts.services.activity import activity_record_refusal
 from accounts.permissions import AUTHENTICATED, PUBLIC, is_declarable
+from accounts.services.activity import activity_record_refusal
 
 _SEALED = frozenset({"get_queryset", "get_object", "get_permissions"})
 _READ_ACTIONS = frozenset({"list", "retrieve", "metadata"})
+_ID_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: int() would also take " 3", "+3", "٣", "3_0"
+ID_MAX = 2**63 - 1  # BigAutoField
 _REFUSAL_VERBS = {"update": "update", "partial_update": "update", "destroy": "delete"}
 
 
@@ -122,21 +127,80 @@ class ScopedViewSet(viewsets.GenericViewSet):
         return Actor.for_request(self.request)
 
 
-def scoped_related(model: type[Model], permission: str) -> Any:
-    """A PrimaryKeyRelatedField whose choices are restricted to what the caller can see.
+class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
+    """A foreign key by id, strictly typed, among the rows the caller can see.
+
+    JSON integers and strings of ASCII digits (form posts send strings) are ids; floats
+    (``3.9`` would silently mean 3, ``1e400`` is infinity), booleans and everything else are a
+    400, and so is an id out of the 64-bit range (unknown, like any id that doesn't exist).
+    """
+
+    scope: ClassVar[tuple[type[Model], str]]
+    default_error_messages = {  # DRF merges these with its own along the MRO
+        "incorrect_type": "Incorrect type. Expected an integer id, received {data_type}.",
+        "not_an_id": "Expected an integer id, received a string that is not one.",
+    }
+
+    def get_queryset(self) -> QuerySet[Any]:
+        model, permission = self.scope
+        request = self.context["request"]
+        return model._default_manager.all().restrict(request.user, permission)  # type: ignore[attr-defined]
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if isinstance(data, str):
+            if not _ID_DIGITS.fullmatch(data):
+                self.fail("not_an_id")
+            data = int(data)
+        if not 1 <= data <= ID_MAX:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+def scoped_related(model: type[Model], permission: str) -> type[ScopedRelatedField]:
+    """A ``ScopedRelatedField`` class for ``model``, its choices what the caller can see.
 
     Scope it by *visibility* (``AUTHENTICATED``, ``site:read``), not by the write permission:
     an invisible id is a 400 like any unknown id, while a visible one the caller may not write
-    to reaches ``ScopedViewSet.require`` and becomes a 403.
+    to is refused by the service's authorization, a 403.
     """
-    from drf_spectacular.types import OpenApiTypes
-    from drf_spectacular.utils import extend_schema_field
-    from rest_framework import serializers
 
-    @extend_schema_field(OpenApiTypes.INT)
-    class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
-        def get_queryset(self) -> QuerySet[Any]:
-            request = self.context["request"]
-            return model._default_manager.all().restrict(request.user, permission)  # type: ignore[attr-defined]
+    class Field(ScopedRelatedField):
+        scope = (model, permission)
 
-    return ScopedRelatedField
+    Field.__name__ = Field.__qualname__ = f"Scoped{model.__name__}Field"
+    return Field
+
+
+class CurrentOrgDefault:
+    """``org`` left out of a create: the caller's organization when they belong to exactly one
+    (contracts.md "HTTP API"); with several (or none) the field is required, a 400 naming it.
+
+    A token-authenticated caller belongs to the token's organization only, so a token's writes
+    default to its organization.
+    """
+
+    requires_context = True
+
+    def __call__(self, field: serializers.Field) -> Model:
+        from accounts.models import Organization, grants_for
+
+        orgs = grants_for(field.context["request"].user).member_orgs()
+        if len(orgs) != 1:
+            raise serializers.ValidationError(
+                "This field is required: you belong to several organizations."
+                if orgs
+                else "This field is required."
+            )
+        return Organization._default_manager.get(pk=next(iter(orgs)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def no_store(response: Response) -> Response:
+    """For a response that carries a secret (a new token, a set-password link): no browser,
+    proxy or history cache may keep a copy."""
+    patch_cache_control(response, no_store=True)
+    return response

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from accounts.api.base import scoped_related
+from accounts.api.base import CurrentOrgDefault, scoped_related
 from accounts.models import (
     ActivityEvent,
     ApiToken,
@@ -19,6 +19,11 @@ from accounts.models import (
 from accounts.permissions import AUTHENTICATED, CATALOG
 
 
+def org_field() -> serializers.Field:
+    """The ``org`` of a create: one the caller can see; left out, the caller's only org."""
+    return scoped_related(Organization, AUTHENTICATED)(default=CurrentOrgDefault())
+
+
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
@@ -27,7 +32,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class SiteSerializer(serializers.ModelSerializer):
-    org = scoped_related(Organization, AUTHENTICATED)()
+    org = org_field()
     slug = serializers.SlugField(max_length=60, required=False)
 
     class Meta:
@@ -57,7 +62,7 @@ class RoleSerializer(serializers.ModelSerializer):
     permissions = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(CATALOG)), allow_empty=True
     )
-    org = scoped_related(Organization, AUTHENTICATED)(required=True)
+    org = org_field()
 
     class Meta:
         model = Role
@@ -95,7 +100,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class InviteSerializer(serializers.Serializer):
-    org = scoped_related(Organization, AUTHENTICATED)()
+    org = org_field()
     email = serializers.EmailField(max_length=254)
     role = serializers.SlugField()
     full_name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)

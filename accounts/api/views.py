@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.db.models import QuerySet
+from drf_spectacular.helpers import forced_singular_serializer
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from accounts.api import serializers as s
-from accounts.api.base import ScopedViewSet
+from accounts.api.base import ScopedViewSet, no_store
 from accounts.api.filters import (
     ActivityFilter,
     InvitationFilter,
@@ -161,9 +162,7 @@ def invite(view: ScopedViewSet, request: Request) -> Response:
 def _issued(issued: invitations.IssuedInvitation, code: int) -> Response:
     data = dict(s.InvitationSerializer(issued.invitation).data)
     data |= {"accept_url": issued.accept_url, "email_sent": issued.email_sent}
-    response = Response(data, status=code)
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(Response(data, status=code))
 
 
 class InvitationViewSet(
@@ -203,6 +202,7 @@ class InvitationViewSet(
 class MyInvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Pending invitations addressed to the signed-in person's e-mail: accept or decline."""
 
+    queryset = Invitation.unscoped.none()  # for the schema; rows come from the hook below
     serializer_class = s.MyInvitationSerializer
     permissions = {
         "list": AUTHENTICATED,
@@ -372,7 +372,7 @@ class TokenViewSet(
         )
         data = dict(s.TokenSerializer(issued.token).data)
         data["token"] = issued.secret
-        return Response(data, status=status.HTTP_201_CREATED)
+        return no_store(Response(data, status=status.HTTP_201_CREATED))
 
     def perform_destroy(self, instance: ApiToken) -> None:
         tokens.api_token_revoke(actor=self.actor(), token=instance)
@@ -404,6 +404,6 @@ class MeViewSet(ScopedViewSet):
     pagination_class = None
     filter_backends = ()  # not a queryset: nothing to filter
 
-    @extend_schema(responses={200: s.MeSerializer})
+    @extend_schema(responses={200: forced_singular_serializer(s.MeSerializer)})
     def list(self, request: Request) -> Response:
         return Response(s.MeSerializer(me_summary(request.user)).data)  # type: ignore[arg-type]

@@ -127,7 +127,8 @@ def activity_record_refusal(
     if isinstance(target, Organization):
         org_id = target.pk
     elif target is not None and hasattr(target, "scope_ids"):
-        org_id, site_id = target.scope_ids()
+        target_org, site_id = target.scope_ids()
+        org_id = target_org if target_org is not None else org_id
     if org_id is None:
         return
     activity_record(

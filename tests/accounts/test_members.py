@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from accounts.actor import Actor
 from accounts.authz import has_perm
@@ -17,7 +16,7 @@ from accounts.services.members import (
     membership_update,
     site_role_assign,
 )
-from tests.accounts.conftest import browser, fresh, sign_in
+from tests.accounts.conftest import fresh
 from tests.conftest import OrgWorld, api_client_for, make_user
 
 NEW_PASSWORD = "a-brand-new-passphrase-42"

@@ -9,9 +9,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.actor import Actor
 from accounts.models import ActivityEvent, ApiToken, Membership, Role, User
-from accounts.services.tokens import api_token_create
 from tests.conftest import OrgWorld, api_client_for, make_user
 
 

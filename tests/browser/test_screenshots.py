@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from accounts.actor import Actor
 from accounts.models import ApiToken, LoginMethod, LoginResult, Membership, Role, User
 from accounts.permissions import BUILTIN_ROLES
-from accounts.services import members, orgs, roles, security, tokens
+from accounts.services import invitations, members, orgs, roles, security, tokens
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 
@@ -56,18 +56,22 @@ def seed() -> User:
     owner = members.user_create(
         actor=system, email="maya@hashbrook.example", password=PASSWORD, full_name="Maya Lindqvist"
     )
-    members.member_invite(actor=system, org=org, email=owner.email, role=builtin("owner"))
+    members.membership_add(actor=system, org=org, user=owner, role=builtin("owner"))
     me = Actor.for_user(owner, "10.20.0.15")
     people = {}
     for i, (email, name, role) in enumerate(TEAM):
         user = members.user_create(actor=me, email=email, password=PASSWORD, full_name=name)
-        members.member_invite(actor=me, org=org, email=email, role=builtin(role))
+        members.membership_add(actor=me, org=org, user=user, role=builtin(role))
         User.objects.filter(pk=user.pk).update(
             last_login=timezone.now() - timedelta(hours=3 + 17 * i)
         )
         people[email.split(".")[0].split("@")[0]] = user
-    members.member_invite(
-        actor=me, org=org, email="new.hire@hashbrook.example", role=builtin("operator")
+    invitations.member_invite(
+        actor=me,
+        org=org,
+        email="new.hire@hashbrook.example",
+        role=builtin("operator"),
+        base_url="http://127.0.0.1/",
     )
     lead = roles.role_create(
         actor=me,
