@@ -1,7 +1,13 @@
-"""Django admin: lists go through restrict() so staff see only their orgs (superusers see all)."""
+"""Django admin: a read-only window on the data, scoped by restrict() (superusers see all).
+
+Every change goes through the services, so the admin offers no add/change/delete forms — only
+actions that call a service (revoke tokens and invitations, remove members), each authorized
+and audited there. Filters list only what the rows in scope refer to, never other orgs.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import admin
@@ -10,9 +16,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.actor import Actor
+from accounts.errors import Refusal
 from accounts.models import (
     ActivityEvent,
     ApiToken,
+    Invitation,
+    InvitationStatus,
     LoginEvent,
     Membership,
     Organization,
@@ -23,38 +32,9 @@ from accounts.models import (
     User,
     grants_for,
 )
-from accounts.permissions import AUTHENTICATED
-from accounts.services.activity import activity_record
+from accounts.services.invitations import invitation_revoke
+from accounts.services.members import membership_remove
 from accounts.services.tokens import api_token_revoke
-
-
-class AuditedAdminMixin:
-    """Admin edits bypass the API, so they record their own activity events."""
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)  # type: ignore[misc]
-        verb = f"admin.{obj._meta.model_name}.{'change' if change else 'create'}"
-        activity_record(
-            actor=Actor.for_request(request),
-            verb=verb,
-            org=_org_of(obj),
-            target=obj,
-            details={"fields": sorted(form.changed_data)},
-        )
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        activity_record(
-            actor=Actor.for_request(request),
-            verb=f"admin.{obj._meta.model_name}.delete",
-            org=_org_of(obj),
-            target=obj,
-        )
-        super().delete_model(request, obj)  # type: ignore[misc]
-
-
-def _org_of(obj: Any) -> int | None:
-    scope_ids = getattr(obj, "scope_ids", None)
-    return scope_ids()[0] if scope_ids else None
 
 
 class CatalogViewMixin:
@@ -79,15 +59,10 @@ class CatalogViewMixin:
         return super().has_module_permission(request) or self._catalog_allows_view(request)  # type: ignore[misc]
 
 
-class ScopedAdmin(CatalogViewMixin, AuditedAdminMixin, admin.ModelAdmin):
-    """Applies the one scoping path; ``scope_permission`` is what a staff member needs to see rows."""
+class ReadOnlyMixin:
+    """No forms: writes are services, reached through the app, the API or an admin action."""
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).restrict(request.user, self.scope_permission)  # type: ignore[attr-defined]
-
-
-class ReadOnlyAdmin(ScopedAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -97,28 +72,46 @@ class ReadOnlyAdmin(ScopedAdmin):
         return False
 
 
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    autocomplete_fields = ["org"]
-    fk_name = "user"
+class ScopedAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin):
+    """Applies the one scoping path; ``scope_permission`` is what a staff member needs to see rows."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).restrict(request.user, self.scope_permission)  # type: ignore[attr-defined]
+
+
+def _in_scope(field: str) -> tuple[str, type[admin.RelatedOnlyFieldListFilter]]:
+    """A related filter listing only what the visible rows point at (no other orgs' names)."""
+    return (field, admin.RelatedOnlyFieldListFilter)
+
+
+def _run(request: HttpRequest, modeladmin: admin.ModelAdmin, calls: Any) -> None:
+    """Run service calls, one per row; refusals become admin messages, not 500s."""
+    from django.contrib import messages
+
+    done = 0
+    for call in calls:
+        try:
+            call()
+        except Refusal as exc:
+            modeladmin.message_user(request, exc.message, messages.ERROR)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, f"Done for {done}.", messages.SUCCESS)
 
 
 @admin.register(User)
-class UserAdmin(CatalogViewMixin, AuditedAdminMixin, DjangoUserAdmin):
+class UserAdmin(ReadOnlyMixin, CatalogViewMixin, DjangoUserAdmin):
     ordering = ["email"]
-    list_display = ["email", "full_name", "is_active", "is_staff", "last_login", "date_joined"]
-    list_filter = ["is_active", "is_staff", "is_superuser", "memberships__org"]
+    list_display = ["email", "full_name", "is_active", "last_login", "date_joined"]
+    list_filter = ["is_active"]
     search_fields = ["email", "full_name"]
-    readonly_fields = ["last_login", "date_joined"]
-    inlines = [MembershipInline]
     fieldsets = (
-        (None, {"fields": ("email", "password")}),
+        (None, {"fields": ("email",)}),
         ("Profile", {"fields": ("full_name",)}),
-        ("Access", {"fields": ("is_active", "is_staff", "is_superuser")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    add_fieldsets = fieldsets
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return User.objects.restrict(request.user, "user:read")
@@ -136,7 +129,7 @@ class OrganizationAdmin(ScopedAdmin):
 class SiteAdmin(ScopedAdmin):
     scope_permission = "site:read"
     list_display = ["name", "slug", "org", "location", "created_at"]
-    list_filter = ["org"]
+    list_filter = [_in_scope("org")]
     search_fields = ["name", "slug", "location"]
     list_select_related = ["org"]
 
@@ -144,30 +137,38 @@ class SiteAdmin(ScopedAdmin):
 @admin.register(Role)
 class RoleAdmin(ScopedAdmin):
     list_display = ["name", "slug", "org", "is_builtin", "created_at"]
-    list_filter = ["is_builtin", "org"]
+    list_filter = ["is_builtin", _in_scope("org")]
     search_fields = ["name", "slug"]
-    readonly_fields = ["is_builtin"]
 
-    def has_change_permission(self, request: HttpRequest, obj: Role | None = None) -> bool:
-        return not (obj and obj.is_builtin) and super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Role | None = None) -> bool:
-        return not (obj and obj.is_builtin) and super().has_delete_permission(request, obj)
+@admin.action(description="Remove selected members (their site roles and tokens go too)")
+def remove_members(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Membership]
+) -> None:
+    actor = Actor.for_request(request)
+    _run(
+        request,
+        modeladmin,
+        [
+            partial(membership_remove, actor=actor, membership=m)
+            for m in queryset.select_related("role", "user")
+        ],
+    )
 
 
 @admin.register(Membership)
 class MembershipAdmin(ScopedAdmin):
     list_display = ["user", "org", "role", "created_at"]
-    list_filter = ["org", "role"]
+    list_filter = [_in_scope("org"), _in_scope("role")]
     search_fields = ["user__email", "org__name"]
     list_select_related = ["user", "org", "role"]
-    autocomplete_fields = ["user", "org"]
+    actions = [remove_members]
 
 
 @admin.register(SiteRoleAssignment)
 class SiteRoleAssignmentAdmin(ScopedAdmin):
     list_display = ["user", "site", "role", "created_at"]
-    list_filter = ["site__org", "role"]
+    list_filter = [_in_scope("site"), _in_scope("role")]
     search_fields = ["user__email", "site__name"]
     list_select_related = ["user", "site", "role"]
 
@@ -177,16 +178,17 @@ def revoke_tokens(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiToken]
 ) -> None:
     actor = Actor.for_request(request)
-    for token in queryset.filter(revoked_at__isnull=True):
-        api_token_revoke(actor=actor, token=token)
+    tokens = queryset.filter(revoked_at__isnull=True).select_related("user")
+    _run(request, modeladmin, [partial(api_token_revoke, actor=actor, token=t) for t in tokens])
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(CatalogViewMixin, AuditedAdminMixin, admin.ModelAdmin):
-    scope_permission = AUTHENTICATED  # everyone sees their own tokens
+class ApiTokenAdmin(ScopedAdmin):
+    scope_permission = "apikey:manage"  # plus everyone's own tokens (ApiToken.scope_filter)
     list_display = [
         "name",
         "prefix",
+        "org",
         "user",
         "state",
         "created_at",
@@ -194,19 +196,11 @@ class ApiTokenAdmin(CatalogViewMixin, AuditedAdminMixin, admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    list_filter = ["revoked_at", "expires_at"]
+    list_filter = [_in_scope("org"), "revoked_at", "expires_at"]
     search_fields = ["name", "prefix", "user__email"]
-    readonly_fields = [
-        "user",
-        "prefix",
-        "token_hash",
-        "created_at",
-        "last_used_at",
-        "last_used_ip",
-        "revoked_at",
-    ]
     fields = [
         "name",
+        "org",
         "user",
         "prefix",
         "expires_at",
@@ -216,17 +210,35 @@ class ApiTokenAdmin(CatalogViewMixin, AuditedAdminMixin, admin.ModelAdmin):
         "revoked_at",
     ]
     actions = [revoke_tokens]
-    list_select_related = ["user"]
+    list_select_related = ["user", "org"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return ApiToken.objects.restrict(request.user, "apikey:manage").select_related("user")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # tokens are created by their owner, who must see the secret once
+@admin.action(description="Revoke selected invitations")
+def revoke_invitations(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invitation]
+) -> None:
+    actor = Actor.for_request(request)
+    pending = queryset.filter(status=InvitationStatus.PENDING)
+    _run(
+        request,
+        modeladmin,
+        [partial(invitation_revoke, actor=actor, invitation=i) for i in pending],
+    )
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ScopedAdmin):
+    scope_permission = "user:read"
+    list_display = ["email", "org", "role", "status", "sent_at", "expires_at"]
+    list_filter = [_in_scope("org"), "status"]
+    search_fields = ["email"]
+    exclude = ["token_hash"]
+    list_select_related = ["org", "role"]
+    actions = [revoke_invitations]
 
 
 @admin.register(ActivityEvent)
-class ActivityEventAdmin(ReadOnlyAdmin):
+class ActivityEventAdmin(ScopedAdmin):
     scope_permission = "activity:read"
     list_display = [
         "created_at",
@@ -239,14 +251,14 @@ class ActivityEventAdmin(ReadOnlyAdmin):
         "site",
         "ip",
     ]
-    list_filter = ["result", "actor_type", "verb", "org"]
+    list_filter = ["result", "actor_type", _in_scope("org")]
     search_fields = ["actor_label", "verb", "target_label", "target_id"]
     date_hierarchy = "created_at"
     list_select_related = ["org", "site"]
 
 
 @admin.register(LoginEvent)
-class LoginEventAdmin(ReadOnlyAdmin):
+class LoginEventAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin):
     scope_permission = "user:manage"  # other members' IPs and browsers
     list_display = ["created_at", "email", "result", "method", "ip", "user_agent"]
     list_filter = ["result", "method"]
@@ -259,7 +271,7 @@ class LoginEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TrackedSession)
-class TrackedSessionAdmin(ReadOnlyAdmin):
+class TrackedSessionAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin):
     scope_permission = "user:manage"
     list_display = ["user", "ip", "user_agent", "created_at", "last_seen_at"]
     search_fields = ["user__email", "ip"]

@@ -90,9 +90,23 @@ def iter_routes(patterns: Any = None, prefix: str = "") -> Iterator[tuple[str, A
             yield prefix + str(entry.pattern), entry.callback
 
 
-def undeclared_routes() -> list[str]:
+def _scoped_api_view(callback: Any) -> bool:
+    from accounts.api.base import ScopedViewSet
+
+    viewset = getattr(callback, "cls", None)
+    return isinstance(viewset, type) and issubclass(viewset, ScopedViewSet)
+
+
+def undeclared_routes(patterns: Any = None) -> list[str]:
     problems = []
-    for route, callback in iter_routes():
+    for route, callback in iter_routes(patterns):
+        # Every resource under /api/v1/ (the bare index of links aside) is a ScopedViewSet.
+        if route.startswith("api/v1/") and route != "api/v1/" and not _scoped_api_view(callback):
+            problems.append(
+                f"{route} ({getattr(callback, '__qualname__', callback)}) is not a ScopedViewSet: "
+                "every /api/v1/ route is scoped by the one base class"
+            )
+            continue
         perms = declared_permissions(callback)
         if not perms:
             problems.append(

@@ -17,6 +17,7 @@ from django.urls import include, path, re_path
 from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.request import Request
+from rest_framework.views import APIView
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
@@ -143,6 +144,46 @@ def test_scoped_viewset_refuses_overriding_the_sealed_plumbing(method: str) -> N
             (ScopedViewSet,),
             {method: lambda self: None, "permissions": {"list": "site:read"}},
         )
+
+
+def test_scoped_viewset_refuses_an_override_from_a_mixin() -> None:
+    """The seal compares with the base's attributes, so a mixin can't supply get_queryset."""
+
+    class Leaky:
+        def get_queryset(self) -> Any:
+            return Site.unscoped.all()
+
+    with pytest.raises(TypeError, match="get_queryset"):
+        type("Mixed", (Leaky, ScopedViewSet), {"permissions": {"list": "site:read"}})
+
+
+def test_an_undeclared_action_is_improperly_configured(rf: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    view = _SitesWithLooseAction()
+    view.action = "reboot_all"
+    with pytest.raises(ImproperlyConfigured):
+        view.permission_for_action()
+    assert not issubclass(ImproperlyConfigured, OSError)
+
+
+class _PlainApiView(APIView):
+    def get(self, request: Request) -> Response:
+        return Response({})
+
+
+def test_walker_refuses_a_declared_plain_apiview_under_api_v1(settings: Any) -> None:
+    module = types.ModuleType("tests._plain_api_urls")
+    module.urlpatterns = [  # type: ignore[attr-defined]
+        path("api/v1/plain/", declare(AUTHENTICATED)(_PlainApiView.as_view()))
+    ]
+    sys.modules[module.__name__] = module
+    try:
+        settings.ROOT_URLCONF = module.__name__
+        problems = undeclared_routes()
+    finally:
+        del sys.modules[module.__name__]
+    assert any("api/v1/plain/" in p and "ScopedViewSet" in p for p in problems), problems
 
 
 def test_scoped_viewset_refuses_a_permission_outside_the_catalog() -> None:

@@ -22,10 +22,10 @@ class _ScopedRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         # DRF reads the rates once, at import; reading them per request lets settings overrides
         # (and tests) apply.
-        rate: str | None = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-        return rate
+        rates: dict[str, str | None] = api_settings.DEFAULT_THROTTLE_RATES  # type: ignore[assignment]
+        return rates.get(str(self.scope))
 
-    def key(self, ident: object) -> str:
+    def bucket(self, ident: object) -> str:
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
@@ -34,7 +34,7 @@ class TokenRateThrottle(_ScopedRateThrottle):
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         token = request.auth
-        return self.key(token.pk) if isinstance(token, ApiToken) else None
+        return self.bucket(token.pk) if isinstance(token, ApiToken) else None
 
 
 class UserRateThrottle(_ScopedRateThrottle):
@@ -45,7 +45,7 @@ class UserRateThrottle(_ScopedRateThrottle):
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if isinstance(request.auth, ApiToken) or not request.user.is_authenticated:
             return None
-        return self.key(request.user.pk)
+        return self.bucket(request.user.pk)
 
 
 class AnonRateThrottle(_ScopedRateThrottle):
@@ -57,4 +57,4 @@ class AnonRateThrottle(_ScopedRateThrottle):
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if request.user.is_authenticated:
             return None
-        return self.key(client_ip(request) or "unknown")
+        return self.bucket(client_ip(request) or "unknown")

@@ -85,19 +85,59 @@ def test_activity_is_read_only(client, superuser: User, org_a: OrgWorld) -> None
     )
 
 
-def test_admin_edit_is_audited(client, superuser: User, org_a: OrgWorld) -> None:
+def test_admin_has_no_write_forms_even_for_superusers(
+    client, superuser: User, org_a: OrgWorld
+) -> None:
+    """Writes go through services; the admin only reads and runs service-backed actions."""
     client.force_login(superuser)
     site = org_a.sites[0]
     response = client.post(
-        f"/admin/accounts/site/{site.pk}/change/",
-        {
-            "org": org_a.org.pk,
-            "name": "Renamed in admin",
-            "slug": site.slug,
-            "location": "",
-            "created_at_0": "2026-01-01",
-            "created_at_1": "00:00:00",
-        },
+        f"/admin/accounts/site/{site.pk}/change/", {"org": org_a.org.pk, "name": "Renamed"}
     )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    assert ActivityEvent.unscoped.filter(verb="admin.site.change", org=org_a.org).exists()
+    assert response.status_code == 403
+    assert client.get("/admin/accounts/membership/add/").status_code == 403
+    member = org_a.users["viewer"]
+    page = client.get(f"/admin/accounts/user/{member.pk}/change/").content.decode()
+    assert "is_superuser" not in page and "is_staff" not in page
+    assert client.post(f"/admin/accounts/user/{member.pk}/password/", {}).status_code == 403
+
+
+def test_staff_admin_cannot_promote_themself(client, org_a: OrgWorld, org_b: OrgWorld) -> None:
+    from django.contrib.auth.models import Permission
+
+    from accounts.models import Membership
+
+    admin_user = org_a.users["admin"]
+    admin_user.is_staff = True
+    admin_user.save()
+    admin_user.user_permissions.add(*Permission.objects.filter(content_type__app_label="accounts"))
+    client.force_login(admin_user)
+    own = Membership.unscoped.get(user=admin_user, org=org_a.org)
+    owner_role = own.role.__class__.unscoped.get(slug="owner", org=None)
+    response = client.post(
+        f"/admin/accounts/membership/{own.pk}/change/",
+        {"user": admin_user.pk, "org": org_a.org.pk, "role": owner_role.pk},
+    )
+    assert response.status_code == 403
+    assert Membership.unscoped.get(pk=own.pk).role.slug == "admin"
+    # filters name only what is in scope: no other org's names
+    page = client.get("/admin/accounts/membership/").content.decode()
+    assert org_b.org.name not in page
+
+
+def test_remove_member_action_goes_through_the_service(
+    client, superuser: User, org_a: OrgWorld
+) -> None:
+    from accounts.models import Membership
+
+    client.force_login(superuser)
+    viewer = Membership.unscoped.get(user=org_a.users["viewer"], org=org_a.org)
+    owner = Membership.unscoped.get(user=org_a.users["owner"], org=org_a.org)
+    client.post(
+        "/admin/accounts/membership/",
+        {"action": "remove_members", "_selected_action": [viewer.pk, owner.pk]},
+    )
+    assert not Membership.unscoped.filter(pk=viewer.pk).exists()
+    assert Membership.unscoped.filter(pk=owner.pk).exists()  # the last owner stays
+    assert ActivityEvent.unscoped.filter(verb="member.remove", result="ok").count() == 1
+    assert ActivityEvent.unscoped.filter(verb="member.remove", result="failed").count() == 1
