@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ _CSV_FIELDS = [
     "actor_type",
     "actor_label",
     "org_id",
+    "org__name",
     "site_id",
+    "site__name",
     "verb",
     "target_type",
     "target_id",
@@ -59,10 +62,14 @@ def activity_csv_rows(queryset: QuerySet[ActivityEvent]) -> Iterator[str]:
         buffer.truncate(0)
         return value
 
-    writer.writerow(_CSV_FIELDS)
+    writer.writerow([name.replace("__", "_") for name in _CSV_FIELDS])
     yield flush()
-    for row in queryset.values_list(*_CSV_FIELDS)[:CSV_EXPORT_LIMIT].iterator(chunk_size=2000):
-        writer.writerow([_csv_safe(v) for v in row])
+    details = _CSV_FIELDS.index("details")
+    rows = queryset.values_list(*_CSV_FIELDS)[:CSV_EXPORT_LIMIT]
+    for row in rows.iterator(chunk_size=2000):
+        cells = list(row)
+        cells[details] = json.dumps(cells[details], sort_keys=True, ensure_ascii=False)
+        writer.writerow([_csv_safe(v) for v in cells])
         yield flush()
 
 

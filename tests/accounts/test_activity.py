@@ -335,6 +335,18 @@ def test_export_applies_the_filters_and_the_scope(
     assert not any("bravo" in ",".join(r.values()) for r in everything)
 
 
+def test_export_details_are_json_with_org_and_site_names(
+    org_a: OrgWorld, log: dict[str, ActivityEvent]
+) -> None:
+    import json
+
+    rows = export(api_client_for(org_a.users["viewer"]), "?verb=site.update")
+    assert rows, "the log fixture has a site.update"
+    row = rows[0]
+    assert row["org_name"] == org_a.org.name and row["site_name"] == org_a.sites[0].name
+    assert json.loads(row["details"]) == log["rename"].details
+
+
 def test_export_neutralises_spreadsheet_formulas(
     org_a: OrgWorld, log: dict[str, ActivityEvent]
 ) -> None:

@@ -227,6 +227,7 @@ def column_lefts(page: Page, table: str) -> list[float]:
 def test_columns_stay_put_when_a_row_shows_an_error(page: Page, owner: User, shots: Path) -> None:
     page.goto("/users/")
     sign_in(page, "jonas.berg@hashbrook.example", PASSWORD)  # an admin: may not hand out Owner
+    expect(page.locator("#member-list table")).to_be_visible()
     before = column_lefts(page, "#member-list table")
     row = page.locator("#member-list tr", has_text="ana.ruiz@hashbrook.example")
     row.get_by_label("Role of ana.ruiz@hashbrook.example").select_option(label="Owner")
