@@ -17,9 +17,9 @@ from django.urls import include, path, re_path
 from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.request import Request
-from rest_framework.views import APIView
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
+from rest_framework.views import APIView
 
 from accounts.api.base import ScopedViewSet
 from accounts.models import Site
