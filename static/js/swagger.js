@@ -1,11 +1,13 @@
 // The API docs page follows the app's theme: Swagger UI ships dark styles under html.dark-mode.
-// theme.js (loaded first) resolves the system preference or the theme pinned in the app.
+// A theme pinned in the app (data-theme, set by theme.js from localStorage) wins over the system.
 (function () {
   "use strict";
   var root = document.documentElement;
+  var media = window.matchMedia("(prefers-color-scheme: dark)");
   function apply() {
-    root.classList.toggle("dark-mode", root.getAttribute("data-resolved-theme") === "dark");
+    var theme = root.getAttribute("data-theme") || (media.matches ? "dark" : "light");
+    root.classList.toggle("dark-mode", theme === "dark");
   }
   apply();
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", apply);
+  media.addEventListener("change", apply);
 })();

@@ -283,3 +283,45 @@ def test_role_update_cannot_move_a_role_to_another_org(org_a: OrgWorld, org_b: O
     assert response.status_code in (200, 400)
     role.refresh_from_db()
     assert role.org_id == org_a.org.pk and role.is_builtin is False
+
+
+# --- permanent regressions: cross-org invitations and tokens ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["admin@alpha.example", "ADMIN@Alpha.Example ", "nobody@alpha.example"],
+    ids=["existing", "existing-mixed-case", "unknown"],
+)
+def test_cross_org_invite_answers_alike_for_any_address(
+    org_a: OrgWorld, org_b: OrgWorld, email: str
+) -> None:
+    """Org B inviting org A's people: always the same 201 shape, never a join or a link that
+    sets a password, whatever the address or its spelling."""
+    from accounts.models import Membership
+    from tests.accounts.support import SAME_SHAPE
+
+    response = api_client_for(org_b.users["owner"]).post(
+        "/api/v1/invitations/",
+        {"org": org_b.org.pk, "email": email, "role": "owner"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert set(response.json()) == SAME_SHAPE
+    assert "/invitations/accept/" in response.json()["accept_url"]
+    assert not Membership.unscoped.filter(org=org_b.org, user__email__iexact=email.strip()).exists()
+
+
+@pytest.mark.parametrize("org", ["other", 1e400, 3.9, True, "1 OR 1=1", -1, 10**30, None])
+def test_token_org_garbage_or_foreign_is_a_400(org_a: OrgWorld, org_b: OrgWorld, org: Any) -> None:
+    value = org_b.org.pk if org == "other" else org
+    body = (
+        json.dumps({"name": "x", "org": value}) if org != 1e400 else '{"name": "x", "org": 1e400}'
+    )
+    response = api_client_for(org_a.users["owner"]).post(
+        "/api/v1/tokens/", data=body, content_type="application/json"
+    )
+    if org is None:
+        assert response.status_code in (201, 400)  # null means "my only org" or a field error
+    else:
+        assert response.status_code == 400 and "org" in response.json(), response.content

@@ -46,7 +46,9 @@ from accounts.routes import iter_routes
 from accounts.services.activity import activity_record
 from accounts.services.invitations import member_invite
 from accounts.services.tokens import api_token_create
-from tests.conftest import ROLES, OrgWorld, api_client_for, make_user
+from tests.accounts.conftest import browser, fresh, sign_in
+from tests.accounts.support import SAME_SHAPE, accept_new, invite, link_path, two_org_person
+from tests.conftest import PASSWORD, ROLES, OrgWorld, api_client_for, make_user
 
 READ_ACTIONS = frozenset({"list", "retrieve"})
 SUCCESS = {
@@ -474,3 +476,56 @@ def test_matrix_objects_belong_to_their_org(org_a: OrgWorld) -> None:
             assert not ActivityEvent.unscoped.exclude(org=org_a.org).exists()
             assert not ApiToken.unscoped.exclude(org=org_a.org).exists()
             transaction.set_rollback(True)
+
+
+# --- permanent regressions: cross-org account takeover and token reach ----------------------------
+
+
+def test_regression_cross_org_invitation_is_no_takeover(org_a: OrgWorld, org_b: OrgWorld) -> None:
+    """The reported attack: org B invites org A's admin. Nothing joins, no password link, the
+    answer is the same as for an unknown address, and the link alone can't set a password."""
+    victim = org_a.users["admin"]
+    victim.set_unusable_password()  # an invited admin who hasn't chosen a password yet
+    victim.save()
+    attacker = api_client_for(org_b.users["owner"])
+    known = invite(attacker, org_b, victim.email, role="owner")
+    unknown = invite(attacker, org_b, "nobody-yet@bravo.example", role="owner")
+    assert known.status_code == unknown.status_code == 201
+    assert set(known.json()) == set(unknown.json()) == SAME_SHAPE
+    assert "set_password_url" not in known.json() and "created_user" not in known.json()
+
+    # org B sees nothing of the account, and the account gains nothing
+    assert not Membership.unscoped.filter(user=victim, org=org_b.org).exists()
+    users = attacker.get("/api/v1/users/", {"page_size": 200}).json()["results"]
+    assert victim.email not in {u["email"] for u in users}
+    assert attacker.get(f"/api/v1/users/{victim.pk}/").status_code == 404
+
+    # opening the link without being the victim asks for sign-in; posting a password does nothing
+    path = link_path(known.json()["accept_url"])
+    stranger = browser("10.7.2.1")
+    page = stranger.get(path)
+    assert page.status_code == 200 and b"Sign in to answer" in page.content
+    accept_new(stranger, path, "attacker-chosen-pass-99")
+    assert not fresh(victim).has_usable_password()
+    assert not Membership.unscoped.filter(user=victim, org=org_b.org).exists()
+
+    # signed in as someone else: refused
+    other = browser("10.7.2.2")
+    assert sign_in(other, org_b.users["owner"].email, PASSWORD).status_code == 302
+    assert other.get(path).status_code == 403
+
+
+def test_regression_other_orgs_owner_neither_sees_nor_revokes_tokens(
+    org_a: OrgWorld, org_b: OrgWorld
+) -> None:
+    _, in_a, in_b = two_org_person(org_a, org_b)
+    b_owner = api_client_for(org_b.users["owner"])
+    listed = {t["id"] for t in b_owner.get("/api/v1/tokens/").json()["results"]}
+    assert in_b.pk in listed and in_a.pk not in listed
+    assert b_owner.get(f"/api/v1/tokens/{in_a.pk}/").status_code == 404
+    assert b_owner.delete(f"/api/v1/tokens/{in_a.pk}/").status_code == 404
+    assert ApiToken.unscoped.get(pk=in_a.pk).revoked_at is None
+    # org A's owner may revoke the org A one
+    assert (
+        api_client_for(org_a.users["owner"]).delete(f"/api/v1/tokens/{in_a.pk}/").status_code == 204
+    )

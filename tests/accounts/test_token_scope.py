@@ -4,43 +4,12 @@
 from __future__ import annotations
 
 from django.core.management import call_command
-from rest_framework.test import APIClient
 
 from accounts.actor import Actor
 from accounts.models import ApiToken, Membership, Role
 from accounts.services.tokens import api_token_create
+from tests.accounts.support import token_client, two_org_person
 from tests.conftest import OrgWorld, api_client_for
-
-
-def _two_org_person(org_a: OrgWorld, org_b: OrgWorld) -> tuple[object, ApiToken, ApiToken]:
-    person = org_a.users["operator"]
-    Membership.unscoped.create(
-        user=person, org=org_b.org, role=Role.unscoped.get(slug="admin", org=None)
-    )
-    actor = Actor.for_user(person)
-    in_a = api_token_create(actor=actor, user=person, org=org_a.org, name="a").token
-    in_b = api_token_create(actor=actor, user=person, org=org_b.org, name="b").token
-    return person, in_a, in_b
-
-
-def token_client(secret: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
-    return client
-
-
-def test_other_orgs_owner_neither_sees_nor_revokes(org_a: OrgWorld, org_b: OrgWorld) -> None:
-    _, in_a, in_b = _two_org_person(org_a, org_b)
-    b_owner = api_client_for(org_b.users["owner"])
-    listed = {t["id"] for t in b_owner.get("/api/v1/tokens/").json()["results"]}
-    assert in_b.pk in listed and in_a.pk not in listed
-    assert b_owner.get(f"/api/v1/tokens/{in_a.pk}/").status_code == 404
-    assert b_owner.delete(f"/api/v1/tokens/{in_a.pk}/").status_code == 404
-    assert ApiToken.unscoped.get(pk=in_a.pk).revoked_at is None
-    # org A's owner may revoke the org A one
-    assert (
-        api_client_for(org_a.users["owner"]).delete(f"/api/v1/tokens/{in_a.pk}/").status_code == 204
-    )
 
 
 def test_token_grants_nothing_in_other_orgs(org_a: OrgWorld, org_b: OrgWorld) -> None:
@@ -72,7 +41,7 @@ def test_superuser_token_is_bound_too(org_a: OrgWorld, org_b: OrgWorld) -> None:
 
 
 def test_token_create_needs_org_when_several(org_a: OrgWorld, org_b: OrgWorld) -> None:
-    person, _, _ = _two_org_person(org_a, org_b)
+    person, _, _ = two_org_person(org_a, org_b)
     client = api_client_for(person)  # type: ignore[arg-type]
     response = client.post("/api/v1/tokens/", {"name": "x"}, format="json")
     assert response.status_code == 400 and "org" in response.json()
@@ -100,7 +69,7 @@ def test_leaving_the_org_kills_its_tokens(org_a: OrgWorld) -> None:
 
 
 def test_create_api_token_command_takes_org(org_a: OrgWorld, org_b: OrgWorld, capsys) -> None:  # type: ignore[no-untyped-def]
-    person, _, _ = _two_org_person(org_a, org_b)
+    person, _, _ = two_org_person(org_a, org_b)
     call_command("create_api_token", "--email", person.email, "--org", org_b.org.slug)  # type: ignore[attr-defined]
     secret = capsys.readouterr().out.strip().splitlines()[-1]
     assert ApiToken.unscoped.get(prefix=secret.split("_")[1]).org == org_b.org

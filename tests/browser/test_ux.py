@@ -287,7 +287,7 @@ def test_api_docs_follow_the_dark_theme_and_link_back(page: Page, owner: User, s
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(28, 32, 34)", background
     page.screenshot(path=str(shots / "api-docs-dark.png"))
-    page.emulate_media(color_scheme="light")
-    assert not page.evaluate("document.documentElement.classList.contains('dark-mode')")
+    page.emulate_media(color_scheme="light")  # follows a change of the system theme
+    page.wait_for_function("!document.documentElement.classList.contains('dark-mode')")
     page.get_by_role("link", name="Back to Rigwarden").click()
     expect(page).to_have_url(re.compile(r"/accounts/login/"))  # signed out: the app asks to sign in
