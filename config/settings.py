@@ -342,6 +342,9 @@ SPECTACULAR_SETTINGS = {
     # Scoped models' ``objects`` only restricts; every model (User included) has ``unscoped``.
     "DEFAULT_QUERY_MANAGER": "unscoped",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The API speaks JSON. Form posts are still parsed (an HTML form may post to it), but an empty
+    # form field means "left out", which no JSON schema can say: documented is JSON alone.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     # The schema describes an open-source API, not data: public, so clients can generate bindings.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SWAGGER_UI_DIST": "SIDECAR",

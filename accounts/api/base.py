@@ -8,6 +8,7 @@ override ``get_queryset``, ``get_object`` or ``get_permissions``; the escape hat
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
@@ -26,6 +27,7 @@ from accounts.services.activity import activity_record_refusal
 _SEALED = frozenset({"get_queryset", "get_object", "get_permissions"})
 _READ_ACTIONS = frozenset({"list", "retrieve", "metadata"})
 _ID_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: int() would also take " 3", "+3", "٣", "3_0"
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 ID_MAX = 2**63 - 1  # BigAutoField
 _REFUSAL_VERBS = {"update": "update", "partial_update": "update", "destroy": "delete"}
 
@@ -156,6 +158,43 @@ class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
         if not 1 <= data <= ID_MAX:
             self.fail("does_not_exist", pk_value=data)
         return super().to_internal_value(data)
+
+
+# JSON values of the type the schema names, for every API serializer. DRF takes {"name": 0} as
+# "0" and {"port": 80.9} as 80; here a number for a string, or a float, a boolean or a string
+# that isn't digits for an integer, is a 400 on the field (with the other field errors).
+# A comment, not a docstring: drf-spectacular would print it as every schema's description.
+class StrictInput(serializers.Serializer):
+    def to_internal_value(self, data: Any) -> Any:
+        wrong = _wrong_types(self.fields, data) if isinstance(data, Mapping) else {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if wrong and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **wrong}) from exc
+            raise
+        if wrong:
+            raise serializers.ValidationError(wrong)
+        return value
+
+
+def _wrong_types(
+    fields: Mapping[str, serializers.Field], data: Mapping[str, Any]
+) -> dict[str, Any]:
+    wrong: dict[str, Any] = {}
+    for name, field in fields.items():
+        if field.read_only or name not in data:
+            continue
+        value = data[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(field, serializers.CharField) and number:
+            wrong[name] = ["Not a valid string."]
+        elif isinstance(field, serializers.IntegerField) and not (
+            (isinstance(value, int) and not isinstance(value, bool))
+            or (isinstance(value, str) and _INTEGER.fullmatch(value))
+        ):
+            wrong[name] = ["A valid integer is required."]
+    return wrong
 
 
 def scoped_related(model: type[Model], permission: str) -> type[ScopedRelatedField]:

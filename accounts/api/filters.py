@@ -4,11 +4,13 @@ stricter way of applying them."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django import forms
 from django.db.models import Model, QuerySet
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
 from rest_framework.exceptions import ValidationError
@@ -42,6 +44,26 @@ def visible(model: type[Model], permission: str) -> Callable[[Any], QuerySet[Any
         return manager.all().restrict(request.user, permission)
 
     return choices
+
+
+class _UtcIsoDateTimeField(IsoDateTimeField):
+    """PostgreSQL refuses UTC offsets past ±15:59 that Python accepts (``+17:16`` was a 500),
+    so the value is compared in UTC; one that UTC can't hold (year 1 at +05:00) is a 400."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError(
+                "Enter a date and time between the years 1 and 9999."
+            ) from exc
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _UtcIsoDateTimeField
 
 
 def _org() -> django_filters.ModelChoiceFilter:
@@ -104,8 +126,8 @@ class InvitationFilter(django_filters.FilterSet):
 
 
 class ActivityFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     verb = django_filters.CharFilter(
         field_name="verb", lookup_expr="istartswith", label="Verb starts with"
     )

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from accounts.api.base import CurrentOrgDefault, scoped_related
+from accounts.api.base import CurrentOrgDefault, StrictInput, scoped_related
 from accounts.models import (
     ActivityEvent,
     ApiToken,
@@ -19,19 +19,29 @@ from accounts.models import (
 from accounts.permissions import AUTHENTICATED, CATALOG
 
 
+# The bases of every serializer here: strict JSON types (see StrictInput). Comments, not
+# docstrings: drf-spectacular would print a base's docstring as every schema's description.
+class Serializer(StrictInput, serializers.Serializer):
+    pass
+
+
+class ModelSerializer(StrictInput, serializers.ModelSerializer):
+    pass
+
+
 def org_field() -> serializers.Field:
     """The ``org`` of a create: one the caller can see; left out, the caller's only org."""
     return scoped_related(Organization, AUTHENTICATED)(default=CurrentOrgDefault())
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(ModelSerializer):
     class Meta:
         model = Organization
         fields = ["id", "name", "slug", "created_at"]
         read_only_fields = ["id", "slug", "created_at"]
 
 
-class SiteSerializer(serializers.ModelSerializer):
+class SiteSerializer(ModelSerializer):
     org = org_field()
     slug = serializers.SlugField(max_length=60, required=False)
 
@@ -44,21 +54,21 @@ class SiteSerializer(serializers.ModelSerializer):
         validators: list[Any] = []
 
 
-class SiteUpdateSerializer(serializers.ModelSerializer):
+class SiteUpdateSerializer(ModelSerializer):
     class Meta:
         model = Site
         fields = ["id", "org", "name", "slug", "location", "created_at"]
         read_only_fields = ["id", "org", "slug", "created_at"]
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ModelSerializer):
     class Meta:
         model = User
         fields = ["id", "email", "full_name", "is_active", "date_joined", "last_login"]
         read_only_fields = fields
 
 
-class RoleSerializer(serializers.ModelSerializer):
+class RoleSerializer(ModelSerializer):
     permissions = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(CATALOG)), allow_empty=True
     )
@@ -87,7 +97,7 @@ class RoleUpdateSerializer(RoleSerializer):
     )
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(ModelSerializer):
     user = UserSerializer(read_only=True)
     role: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
@@ -99,14 +109,14 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InviteSerializer(serializers.Serializer):
+class InviteSerializer(Serializer):
     org = org_field()
     email = serializers.EmailField(max_length=254)
     role = serializers.SlugField()
     full_name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
 
 
-class InvitationSerializer(serializers.ModelSerializer):
+class InvitationSerializer(ModelSerializer):
     """What the inviting org sees: what it typed, and where the invitation stands."""
 
     role: serializers.SlugRelatedField = serializers.SlugRelatedField(
@@ -148,7 +158,7 @@ class InvitationIssuedSerializer(InvitationSerializer):
         read_only_fields = fields
 
 
-class MyInvitationSerializer(serializers.ModelSerializer):
+class MyInvitationSerializer(ModelSerializer):
     """What the invitee sees of an invitation addressed to them."""
 
     org = OrganizationSerializer(read_only=True)
@@ -163,11 +173,11 @@ class MyInvitationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MembershipUpdateSerializer(serializers.Serializer):
+class MembershipUpdateSerializer(Serializer):
     role = serializers.SlugField()
 
 
-class SiteRoleSerializer(serializers.ModelSerializer):
+class SiteRoleSerializer(ModelSerializer):
     site = scoped_related(Site, "site:read")()
     user = scoped_related(User, "user:read")()
     role = serializers.SlugField(source="role.slug")
@@ -179,7 +189,7 @@ class SiteRoleSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "user_email", "created_at"]
 
 
-class TokenSerializer(serializers.ModelSerializer):
+class TokenSerializer(ModelSerializer):
     org = scoped_related(Organization, AUTHENTICATED)(
         required=False,
         help_text="The one organization the token acts in; may be left out when you have one.",
@@ -212,7 +222,7 @@ class TokenCreatedSerializer(TokenSerializer):
         fields = [*TokenSerializer.Meta.fields, "token"]
 
 
-class ActivitySerializer(serializers.ModelSerializer):
+class ActivitySerializer(ModelSerializer):
     class Meta:
         model = ActivityEvent
         fields = [
@@ -234,25 +244,25 @@ class ActivitySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PermissionSerializer(serializers.Serializer):
+class PermissionSerializer(Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
 
 
-class MeMembershipSerializer(serializers.Serializer):
+class MeMembershipSerializer(Serializer):
     org = OrganizationSerializer()
     role = serializers.CharField()
     permissions = serializers.ListField(child=serializers.CharField())
 
 
-class MeSiteRoleSerializer(serializers.Serializer):
+class MeSiteRoleSerializer(Serializer):
     site = serializers.IntegerField()
     org = serializers.IntegerField()
     role = serializers.CharField()
     permissions = serializers.ListField(child=serializers.CharField())
 
 
-class MeSerializer(serializers.Serializer):
+class MeSerializer(Serializer):
     user = UserSerializer()
     memberships = MeMembershipSerializer(many=True)
     site_roles = MeSiteRoleSerializer(many=True)

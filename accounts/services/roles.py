@@ -20,7 +20,7 @@ def roles_sync_builtin() -> None:
             org=None,
             slug=slug,
             defaults={
-                "name": slug.replace("_", " ").title(),
+                "name": slug.replace("_", " ").capitalize(),
                 "description": description,
                 "permissions": sorted(perms),
                 "is_builtin": True,

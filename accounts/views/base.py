@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -23,7 +23,7 @@ from accounts.models import (
     Site,
     User,
 )
-from accounts.permissions import AUTHENTICATED, PUBLIC
+from accounts.permissions import AUTHENTICATED
 from accounts.routes import declare
 from accounts.selectors import (
     current_org,
@@ -102,15 +102,22 @@ def current_user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
+def after_write(
+    request: PageRequest,
+    org: Organization,
+    page: Callable[..., HttpResponse],
+    url_name: str,
+    **extra: Any,
+) -> HttpResponse:
+    """htmx, or a form with errors: the re-rendered page; a plain successful POST: redirect
+    (so a reload doesn't post again and the switcher's ``next`` is a GET page)."""
+    return page(request, org, **extra) if request.htmx or extra else redirect(url_name)
+
+
 def first_error(form: Any) -> str:
     return next(
         (str(e) for errors in form.errors.values() for e in errors), "Check the form and try again."
     )
-
-
-@declare(PUBLIC)
-def admin_login_redirect(request: HttpRequest, extra_context: Any = None) -> HttpResponseRedirect:
-    return redirect(f"/accounts/login/?next={request.get_full_path()}")
 
 
 @declare(AUTHENTICATED)

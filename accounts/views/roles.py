@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.actor import Actor
 from accounts.authz import has_perm
-from accounts.errors import ApplicationError
+from accounts.errors import Refusal
 from accounts.forms import (
     RoleCreateForm,
     RoleEditForm,
@@ -29,7 +29,7 @@ from accounts.selectors import (
     permission_groups,
 )
 from accounts.services import roles
-from accounts.views.base import PageRequest, first_error, org_page, render_page
+from accounts.views.base import PageRequest, after_write, first_error, org_page, render_page
 
 # --- Roles ------------------------------------------------------------------------------------
 
@@ -90,12 +90,6 @@ def _custom_role(request: PageRequest, org: Organization, pk: int) -> Role:
     )
 
 
-def _roles_written(request: PageRequest, org: Organization, **extra: Any) -> HttpResponse:
-    if request.htmx or extra:
-        return _roles_page(request, org, **extra)
-    return redirect("roles")
-
-
 @org_page("user:read")
 @require_GET
 def role_matrix(request: PageRequest, org: Organization) -> HttpResponse:
@@ -115,14 +109,14 @@ def role_create(request: PageRequest, org: Organization) -> HttpResponse:
                 description=form.cleaned_data["description"],
                 permissions=form.permissions(),
             )
-        except ApplicationError as exc:
+        except Refusal as exc:
             add_service_errors(form, exc)
         else:
             messages.success(
                 request, f"Created the role {role.name}. Tick its permissions below and save."
             )
-            return _roles_written(request, org)
-    return _roles_written(request, org, create_form=form)
+            return after_write(request, org, _roles_page, "roles")
+    return after_write(request, org, _roles_page, "roles", create_form=form)
 
 
 @org_page("user:read")
@@ -142,7 +136,9 @@ def role_update(request: PageRequest, org: Organization, pk: int) -> HttpRespons
     role = _custom_role(request, org, pk)
     form = RoleEditForm(request.POST)
     if not form.is_valid():
-        return _roles_written(request, org, role_errors={role.pk: first_error(form)})
+        return after_write(
+            request, org, _roles_page, "roles", role_errors={role.pk: first_error(form)}
+        )
     try:
         roles.role_update(
             actor=Actor.for_request(request),
@@ -152,10 +148,10 @@ def role_update(request: PageRequest, org: Organization, pk: int) -> HttpRespons
             description=form.cleaned_data["description"] if "description" in request.POST else None,
             permissions=form.cleaned_data["permissions"],
         )
-    except ApplicationError as exc:
-        return _roles_written(request, org, role_errors={role.pk: exc.message})
+    except Refusal as exc:
+        return after_write(request, org, _roles_page, "roles", role_errors={role.pk: exc.message})
     messages.success(request, f"Saved the role {role.name}.")
-    return _roles_written(request, org)
+    return after_write(request, org, _roles_page, "roles")
 
 
 @org_page("role:manage")
@@ -164,7 +160,7 @@ def role_delete(request: PageRequest, org: Organization, pk: int) -> HttpRespons
     role = _custom_role(request, org, pk)
     try:
         roles.role_delete(actor=Actor.for_request(request), role=role)
-    except ApplicationError as exc:
-        return _roles_written(request, org, role_errors={role.pk: exc.message})
+    except Refusal as exc:
+        return after_write(request, org, _roles_page, "roles", role_errors={role.pk: exc.message})
     messages.success(request, f"Deleted the role {role.name}.")
-    return _roles_written(request, org)
+    return after_write(request, org, _roles_page, "roles")

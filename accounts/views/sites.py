@@ -8,16 +8,16 @@ from typing import Any
 from django.contrib import messages
 from django.db.models import Count
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.actor import Actor
 from accounts.authz import has_perm
-from accounts.errors import ApplicationError
+from accounts.errors import Refusal
 from accounts.forms import SiteForm, add_service_errors
 from accounts.models import Organization, Site
 from accounts.services import orgs
-from accounts.views.base import PageRequest, first_error, org_page, render_page
+from accounts.views.base import PageRequest, after_write, first_error, org_page, render_page
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,6 @@ def _managed_site(request: PageRequest, org: Organization, pk: int) -> Site:
     )
 
 
-def _sites_written(request: PageRequest, org: Organization, **extra: Any) -> HttpResponse:
-    if request.htmx or extra:
-        return _sites_page(request, org, **extra)
-    return redirect("sites")
-
-
 @org_page("site:read")
 @require_GET
 def sites(request: PageRequest, org: Organization) -> HttpResponse:
@@ -83,12 +77,12 @@ def site_create(request: PageRequest, org: Organization) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 location=form.cleaned_data["location"],
             )
-        except ApplicationError as exc:
+        except Refusal as exc:
             add_service_errors(form, exc)
         else:
             messages.success(request, f"Created the site {site.name}.")
-            return _sites_written(request, org)
-    return _sites_written(request, org, create_form=form)
+            return after_write(request, org, _sites_page, "sites")
+    return after_write(request, org, _sites_page, "sites", create_form=form)
 
 
 @org_page("site:manage")
@@ -97,7 +91,9 @@ def site_update(request: PageRequest, org: Organization, pk: int) -> HttpRespons
     site = _managed_site(request, org, pk)
     form = SiteForm(request.POST)
     if not form.is_valid():
-        return _sites_written(request, org, site_errors={site.pk: first_error(form)})
+        return after_write(
+            request, org, _sites_page, "sites", site_errors={site.pk: first_error(form)}
+        )
     try:
         orgs.site_update(
             actor=Actor.for_request(request),
@@ -105,10 +101,10 @@ def site_update(request: PageRequest, org: Organization, pk: int) -> HttpRespons
             name=form.cleaned_data["name"],
             location=form.cleaned_data["location"],
         )
-    except ApplicationError as exc:
-        return _sites_written(request, org, site_errors={site.pk: exc.message})
+    except Refusal as exc:
+        return after_write(request, org, _sites_page, "sites", site_errors={site.pk: exc.message})
     messages.success(request, f"Saved the site {site.name}.")
-    return _sites_written(request, org)
+    return after_write(request, org, _sites_page, "sites")
 
 
 @org_page("site:manage")
@@ -117,7 +113,7 @@ def site_delete(request: PageRequest, org: Organization, pk: int) -> HttpRespons
     site = _managed_site(request, org, pk)
     try:
         orgs.site_delete(actor=Actor.for_request(request), site=site)
-    except ApplicationError as exc:
-        return _sites_written(request, org, site_errors={site.pk: exc.message})
+    except Refusal as exc:
+        return after_write(request, org, _sites_page, "sites", site_errors={site.pk: exc.message})
     messages.success(request, f"Deleted the site {site.name}.")
-    return _sites_written(request, org)
+    return after_write(request, org, _sites_page, "sites")

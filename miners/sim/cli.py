@@ -27,7 +27,7 @@ from miners.sim.control import parse_address, start_control
 from miners.sim.fleet import SimFleet
 from miners.sim.models import ANTMINER, PROTOOS
 from miners.sim.net import raise_nofile_limit
-from miners.sim.spec import FleetSpec, SpecError, load_spec_file, seeded_password
+from miners.sim.spec import FLAVOURS, FleetSpec, SpecError, load_spec_file, seeded_password
 
 log = logging.getLogger("miners.sim")
 Publish = Callable[[list[dict[str, Any]], str], None]
@@ -56,12 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="factory state: ProtoOS 'proto' with the default-password gate, Antminer root/root",
     )
+    creds.add_argument(
+        "--factory-password",
+        default=None,
+        metavar="P",
+        help="factory state, ProtoOS with a per-unit label password P instead of 'proto' "
+        "(gate active, password_set true); Antminers as with --default-password",
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed for serials, MACs, drift")
     parser.add_argument("--inventory", default=None, metavar="FILE", help="default: stdout")
     parser.add_argument("--control", default=None, metavar="HOST:PORT", help="fault API")
     parser.add_argument("--port-offset", type=int, default=None, metavar="K")
     parser.add_argument("--spec", default=None, metavar="FILE", help="fleet spec (JSON/YAML)")
     parser.add_argument("--no-tls", action="store_true", help="ProtoOS without https")
+    parser.add_argument(
+        "--flavour",
+        choices=FLAVOURS,
+        default=None,
+        help="ProtoOS answers: spec (the OpenAPI spec, default) or field (real-rig drift)",
+    )
     parser.add_argument(
         "--processes",
         type=int,
@@ -87,20 +100,36 @@ def spec_from_args(args: argparse.Namespace) -> FleetSpec:
             data[key] = getattr(args, key)
     if args.no_tls:
         data["tls"] = False
-    factory = bool(data.pop("default_password", False)) or args.default_password
+    if args.flavour is not None:
+        data["flavour"] = args.flavour
+    default = data.pop("default_password", False)
+    if isinstance(default, str):
+        data.setdefault("factory_password", default)
+    if args.factory_password is not None:
+        data["factory_password"] = args.factory_password
+    factory = bool(default) or args.default_password or data.get("factory_password") is not None
     password = args.password or data.pop("password", None)
     if password is None and not factory:
         password = seeded_password(int(data.get("seed", 1)))
-    data["password"] = None if args.default_password else password
+    if args.default_password or args.factory_password is not None:
+        password = None
+    data["password"] = password
+    if password is not None:
+        data.pop("factory_password", None)  # --password overrides a label password in the file
     for group in data.get("groups") or []:
         if (
             isinstance(group, dict)
             and "password" not in group
             and not group.get("default_password")
+            and group.get("factory_password") is None
         ):
             group["password"] = data["password"]
+            if data.get("factory_password") is not None and group.get("kind") == "protoos":
+                group["factory_password"] = data["factory_password"]
         if isinstance(group, dict) and args.no_tls:
             group["tls"] = False
+        if isinstance(group, dict) and args.flavour is not None:
+            group["flavour"] = args.flavour
     spec = FleetSpec.from_mapping(data)
     spec.validate()
     return spec

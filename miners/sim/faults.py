@@ -51,6 +51,7 @@ FAULT_KINDS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "overheat": {"severity": (_choice("severity", "degraded", "error"), "degraded")},
     "dead_board": {"board": (_int_param("board", 0, 63), 0)},
     "dead_pool": {},
+    "psu_fault": {"psu": (_int_param("psu", 0, 7), 0)},
 }
 
 

@@ -101,7 +101,10 @@ class SimFleet:
         raise_nofile_limit(2 * len(self._miners) + 16384)
         if any(m.kind == PROTOOS and m.tls for m in self._miners.values()):
             self._ssl = server_context()
-        self._proto_http = miner_server(self._miners.get, ProtoApi(self).dispatch, self.clock)
+        proto_api = ProtoApi(self)
+        self._proto_http = miner_server(
+            self._miners.get, proto_api.dispatch, self.clock, proto_api.answers_while_booting
+        )
         self._antminer_http = miner_server(self._miners.get, AntminerWeb(self).dispatch, self.clock)
         self._started = True
         try:
@@ -130,13 +133,17 @@ class SimFleet:
         self._started = False
 
     def reboot(self, miner: Miner, downtime: float | None = None) -> None:
-        """Take the miner off the network for `downtime` s, then boot it with fresh uptime."""
+        """Take the miner down for `downtime` s, then boot it with fresh uptime. Connections
+        from before the reboot are dead. An Antminer refuses connections meanwhile; a ProtoOS
+        rig keeps answering `/pairing/info` and drops the connection on everything else."""
         now = self.clock.now()
         delay = self.timing.reboot_downtime if downtime is None else downtime
         miner.settle(now)
         miner.revoke_tokens()
         miner.down_until = now + delay
-        self._listeners.close(miner.host)
+        miner.epoch += 1
+        if miner.kind != PROTOOS:
+            self._listeners.close(miner.host)
         previous = self._reboots.pop(miner.host, None)
         if previous is not None:
             previous.cancel()
@@ -155,6 +162,8 @@ class SimFleet:
             ports.pop("https")
         if group.password is not None:
             password = group.password
+        elif group.factory_password is not None:
+            password = group.factory_password
         elif ident.kind == PROTOOS:
             password = PROTO_FACTORY_PASSWORD
         else:
@@ -174,6 +183,7 @@ class SimFleet:
             now=now,
             tls=group.tls,
             quirks=group.quirks,
+            flavour=group.flavour,
         )
         if group.initial_pools:
             miner.pools = default_pools(ident.serial)
@@ -181,7 +191,7 @@ class SimFleet:
 
     @staticmethod
     def _inventory_entry(miner: Miner) -> dict[str, Any]:
-        return {
+        entry = {
             "kind": miner.kind,
             "host": miner.host,
             "ports": dict(miner.ports),
@@ -190,6 +200,9 @@ class SimFleet:
             "model": miner.model.name,
             "password": miner.password,
         }
+        if miner.kind == PROTOOS:
+            entry["flavour"] = miner.flavour
+        return entry
 
     def _endpoints(self, miner: Miner) -> list[Endpoint]:
         assert self._proto_http is not None and self._antminer_http is not None
@@ -206,13 +219,16 @@ class SimFleet:
     def _finish_reboot(self, miner: Miner) -> None:
         self._reboots.pop(miner.host, None)
         miner.boot(self.clock.now())
-        if not miner.has_fault("offline"):
+        if not miner.has_fault("offline") and not self._listeners.is_open(miner.host):
             self._listeners.reopen(miner.host, self._endpoints(miner))
 
     def _set_offline(self, miner: Miner, offline: bool) -> None:
         if not self._started:
             return
         if offline:
+            miner.epoch += 1  # unplugged: kept-alive connections die with it
             self._listeners.close(miner.host)
-        elif miner.host not in self._reboots:
+        elif (
+            miner.host not in self._reboots or miner.kind == PROTOOS
+        ) and not self._listeners.is_open(miner.host):
             self._listeners.reopen(miner.host, self._endpoints(miner))

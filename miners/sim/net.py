@@ -85,6 +85,7 @@ class Listeners:
         socks = self._pending.pop(host, [])
         loop = asyncio.get_running_loop()
         servers: list[asyncio.AbstractServer] = []
+        self._servers[host] = servers  # open from now on (the sockets already listen)
         for sock, ep in zip(socks, endpoints, strict=True):
             if self._generation.get(host) != generation:
                 sock.close()
@@ -95,8 +96,12 @@ class Listeners:
         if self._generation.get(host) != generation:
             for server in servers:
                 server.close()
-            return
-        self._servers[host] = servers
+            if self._servers.get(host) is servers:
+                del self._servers[host]
+
+    def is_open(self, host: str) -> bool:
+        """Whether the host has listening sockets (bound or served)."""
+        return host in self._servers or host in self._pending
 
     def reopen(self, host: str, endpoints: Sequence[Endpoint]) -> None:
         """Bind now, serve soon (from synchronous code such as fault injection)."""

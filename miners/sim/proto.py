@@ -1,8 +1,10 @@
 """ProtoOS REST API (`/api/v1/...`): routing, bearer auth, the default-password gate, writes.
 
 Behaviour follows miner-apis.md §1 where firmware and the OpenAPI spec disagree: errors are
-`{"error": {"code", "message"}}`, only the newest access token is valid, and while the factory
-password is active most writes answer 403 DEFAULT_PASSWORD_ACTIVE (pool writes stay allowed).
+`{"error": {"code", "message"}}`, a login revokes every other access token (a refresh does
+not), while the factory password is active most writes answer 403 DEFAULT_PASSWORD_ACTIVE
+(pool writes stay allowed), and a rebooting rig answers `/pairing/info` while every other
+route drops the connection.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from miners.sim.web import Call, Hooks, HttpError, Router, json_response, messag
 
 routes = Router("/api/v1")
 SECRET = os.urandom(32)
+BOOT_ROUTES = frozenset({"/api/v1/pairing/info"})
+"""What a rebooting rig still answers (the rest drops the connection until it has booted)."""
 PAGE = (
     b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Proto OS</title>'
     b'</head><body><div id="root">Proto OS</div><noscript>Proto OS needs JavaScript.'
@@ -37,6 +41,10 @@ class ProtoApi:
 
     def __init__(self, hooks: Hooks) -> None:
         self.hooks = hooks
+
+    @staticmethod
+    def answers_while_booting(miner: Miner, request: web.BaseRequest) -> bool:
+        return request.method in ("GET", "HEAD") and request.path.rstrip("/") in BOOT_ROUTES
 
     async def dispatch(self, miner: Miner, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -99,14 +107,15 @@ def _jwt(kind: str, now: float, ttl: float) -> str:
     return f"{body}.{_b64(sig)}"
 
 
-def _issue(m: Miner, now: float, refresh: bool = True) -> str:
-    """Mint an access token, revoking the previous one (one valid access token per rig)."""
-    m.access_token = _jwt("access", now, m.timing.token_ttl)
-    m.access_exp = now + m.timing.token_ttl
-    if refresh:
+def _issue(m: Miner, now: float, login: bool = True) -> str:
+    """Mint an access token. A login revokes every other access token and the old refresh
+    token (one session per rig); a refresh adds a token and leaves the others valid."""
+    token = _jwt("access", now, m.timing.token_ttl)
+    m.add_access_token(token, now + m.timing.token_ttl, revoke_others=login)
+    if login:
         m.refresh_token = _jwt("refresh", now, m.timing.refresh_ttl)
         m.refresh_exp = now + m.timing.refresh_ttl
-    return m.access_token
+    return token
 
 
 def _authorize(call: Call) -> None:
@@ -114,12 +123,7 @@ def _authorize(call: Call) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise HttpError(401, "UNAUTHORIZED", "Missing bearer token")
-    m = call.miner
-    if (
-        m.access_token is None
-        or not same_secret(token.strip(), m.access_token)
-        or call.now >= m.access_exp
-    ):
+    if not call.miner.access_valid(token.strip(), call.now):
         raise HttpError(401, "UNAUTHORIZED", "Invalid or expired token")
 
 
@@ -162,7 +166,7 @@ async def refresh(call: Call) -> web.Response:
         or call.now >= m.refresh_exp
     ):
         raise HttpError(401, "UNAUTHORIZED", "Invalid or expired refresh token")
-    return json_response({"access_token": _issue(m, call.now, refresh=False)})
+    return json_response({"access_token": _issue(m, call.now, login=False)})
 
 
 @routes.route("POST", "/auth/logout")
@@ -174,7 +178,7 @@ async def logout(call: Call) -> web.Response:
 @routes.route("PUT", "/auth/password", public=True)
 async def set_first_password(call: Call) -> web.Response:
     m = call.miner
-    if not m.factory:
+    if m.password_set:  # also a factory rig with a label password: change it instead
         raise HttpError(403, "FORBIDDEN", "A password has already been set")
     m.password = _new_password(await call.body_object(), "password")
     m.factory = False
@@ -204,9 +208,7 @@ async def system(call: Call) -> web.Response:
 @routes.route("GET", "/system/status", public=True)
 async def system_status(call: Call) -> web.Response:
     m = call.miner
-    return json_response(
-        {"onboarded": not m.factory and bool(m.pools), "password_set": not m.factory}
-    )
+    return json_response({"onboarded": not m.factory, "password_set": m.password_set})
 
 
 @routes.route("GET", "/pairing/info", public=True)
@@ -238,7 +240,7 @@ async def hardware_psus(call: Call) -> web.Response:
 async def power_supplies(call: Call) -> web.Response:
     return json_response(
         {
-            "psus_info": payloads.psus(call.miner, call.now),
+            "psus_info": payloads.psus(call.miner, call.now, state=call.miner.field),
             "psu_update_status": {"available_firmware": [], "psu_fw_status": []},
         }
     )

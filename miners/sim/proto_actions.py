@@ -6,6 +6,8 @@ unacceptable value is 422 (OUT_OF_RANGE for numbers), an unsupported cooling mod
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +25,8 @@ TELEMETRY_LEVELS = {"miner", "hashboard", "psu", "asic"}
 LOG_SOURCES = ("os", "pool_sw", "miner_sw", "miner_web_server")
 MAX_LOG_LINES = 10000
 MAX_TAG_BYTES = 10240
+BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+SV2_KEY_VERSION = b"\x01\x00"
 
 
 def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool) -> Any:
@@ -132,6 +136,54 @@ def _pool_url(value: Any) -> str:
     return value
 
 
+def _base58check(text: str) -> bytes | None:
+    """The payload of a Base58Check string, or None when it isn't one."""
+    number = 0
+    for char in text:
+        digit = BASE58.find(char)
+        if digit < 0:
+            return None
+        number = number * 58 + digit
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    raw = b"\0" * (len(text) - len(text.lstrip("1"))) + raw
+    payload, checksum = raw[:-4], raw[-4:]
+    if len(raw) < 5 or hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] != checksum:
+        return None
+    return payload
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _authority_key(url: str, data: dict[str, Any]) -> str:
+    """`v2_authority_pubkey`: required for a remote Stratum V2 pool (the firmware refuses to
+    connect to one it can't authenticate); Base58Check of version 01 00 + a 32-byte x-only
+    key. Loopback development endpoints may leave it empty."""
+    key = _field(data, "v2_authority_pubkey", str, False) or ""
+    if not url.startswith("stratum2+tcp://"):
+        return key
+    if not key:
+        if _loopback(urlsplit(url).hostname or ""):
+            return key
+        raise HttpError(
+            422, "INVALID_REQUEST", "v2_authority_pubkey is required for a remote Stratum V2 pool"
+        )
+    payload = _base58check(key)
+    if payload is None or len(payload) != 34 or payload[:2] != SV2_KEY_VERSION:
+        raise HttpError(
+            422,
+            "INVALID_REQUEST",
+            "v2_authority_pubkey must be Base58Check of key version 1 and a 32-byte x-only key",
+        )
+    return key
+
+
 def _pool_from(data: Any, default_priority: int) -> Pool:
     if not isinstance(data, dict):
         raise HttpError(400, "INVALID_REQUEST", "each pool must be a JSON object")
@@ -140,7 +192,8 @@ def _pool_from(data: Any, default_priority: int) -> Pool:
     password = _field(data, "password", str, False) or ""
     priority = _field(data, "priority", int, False)
     name = _field(data, "name", str, False) or ""
-    return Pool(url, user, password, default_priority if priority is None else priority, name)
+    key = _authority_key(url, data)
+    return Pool(url, user, password, default_priority if priority is None else priority, name, key)
 
 
 def _check_priorities(pools: list[Pool]) -> None:
@@ -190,6 +243,7 @@ async def put_pool(call: Call) -> web.Response:
         "password": current.password,
         "priority": current.priority,
         "name": current.name,
+        "v2_authority_pubkey": current.authority_pubkey,
         **data,
     }
     updated = _pool_from(merged, current.priority)
@@ -211,6 +265,7 @@ async def delete_pool(call: Call) -> web.Response:
 async def test_connection(call: Call) -> web.Response:
     data = await call.body_object()
     url = _pool_url(data.get("url"))
+    _authority_key(url, data)
     host = urlsplit(url).hostname or ""
     if (
         call.miner.has_fault("dead_pool")

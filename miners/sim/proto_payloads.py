@@ -59,9 +59,13 @@ def mining_state(m: Miner, now: float) -> str | None:
     return "Mining"
 
 
+def hostname(m: Miner) -> str:
+    return str(m.setting("hostname", f"proto-{m.serial[-6:].lower()}"))
+
+
 def system_info(m: Miner, now: float) -> dict[str, Any]:
     version = m.model.firmware
-    return {
+    body = {
         "system-info": {
             "product_name": f"Proto {m.model.name}",
             "manufacturer": "Proto",
@@ -89,6 +93,9 @@ def system_info(m: Miner, now: float) -> dict[str, Any]:
             "sw_update_status": {"status": "current", "current_version": version},
         }
     }
+    if m.field:  # field firmware names the host in `os` too (the spec's OSInfo has no hostname)
+        body["system-info"]["os"]["hostname"] = hostname(m)
+    return body
 
 
 def mining_status(m: Miner, now: float) -> dict[str, Any] | None:
@@ -139,9 +146,8 @@ def cooling_status(m: Miner, now: float) -> dict[str, Any]:
     status: dict[str, Any] = {"fan_mode": m.fan_mode, "speed_percentage": pct}
     if m.fan_mode == "Auto":
         status["target_temperature_c"] = m.target_temp_c
-    status["fans"] = [
-        {"slot": i + 1, "rpm": rpm, "percentage": pct} for i, rpm in enumerate(r.fan_rpms)
-    ]
+    key = "speed_percentage" if m.field else "percentage"  # field firmware's spelling
+    status["fans"] = [{"slot": i + 1, "rpm": rpm, key: pct} for i, rpm in enumerate(r.fan_rpms)]
     return {"cooling-status": status}
 
 
@@ -160,6 +166,7 @@ def pool_entry(m: Miner, index: int, now: float, ths: float | None = None) -> di
         ths = 0.0
     elif ths is None:
         ths = m.hashrate_ths(now)
+    v2 = pool.url.startswith("stratum2")
     return {
         "id": index,
         "name": pool.name,
@@ -167,7 +174,8 @@ def pool_entry(m: Miner, index: int, now: float, ths: float | None = None) -> di
         "url": pool.url,
         "user": pool.user,
         "status": pool_status(m, index),
-        "protocol": "Stratum V2" if pool.url.startswith("stratum2") else "Stratum V1",
+        "protocol": "Stratum V2" if v2 else "Stratum V1",
+        **({"v2_authority_pubkey": pool.authority_pubkey} if v2 else {}),
         "accepted": accepted,
         "rejected": rejected,
         "current_difficulty": 65536.0,
@@ -265,9 +273,13 @@ def hashboard_stats(m: Miner, board: int, now: float, asics: bool = True) -> dic
     return {"hashboard-stats": stats}
 
 
-def psu_info(m: Miner, slot: int, power_w: float) -> dict[str, Any]:
-    share = power_w / m.model.psus
-    return {
+def psu_info(m: Miner, slot: int, power_w: float, state: bool = False) -> dict[str, Any]:
+    """PSU `slot` (0-based here; the rig numbers slots from 1). A failed PSU delivers nothing,
+    the others share its load. `state` adds the field firmware's `state` (not in the spec)."""
+    failed = m.failed_psu()
+    working = m.model.psus - (failed is not None)
+    share = 0.0 if slot == failed or not working else power_w / working
+    info: dict[str, Any] = {
         "psu_sn": f"PSU{m.serial[2:8]}{m.index % 100000:05d}{slot}",
         "slot": slot + 1,
         "manufacturer": "Chicony",
@@ -288,11 +300,14 @@ def psu_info(m: Miner, slot: int, power_w: float) -> dict[str, Any]:
             {"temperature_type": "ambient", "temperature_c": _r(m.ambient_c + 5)},
         ],
     }
+    if state:
+        info["state"] = "Error" if slot == failed else "Running"
+    return info
 
 
-def psus(m: Miner, now: float) -> list[dict[str, Any]]:
+def psus(m: Miner, now: float, state: bool = False) -> list[dict[str, Any]]:
     power = m.power_w(now)
-    return [psu_info(m, i, power) for i in range(m.model.psus)]
+    return [psu_info(m, i, power, state) for i in range(m.model.psus)]
 
 
 def hardware_info(m: Miner, now: float) -> dict[str, Any]:
@@ -331,7 +346,7 @@ def network_info(m: Miner) -> dict[str, Any]:
             "ip": m.host,
             "netmask": "255.0.0.0",
             "gateway": "127.0.0.1",
-            "hostname": m.setting("hostname", f"proto-{m.serial[-6:].lower()}"),
+            "hostname": hostname(m),
         }
     }
 
@@ -435,6 +450,18 @@ def errors(m: Miner, now: float) -> list[dict[str, Any]]:
                 "error_code": "HashboardNotHashing",
                 "timestamp": dead["since"],
                 "message": f"Hashboard {slot} stopped hashing",
+            }
+        )
+    psu = m.fault("psu_fault")
+    if psu is not None and not m.field:  # field firmware shows it only in /power-supplies
+        slot = (m.failed_psu() or 0) + 1
+        out.append(
+            {
+                "source": "psu",
+                "slot": slot,
+                "error_code": "PsuFault",
+                "timestamp": psu["since"],
+                "message": f"PSU {slot} failed: no output",
             }
         )
     dead_pool = m.fault("dead_pool")

@@ -21,6 +21,11 @@ from miners.sim.models import ANTMINER, KINDS, PROTOOS, model_for
 PROTO_FACTORY_PASSWORD = "proto"
 ANTMINER_FACTORY_PASSWORD = "root"
 ANTMINER_USER = "root"
+FLAVOURS = ("spec", "field")
+"""ProtoOS firmware flavours: `spec` answers exactly as the MDK OpenAPI 1.8.2 spec says;
+`field` adds the drift seen on real rigs (miner-apis.md §1): fans carry `speed_percentage`,
+`system-info.os.hostname`, PSU `state` in `/power-supplies` with PSU faults kept out of
+`/errors`."""
 LAST_LOOPBACK = ipaddress.IPv4Address("127.255.255.254")
 
 
@@ -38,7 +43,10 @@ class GroupSpec:
     """Consecutive miners of one kind and model sharing credentials and transport options.
 
     `password=None` means factory state: ProtoOS `proto` with the default-password gate
-    active and no pools, Antminer web login root/root with no pools.
+    active and no pools, Antminer web login root/root with no pools. `factory_password`
+    (ProtoOS) is factory state with a per-unit label password instead of `proto`: the gate is
+    active but `/system/status` says `{onboarded: false, password_set: true}`. `flavour` is
+    `spec` or `field` (see `FLAVOURS`).
     """
 
     kind: str
@@ -48,6 +56,8 @@ class GroupSpec:
     tls: bool = True
     quirks: bool = False
     pools: bool | None = None
+    flavour: str = "spec"
+    factory_password: str | None = None
 
     def validate(self) -> None:
         if self.kind not in KINDS:
@@ -65,6 +75,16 @@ class GroupSpec:
         for name in ("tls", "quirks"):
             if not isinstance(getattr(self, name), bool):
                 raise SpecError(f"{name} must be true or false")
+        if self.flavour not in FLAVOURS:
+            raise SpecError(f"flavour must be one of {', '.join(FLAVOURS)}, got {self.flavour!r}")
+        unit = self.factory_password
+        if unit is not None:
+            if self.kind != PROTOOS:
+                raise SpecError("factory_password is for ProtoOS groups only")
+            if self.password is not None:
+                raise SpecError("give either password or factory_password, not both")
+            if not isinstance(unit, str) or len(unit) < 8 or unit == PROTO_FACTORY_PASSWORD:
+                raise SpecError("factory_password must be 8+ characters and not 'proto'")
 
     @property
     def factory(self) -> bool:
@@ -94,12 +114,22 @@ class FleetSpec:
     reboot_downtime: float = 15.0
     token_ttl: float = 3600.0
     refresh_ttl: float = 7 * 86400.0
+    flavour: str = "spec"
+    factory_password: str | None = None
 
     def resolved_groups(self) -> list[GroupSpec]:
         if self.groups is not None:
             return list(self.groups)
         return [
-            GroupSpec(PROTOOS, self.proto, self.proto_model, self.password, tls=self.tls),
+            GroupSpec(
+                PROTOOS,
+                self.proto,
+                self.proto_model,
+                self.password,
+                tls=self.tls,
+                flavour=self.flavour,
+                factory_password=self.factory_password,
+            ),
             GroupSpec(
                 ANTMINER, self.antminer, self.antminer_model, self.password, quirks=self.quirks
             ),
@@ -160,7 +190,10 @@ def _group_from_mapping(data: Any) -> GroupSpec:
     if unknown:
         raise SpecError(f"unknown group keys: {', '.join(sorted(unknown))}")
     values = dict(data)
-    if values.pop("default_password", False):
+    default = values.pop("default_password", False)
+    if isinstance(default, str):  # factory state with a per-unit label password
+        values["password"], values["factory_password"] = None, default
+    elif default:
         values["password"] = None
     try:
         return GroupSpec(**values)

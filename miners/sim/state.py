@@ -20,6 +20,10 @@ IDLE_W = {PROTOOS: 60.0, ANTMINER: 15.0}
 WORK_MODE_POWER = {0: 1.0, 2: 0.75}  # Antminer normal / low power; 1 (sleep) does not hash.
 EFFICIENCY_MODE_POWER = 0.9
 OVERHEAT_C = {"degraded": 95.0, "error": 106.0}
+PROTO_FACTORY_PASSWORD = "proto"
+MAX_ACCESS_TOKENS = 8
+"""Access tokens a rig keeps valid at once: the one from the last login plus those refreshes
+issued since (a refresh does not revoke the token other clients hold; a login does)."""
 
 
 @dataclass(slots=True)
@@ -33,14 +37,33 @@ class Timing:
 
 
 class Pool:
-    __slots__ = ("enabled", "name", "password", "priority", "rejects", "shares", "url", "user")
+    __slots__ = (
+        "authority_pubkey",
+        "enabled",
+        "name",
+        "password",
+        "priority",
+        "rejects",
+        "shares",
+        "url",
+        "user",
+    )
 
-    def __init__(self, url: str, user: str, password: str = "", priority: int = 0, name: str = ""):
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str = "",
+        priority: int = 0,
+        name: str = "",
+        authority_pubkey: str = "",
+    ):
         self.url = url
         self.user = user
         self.password = password
         self.priority = priority
         self.name = name
+        self.authority_pubkey = authority_pubkey
         self.enabled = True
         self.shares = 0.0
         self.rejects = 0.0
@@ -78,15 +101,16 @@ class Miner:
     """State of one simulated miner; protocol modules read it and call its few mutators."""
 
     __slots__ = (
-        "access_exp",
-        "access_token",
+        "access_tokens",
         "ambient_c",
         "boot_at",
         "down_until",
+        "epoch",
         "factory",
         "fan_mode",
         "fan_pct",
         "faults",
+        "flavour",
         "host",
         "index",
         "kind",
@@ -131,6 +155,7 @@ class Miner:
         now: float,
         tls: bool = True,
         quirks: bool = False,
+        flavour: str = "spec",
     ) -> None:
         self.kind = kind
         self.index = index
@@ -143,13 +168,14 @@ class Miner:
         self.factory = factory
         self.tls = tls
         self.quirks = quirks
+        self.flavour = flavour
         self.timing = timing
         self.noise = (seed * 1_000_003 + index * 7919 + (kind == ANTMINER)) & 0xFFFFFFFF
         self.ambient_c = 22.0 + (self.noise % 600) / 100.0
-        self.access_token: str | None = None
+        self.access_tokens: dict[str, float] | None = None  # token -> expiry
         self.refresh_token: str | None = None
-        self.access_exp = 0.0
         self.refresh_exp = 0.0
+        self.epoch = 0  # bumped by a reboot: connections from before it are dead
         self.mining_enabled = True
         self.power_target_w = model.nominal_w
         self.performance_mode = "MaximumHashrate"
@@ -179,11 +205,40 @@ class Miner:
             pool.shares = pool.rejects = 0.0
 
     def revoke_tokens(self) -> None:
-        self.access_token = self.refresh_token = None
+        self.access_tokens = None
+        self.refresh_token = None
+
+    def add_access_token(self, token: str, expires: float, *, revoke_others: bool) -> None:
+        """Make `token` valid until `expires`. A login revokes every other access token (one
+        valid token per rig); a refresh keeps the recent ones valid."""
+        if revoke_others or self.access_tokens is None:
+            self.access_tokens = {}
+        tokens = self.access_tokens
+        tokens[token] = expires
+        while len(tokens) > MAX_ACCESS_TOKENS:
+            del tokens[next(iter(tokens))]
+
+    def access_valid(self, token: str, now: float) -> bool:
+        expires = None if self.access_tokens is None else self.access_tokens.get(token)
+        return expires is not None and now < expires
+
+    @property
+    def password_set(self) -> bool:
+        """ProtoOS `password_set`: some password other than the factory `proto` exists (a rig
+        with a per-unit label password has one even before it is onboarded)."""
+        return self.password != PROTO_FACTORY_PASSWORD
+
+    @property
+    def field(self) -> bool:
+        """Whether this rig answers with the field drift rather than exactly per the spec."""
+        return self.flavour == "field"
 
     def is_down(self, now: float) -> bool:
         """Rebooting or unplugged: connections must fail rather than be answered."""
         return now < self.down_until or self.has_fault("offline")
+
+    def rebooting(self, now: float) -> bool:
+        return now < self.down_until
 
     def has_fault(self, kind: str) -> bool:
         return self.faults is not None and kind in self.faults
@@ -288,6 +343,11 @@ class Miner:
     def dead_board(self) -> int | None:
         fault = self.fault("dead_board")
         return None if fault is None else int(fault.get("board", 0)) % self.model.boards
+
+    def failed_psu(self) -> int | None:
+        """0-based index of the PSU the `psu_fault` fault has failed, if any."""
+        fault = self.fault("psu_fault")
+        return None if fault is None else int(fault.get("psu", 0)) % self.model.psus
 
     def target_power_w(self) -> float:
         """Power the hashboards draw while hashing, before throttling and failures."""
@@ -416,6 +476,7 @@ class Miner:
             "fan_mode": self.fan_mode,
             "locate": self.locate_on(now),
             "factory_password": self.factory,
+            "flavour": self.flavour,
             "pools": [{"url": p.url, "user": p.user, "priority": p.priority} for p in self.pools],
             "faults": {k: dict(v) for k, v in (self.faults or {}).items()},
         }

@@ -175,6 +175,12 @@ async def apply_faults(miner: Miner, request: web.BaseRequest) -> web.StreamResp
 
 
 Dispatch = Callable[[Miner, web.BaseRequest], Awaitable[web.StreamResponse]]
+BootRoutes = Callable[[Miner, web.BaseRequest], bool]
+"""Whether a rebooting (not unplugged) miner still answers this request."""
+
+
+def _never(miner: Miner, request: web.BaseRequest) -> bool:
+    return False
 
 
 class _HalfCloseHandler(web.RequestHandler):
@@ -184,6 +190,7 @@ class _HalfCloseHandler(web.RequestHandler):
     then close."""
 
     client_done = False
+    epoch: int | None = None  # the miner's boot epoch this connection was first used in
 
     def eof_received(self) -> bool:  # type: ignore[override]
         self.client_done = True
@@ -206,9 +213,13 @@ class _Server(web.Server):
 
 
 def miner_server(
-    resolve: Callable[[str], Miner | None], dispatch: Dispatch, clock: Clock
+    resolve: Callable[[str], Miner | None],
+    dispatch: Dispatch,
+    clock: Clock,
+    booting: BootRoutes = _never,
 ) -> web.Server:
-    """The low-level aiohttp server shared by every miner of one firmware kind."""
+    """The low-level aiohttp server shared by every miner of one firmware kind. While a miner
+    reboots, only what `booting` allows is answered; everything else drops the connection."""
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         transport = request.transport
@@ -216,8 +227,19 @@ def miner_server(
         miner = resolve(sockname[0]) if sockname else None
         if miner is None or transport is None:
             return web.Response(status=404, text="no simulated miner here")
-        if miner.is_down(clock.now()):
-            # A keep-alive connection opened before the reboot: reset it like a dead host.
+        now = clock.now()
+        conn = request.protocol
+        stale = False
+        if isinstance(conn, _HalfCloseHandler):
+            if conn.epoch is None:
+                conn.epoch = miner.epoch
+            stale = conn.epoch != miner.epoch  # opened before a reboot: that process is gone
+        if stale or (
+            miner.is_down(now)
+            and (miner.has_fault("offline") or not booting(miner, request))
+        ):
+            # A keep-alive connection from before the reboot, or a route the booting rig
+            # doesn't serve yet: reset it like a dead host.
             transport.abort()
             return web.Response()
         if miner.faults:

@@ -73,3 +73,12 @@ def token_client(secret: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     return client
+
+
+def issued_secret(user: User, name: str = "contract") -> str:
+    """A new token's secret, asked for through the API the way a person does."""
+    from tests.conftest import api_client_for
+
+    response = api_client_for(user).post("/api/v1/tokens/", {"name": name}, format="json")
+    assert response.status_code == 201, response.content
+    return str(response.json()["token"])

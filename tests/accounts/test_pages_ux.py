@@ -343,8 +343,13 @@ SIGNED_IN_PAGES = [
     "/accounts/2fa/totp/activate/",
     "/accounts/logout/",
     "/accounts/reauthenticate/",
-    "/sites/",
+    "/",
+    "/users/",
     "/roles/",
+    "/sites/",
+    "/tokens/",
+    "/security/",
+    "/activity/",
 ]
 ANONYMOUS_PAGES = [
     "/accounts/login/",
@@ -416,3 +421,23 @@ def test_the_compiled_catalog_matches_its_source() -> None:
         catalog = gettext.GNUTranslations(compiled)
     assert source and {k: catalog.gettext(k) for k in source} == source
     assert len(catalog._catalog) - 1 == len(source)  # type: ignore[attr-defined]  # minus the header
+
+
+# --- 8. Nothing in our templates that the CSP (script-src/style-src 'self') would block ------------
+
+
+def test_no_template_carries_inline_styles_scripts_or_handlers() -> None:
+    from pathlib import Path
+
+    from django.conf import settings
+
+    inline = re.compile(
+        r"<[^>]*\sstyle\s*=|<style\b|<[^>]*\son[a-z]+\s*=|<script(?![^>]*\bsrc=)(?![^>]*application/json)",
+        re.I,
+    )
+    offenders = [
+        f"{path.relative_to(settings.BASE_DIR)}: {match.group(0)[:60]}"
+        for path in Path(settings.BASE_DIR, "templates").rglob("*.html")
+        for match in inline.finditer(re.sub(r"\{#.*?#\}", "", path.read_text()))  # not comments
+    ]
+    assert offenders == []
