@@ -40,13 +40,13 @@ def client_ip(request: Any) -> str | None:
     rightmost address that isn't itself a trusted proxy wins — anything left of it is whatever
     the client chose to send.
     """
-    meta = getattr(request, "META", {})
-    ip = meta.get("REMOTE_ADDR") or None
+    meta: dict[str, Any] = getattr(request, "META", {})
+    ip: str | None = meta.get("REMOTE_ADDR") or None
     if not ip or not _is_ip(ip):
         return None
     if not _trusted(ip):
         return ip
-    hops = [
+    hops: list[str] = [
         hop.strip() for hop in str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()
     ]
     for hop in reversed(hops):

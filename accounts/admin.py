@@ -8,7 +8,7 @@ and audited there. Filters list only what the rows in scope refer to, never othe
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -24,6 +24,7 @@ from accounts.models import (
     InvitationStatus,
     LoginEvent,
     Membership,
+    RestrictedQuerySet,
     Organization,
     Role,
     Site,
@@ -72,11 +73,12 @@ class ReadOnlyMixin:
         return False
 
 
-class ScopedAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin):
+class ScopedAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin[Any]):
     """Applies the one scoping path; ``scope_permission`` is what a staff member needs to see rows."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).restrict(request.user, self.scope_permission)  # type: ignore[attr-defined]
+        queryset = cast(RestrictedQuerySet[Any], super().get_queryset(request))
+        return queryset.restrict(request.user, self.scope_permission)
 
 
 def _in_scope(field: str) -> tuple[str, type[admin.RelatedOnlyFieldListFilter]]:
@@ -84,7 +86,7 @@ def _in_scope(field: str) -> tuple[str, type[admin.RelatedOnlyFieldListFilter]]:
     return (field, admin.RelatedOnlyFieldListFilter)
 
 
-def _run(request: HttpRequest, modeladmin: admin.ModelAdmin, calls: Any) -> None:
+def _run(request: HttpRequest, modeladmin: admin.ModelAdmin[Any], calls: Any) -> None:
     """Run service calls, one per row; refusals become admin messages, not 500s."""
     from django.contrib import messages
 
@@ -101,7 +103,7 @@ def _run(request: HttpRequest, modeladmin: admin.ModelAdmin, calls: Any) -> None
 
 
 @admin.register(User)
-class UserAdmin(ReadOnlyMixin, CatalogViewMixin, DjangoUserAdmin):
+class UserAdmin(ReadOnlyMixin, CatalogViewMixin, DjangoUserAdmin[Any]):
     ordering = ["email"]
     list_display = ["email", "full_name", "is_active", "last_login", "date_joined"]
     list_filter = ["is_active"]
@@ -143,7 +145,7 @@ class RoleAdmin(ScopedAdmin):
 
 @admin.action(description="Remove selected members (their site roles and tokens go too)")
 def remove_members(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Membership]
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Membership]
 ) -> None:
     actor = Actor.for_request(request)
     _run(
@@ -175,7 +177,7 @@ class SiteRoleAssignmentAdmin(ScopedAdmin):
 
 @admin.action(description="Revoke selected tokens")
 def revoke_tokens(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiToken]
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[ApiToken]
 ) -> None:
     actor = Actor.for_request(request)
     tokens = queryset.filter(revoked_at__isnull=True).select_related("user")
@@ -215,7 +217,7 @@ class ApiTokenAdmin(ScopedAdmin):
 
 @admin.action(description="Revoke selected invitations")
 def revoke_invitations(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invitation]
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Invitation]
 ) -> None:
     actor = Actor.for_request(request)
     pending = queryset.filter(status=InvitationStatus.PENDING)
@@ -258,7 +260,7 @@ class ActivityEventAdmin(ScopedAdmin):
 
 
 @admin.register(LoginEvent)
-class LoginEventAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin):
+class LoginEventAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin[Any]):
     scope_permission = "user:manage"  # other members' IPs and browsers
     list_display = ["created_at", "email", "result", "method", "ip", "user_agent"]
     list_filter = ["result", "method"]
@@ -271,7 +273,7 @@ class LoginEventAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin):
 
 
 @admin.register(TrackedSession)
-class TrackedSessionAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin):
+class TrackedSessionAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin[Any]):
     scope_permission = "user:manage"
     list_display = ["user", "ip", "user_agent", "created_at", "last_seen_at"]
     search_fields = ["user__email", "ip"]

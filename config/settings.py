@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 
 from config.env import (
     ConfigError,
@@ -27,6 +28,9 @@ from config.env import (
     env_url,
     persistent_secret,
 )
+
+# Generic admin/queryset classes (ModelAdmin[M], QuerySet[M]) subscriptable at run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")) or "var").resolve()

@@ -82,7 +82,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
                 status=401,
                 content_type="text/plain",
             )
-    return ExportToDjangoView(request)
+    response: HttpResponse = ExportToDjangoView(request)
+    return response
 
 
 def swagger_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

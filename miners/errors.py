@@ -49,6 +49,14 @@ class Timeout(Unreachable):
     kind = "timeout"
 
 
+class Rebooting(Unreachable):
+    """A known rig that is restarting: it answers its identity (ProtoOS `/pairing/info`) but
+    drops everything else for a while. A subclass of `Unreachable` (callers that only ask
+    "online?" treat it as offline); the poller can show "rebooting" instead of "offline"."""
+
+    kind = "rebooting"
+
+
 class AuthFailed(MinerError):
     """The rig rejected our credentials (or a fresh login right after a 401)."""
 
@@ -76,6 +84,8 @@ class Rejected(MinerError):
 
 class DefaultPasswordActive(Rejected):
     """ProtoOS refuses some writes (403 ``DEFAULT_PASSWORD_ACTIVE``) until the factory
-    password has been changed; the UI turns this into "set a password first"."""
+    password has been changed; the UI turns this into "set a password first". The device
+    also reports ``MinerStatus.default_password_active`` from then on (pool writes, which the
+    firmware allows in this state, keep working)."""
 
     kind = "default_password_active"

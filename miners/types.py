@@ -43,6 +43,9 @@ class MinerState(StrEnum):
     CURTAILED = "curtailed"
     NO_POOLS = "no_pools"
     ERROR = "error"
+    REBOOTING = "rebooting"
+    """Restarting: a known rig that answers only part of its API for a while (identification
+    reports it in `DeviceInfo.state`; a status call raises `Rebooting`)."""
     UNKNOWN = "unknown"
 
 
@@ -121,7 +124,10 @@ class Credentials:
 @dataclass(slots=True)
 class DeviceInfo:
     """Who a device is. ``port`` is the port it was identified on; ``ports`` names the others
-    the driver needs (Antminer: ``rpc`` and ``web``); ``scheme`` is what worked (http/https)."""
+    the driver needs (Antminer: ``rpc`` and ``web``); ``scheme`` is what worked (http/https).
+    ``state`` is None for a rig that answered normally, ``MinerState.REBOOTING`` for a known
+    rig caught rebooting (serial and MAC known, model and firmware maybe not: identify it
+    again once it is up)."""
 
     driver: str
     host: str
@@ -135,6 +141,7 @@ class DeviceInfo:
     hostname: str | None = None
     ports: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    state: MinerState | None = None
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = _jsonable(self)
@@ -144,7 +151,14 @@ class DeviceInfo:
     def from_dict(cls, data: dict[str, Any]) -> DeviceInfo:
         """Inverse of ``to_dict`` (unknown keys ignored), so stored rows can be reconnected."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        state = values.get("state")
+        if state is not None:
+            try:
+                values["state"] = MinerState(state)
+            except ValueError:
+                values["state"] = None
+        return cls(**values)
 
 
 @dataclass(slots=True)
@@ -172,6 +186,21 @@ class Hashboard:
 
 
 @dataclass(slots=True)
+class Psu:
+    """A power supply. ``slot`` is the rig's own number (ProtoOS: 1-based); ``state`` the
+    firmware's word for it where it reports one; ``ok`` False when that state is a fault."""
+
+    slot: int
+    serial: str | None = None
+    ok: bool = True
+    state: str | None = None
+    model: str | None = None
+    power_w: float | None = None
+    input_power_w: float | None = None
+    temp_c: float | None = None
+
+
+@dataclass(slots=True)
 class Temperatures:
     chip_avg_c: float | None = None
     chip_max_c: float | None = None
@@ -188,16 +217,21 @@ class Pool:
     priority: int | None = None
     accepted: int | None = None
     rejected: int | None = None
+    authority_pubkey: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PoolConfig:
-    """A pool to write (``set_pools``). Order of the list is priority order."""
+    """A pool to write (``set_pools``). Order of the list is priority order.
+
+    ``authority_pubkey`` is a Stratum V2 pool's authority public key (Base58Check, as the pool
+    publishes it); firmware refuses a remote ``stratum2+tcp://`` pool without it."""
 
     url: str
     user: str
     password: str = ""
     name: str = ""
+    authority_pubkey: str = ""
 
 
 @dataclass(slots=True)
@@ -229,6 +263,8 @@ class MinerStatus:
     default_password_active: bool | None = None
     errors: list[MinerIssue] = field(default_factory=list)
     firmware_state: str | None = None
+    psus: list[Psu] = field(default_factory=list)
+    hostname: str | None = None
     fetched_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,21 +286,23 @@ def assess_health(
     pools: list[Pool],
     temperatures: Temperatures,
     errors: list[MinerIssue],
+    psus: list[Psu] | None = None,
 ) -> Health:
     """Fold the firmware state and the details into one word, the same way for every driver:
-    an intentionally stopped rig is idle, not broken; a running rig with a dead board, no live
-    pool, a hot chip or reported errors needs a look; a firmware error or a chip past the
-    shutdown range needs someone now."""
+    an intentionally stopped rig is idle, not broken; a running rig with a dead board or PSU,
+    no live pool, a hot chip or reported errors needs a look; a firmware error or a chip past
+    the shutdown range needs someone now."""
     hottest = temperatures.chip_max_c or temperatures.chip_avg_c
     if state is MinerState.ERROR or (hottest is not None and hottest >= CRITICAL_CHIP_C):
         return Health.CRITICAL
     if state in (MinerState.STOPPED, MinerState.SLEEPING, MinerState.CURTAILED):
         return Health.IDLE
-    if state is MinerState.UNKNOWN:
+    if state in (MinerState.UNKNOWN, MinerState.REBOOTING):
         return Health.UNKNOWN
     if (
         state in (MinerState.DEGRADED, MinerState.NO_POOLS)
         or any(not hb.ok for hb in hashboards)
+        or any(not psu.ok for psu in psus or ())
         or (pools and not any(p.status is PoolStatus.ACTIVE for p in pools))
         or (hottest is not None and hottest >= HOT_CHIP_C)
         or errors

@@ -129,7 +129,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
         return Actor.for_request(self.request)
 
 
-class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
+class ScopedRelatedField(serializers.PrimaryKeyRelatedField[Model]):
     """A foreign key by id, strictly typed, among the rows the caller can see.
 
     JSON integers and strings of ASCII digits (form posts send strings) are ids; floats
@@ -146,7 +146,8 @@ class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self) -> QuerySet[Any]:
         model, permission = self.scope
         request = self.context["request"]
-        return model._default_manager.all().restrict(request.user, permission)  # type: ignore[attr-defined]
+        visible: QuerySet[Any] = model._default_manager.all().restrict(request.user, permission)  # type: ignore[attr-defined]
+        return visible
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, bool) or not isinstance(data, int | str):
@@ -164,7 +165,7 @@ class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
 # "0" and {"port": 80.9} as 80; here a number for a string, or a float, a boolean or a string
 # that isn't digits for an integer, is a 400 on the field (with the other field errors).
 # A comment, not a docstring: drf-spectacular would print it as every schema's description.
-class StrictInput(serializers.Serializer):
+class StrictInput(serializers.Serializer[Any]):
     def to_internal_value(self, data: Any) -> Any:
         wrong = _wrong_types(self.fields, data) if isinstance(data, Mapping) else {}
         try:
@@ -179,7 +180,7 @@ class StrictInput(serializers.Serializer):
 
 
 def _wrong_types(
-    fields: Mapping[str, serializers.Field], data: Mapping[str, Any]
+    fields: Mapping[str, serializers.Field[Any, Any, Any, Any]], data: Mapping[str, Any]
 ) -> dict[str, Any]:
     wrong: dict[str, Any] = {}
     for name, field in fields.items():
@@ -222,7 +223,7 @@ class CurrentOrgDefault:
 
     requires_context = True
 
-    def __call__(self, field: serializers.Field) -> Model:
+    def __call__(self, field: serializers.Field[Any, Any, Any, Any]) -> Model:
         from accounts.models import Organization, grants_for
 
         orgs = grants_for(field.context["request"].user).member_orgs()

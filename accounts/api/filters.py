@@ -51,7 +51,7 @@ class _UtcIsoDateTimeField(IsoDateTimeField):
     so the value is compared in UTC; one that UTC can't hold (year 1 at +05:00) is a 400."""
 
     def to_python(self, value: Any) -> datetime | None:
-        parsed = super().to_python(value)
+        parsed: datetime | None = super().to_python(value)
         if parsed is None:
             return None
         try:
@@ -190,4 +190,5 @@ class StrictFilterBackend(DjangoFilterBackend):
         }
         if blank:
             raise ValidationError(blank)
-        return filterset.qs
+        filtered: QuerySet[Any] = filterset.qs
+        return filtered

@@ -26,7 +26,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
             return self.page_size
         return min(_positive_int(self.page_size_query_param, raw), self.max_page_size)
 
-    def get_page_number(self, request: Request, paginator: Paginator) -> int:
+    def get_page_number(self, request: Request, paginator: Paginator[Any]) -> int:
         raw = request.query_params.get(self.page_query_param)
         return 1 if raw is None else _positive_int(self.page_query_param, raw)
 

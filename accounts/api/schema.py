@@ -143,7 +143,7 @@ class ScopedRelatedFieldExtension(OpenApiSerializerFieldExtension):
         return schema
 
 
-def _stored_nullable(field: serializers.Field) -> bool:
+def _stored_nullable(field: serializers.Field[Any, Any, Any, Any]) -> bool:
     model = getattr(getattr(field.parent, "Meta", None), "model", None)
     if model is None:
         return False

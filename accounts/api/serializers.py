@@ -21,15 +21,15 @@ from accounts.permissions import AUTHENTICATED, CATALOG
 
 # The bases of every serializer here: strict JSON types (see StrictInput). Comments, not
 # docstrings: drf-spectacular would print a base's docstring as every schema's description.
-class Serializer(StrictInput, serializers.Serializer):
+class Serializer(StrictInput, serializers.Serializer[Any]):
     pass
 
 
-class ModelSerializer(StrictInput, serializers.ModelSerializer):
+class ModelSerializer(StrictInput, serializers.ModelSerializer[Any]):
     pass
 
 
-def org_field() -> serializers.Field:
+def org_field() -> serializers.Field[Any, Any, Any, Any]:
     """The ``org`` of a create: one the caller can see; left out, the caller's only org."""
     return scoped_related(Organization, AUTHENTICATED)(default=CurrentOrgDefault())
 

@@ -50,7 +50,7 @@ class OrganizationViewSet(
     permissions = {"list": AUTHENTICATED, "retrieve": AUTHENTICATED, "update": "org:manage"}
     http_method_names = ["get", "patch", "put", "head", "options"]
 
-    def perform_update(self, serializer: BaseSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         serializer.instance = orgs.org_update(
             actor=self.actor(),
             org=cast(Organization, serializer.instance),
@@ -79,7 +79,7 @@ class SiteViewSet(
     serializer_class = s.SiteSerializer
     update_serializer_class = s.SiteUpdateSerializer
 
-    def perform_create(self, serializer: BaseSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         data = serializer.validated_data
         serializer.instance = orgs.site_create(
             actor=self.actor(),
@@ -89,7 +89,7 @@ class SiteViewSet(
             location=data.get("location", ""),
         )
 
-    def perform_update(self, serializer: BaseSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         data = serializer.validated_data
         serializer.instance = orgs.site_update(
             actor=self.actor(),
@@ -248,7 +248,7 @@ class SiteRoleViewSet(
     }
     filterset_class = SiteRoleFilter
 
-    def perform_create(self, serializer: BaseSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         data = serializer.validated_data
         site: Site = data["site"]
         serializer.instance = members.site_role_assign(
@@ -294,7 +294,7 @@ class RoleViewSet(
         ):
             raise Forbidden(perm)
 
-    def perform_create(self, serializer: BaseSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         data = serializer.validated_data
         serializer.instance = roles.role_create(
             actor=self.actor(),
@@ -304,7 +304,7 @@ class RoleViewSet(
             description=data.get("description", ""),
         )
 
-    def perform_update(self, serializer: BaseSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         data = serializer.validated_data
         serializer.instance = roles.role_update(
             actor=self.actor(),

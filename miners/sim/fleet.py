@@ -191,7 +191,7 @@ class SimFleet:
 
     @staticmethod
     def _inventory_entry(miner: Miner) -> dict[str, Any]:
-        entry = {
+        return {
             "kind": miner.kind,
             "host": miner.host,
             "ports": dict(miner.ports),
@@ -200,9 +200,6 @@ class SimFleet:
             "model": miner.model.name,
             "password": miner.password,
         }
-        if miner.kind == PROTOOS:
-            entry["flavour"] = miner.flavour
-        return entry
 
     def _endpoints(self, miner: Miner) -> list[Endpoint]:
         assert self._proto_http is not None and self._antminer_http is not None

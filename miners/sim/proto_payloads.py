@@ -65,7 +65,7 @@ def hostname(m: Miner) -> str:
 
 def system_info(m: Miner, now: float) -> dict[str, Any]:
     version = m.model.firmware
-    body = {
+    body: dict[str, Any] = {
         "system-info": {
             "product_name": f"Proto {m.model.name}",
             "manufacturer": "Proto",
