@@ -79,7 +79,7 @@ fmt: dev-venv
 	$(BIN)/ruff format .
 
 typecheck: dev-venv
-	$(BIN)/mypy accounts config miners
+	$(BIN)/mypy accounts config fleet miners
 
 checks: dev-venv assets
 	$(BIN)/python manage.py makemigrations --check --dry-run

@@ -8,7 +8,7 @@ from django import forms
 from django.http import HttpRequest
 
 from accounts.actor import client_ip, user_agent
-from accounts.crypto import seal, unseal
+from accounts.crypto import MFA_PURPOSE, seal, unseal
 from accounts.models import LoginResult
 from accounts.services.security import lockout_remaining, login_event_record
 
@@ -39,10 +39,8 @@ class AccountAdapter(DefaultAccountAdapter):
 class MFAAdapter(DefaultMFAAdapter):
     """TOTP secrets and recovery-code seeds are stored sealed with a key from FLEET_MASTER_KEY."""
 
-    _purpose = "rigwarden:mfa"
-
     def encrypt(self, text: str) -> str:
-        return seal(text, purpose=self._purpose)
+        return seal(text, purpose=MFA_PURPOSE)
 
     def decrypt(self, encrypted_text: str) -> str:
-        return unseal(encrypted_text, purpose=self._purpose)
+        return unseal(encrypted_text, purpose=MFA_PURPOSE)

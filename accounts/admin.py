@@ -81,7 +81,7 @@ class ScopedAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin[Any]):
         return queryset.restrict(request.user, self.scope_permission)
 
 
-def _in_scope(field: str) -> tuple[str, type[admin.RelatedOnlyFieldListFilter]]:
+def in_scope(field: str) -> tuple[str, type[admin.RelatedOnlyFieldListFilter]]:
     """A related filter listing only what the visible rows point at (no other orgs' names)."""
     return (field, admin.RelatedOnlyFieldListFilter)
 
@@ -131,7 +131,7 @@ class OrganizationAdmin(ScopedAdmin):
 class SiteAdmin(ScopedAdmin):
     scope_permission = "site:read"
     list_display = ["name", "slug", "org", "location", "created_at"]
-    list_filter = [_in_scope("org")]
+    list_filter = [in_scope("org")]
     search_fields = ["name", "slug", "location"]
     list_select_related = ["org"]
 
@@ -139,7 +139,7 @@ class SiteAdmin(ScopedAdmin):
 @admin.register(Role)
 class RoleAdmin(ScopedAdmin):
     list_display = ["name", "slug", "org", "is_builtin", "created_at"]
-    list_filter = ["is_builtin", _in_scope("org")]
+    list_filter = ["is_builtin", in_scope("org")]
     search_fields = ["name", "slug"]
 
 
@@ -161,7 +161,7 @@ def remove_members(
 @admin.register(Membership)
 class MembershipAdmin(ScopedAdmin):
     list_display = ["user", "org", "role", "created_at"]
-    list_filter = [_in_scope("org"), _in_scope("role")]
+    list_filter = [in_scope("org"), in_scope("role")]
     search_fields = ["user__email", "org__name"]
     list_select_related = ["user", "org", "role"]
     actions = [remove_members]
@@ -170,7 +170,7 @@ class MembershipAdmin(ScopedAdmin):
 @admin.register(SiteRoleAssignment)
 class SiteRoleAssignmentAdmin(ScopedAdmin):
     list_display = ["user", "site", "role", "created_at"]
-    list_filter = [_in_scope("site"), _in_scope("role")]
+    list_filter = [in_scope("site"), in_scope("role")]
     search_fields = ["user__email", "site__name"]
     list_select_related = ["user", "site", "role"]
 
@@ -198,7 +198,7 @@ class ApiTokenAdmin(ScopedAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    list_filter = [_in_scope("org"), "revoked_at", "expires_at"]
+    list_filter = [in_scope("org"), "revoked_at", "expires_at"]
     search_fields = ["name", "prefix", "user__email"]
     fields = [
         "name",
@@ -232,7 +232,7 @@ def revoke_invitations(
 class InvitationAdmin(ScopedAdmin):
     scope_permission = "user:read"
     list_display = ["email", "org", "role", "status", "sent_at", "expires_at"]
-    list_filter = [_in_scope("org"), "status"]
+    list_filter = [in_scope("org"), "status"]
     search_fields = ["email"]
     exclude = ["token_hash"]
     list_select_related = ["org", "role"]
@@ -253,7 +253,7 @@ class ActivityEventAdmin(ScopedAdmin):
         "site",
         "ip",
     ]
-    list_filter = ["result", "actor_type", _in_scope("org")]
+    list_filter = ["result", "actor_type", in_scope("org")]
     search_fields = ["actor_label", "verb", "target_label", "target_id"]
     date_hierarchy = "created_at"
     list_select_related = ["org", "site"]

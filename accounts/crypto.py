@@ -39,13 +39,20 @@ def seal(plaintext: str, *, purpose: str) -> str:
 
 
 def unseal(text: str, *, purpose: str) -> str:
+    """Opens values sealed with the master key or, during a rotation, a previous one."""
     if not text.startswith(_PREFIX):
         raise SealError("not a sealed value")
     try:
         raw = base64.b64decode(text[len(_PREFIX) :], validate=True)
-        plain = AESGCM(_key(settings.FLEET_MASTER_KEY, purpose)).decrypt(
-            raw[:12], raw[12:], purpose.encode()
-        )
-    except (InvalidTag, ValueError) as exc:
-        raise SealError("sealed value can't be opened with this key") from exc
-    return plain.decode()
+    except ValueError as exc:
+        raise SealError("sealed value is corrupt") from exc
+    for master in (settings.FLEET_MASTER_KEY, *settings.FLEET_MASTER_KEYS_PREVIOUS):
+        try:
+            plain = AESGCM(_key(master, purpose)).decrypt(raw[:12], raw[12:], purpose.encode())
+        except (InvalidTag, ValueError):
+            continue
+        return plain.decode()
+    raise SealError("sealed value can't be opened with this key")
+
+
+MFA_PURPOSE = "rigwarden:mfa"

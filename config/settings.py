@@ -42,18 +42,23 @@ if len(SECRET_KEY) < 32:
     raise ConfigError("SECRET_KEY must be at least 32 characters")
 
 
-def _master_key() -> bytes:
-    raw = env_str("FLEET_MASTER_KEY") or persistent_secret(DATA_DIR / "master.key", 32)
+def _master_key(raw: str, name: str = "FLEET_MASTER_KEY") -> bytes:
     try:
         key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise ConfigError("FLEET_MASTER_KEY must be base64 of 32 random bytes") from exc
+        raise ConfigError(f"{name} must be base64 of 32 random bytes") from exc
     if len(key) != 32:
-        raise ConfigError(f"FLEET_MASTER_KEY must decode to 32 bytes, got {len(key)}")
+        raise ConfigError(f"{name} must decode to 32 bytes, got {len(key)}")
     return key
 
 
-FLEET_MASTER_KEY = _master_key()
+FLEET_MASTER_KEY = _master_key(
+    env_str("FLEET_MASTER_KEY") or persistent_secret(DATA_DIR / "master.key", 32)
+)
+# During a master-key rotation: the old key(s), still readable until rotate_master_key re-wraps.
+FLEET_MASTER_KEYS_PREVIOUS = [
+    _master_key(raw, "FLEET_MASTER_KEY_PREVIOUS") for raw in env_list("FLEET_MASTER_KEY_PREVIOUS", [])
+]
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 if not ALLOWED_HOSTS:
@@ -85,6 +90,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "allauth.socialaccount",
     "accounts",
+    "fleet",
 ]
 
 MIDDLEWARE = [

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/", views.api_root, name="api-root"),
     path("api/v1/", views.api_v1_root, name="api-v1"),
     path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("fleet.api.urls")),
     path("api/schema/", declare(PUBLIC)(SpectacularAPIView.as_view()), name="schema"),
     path(
         "api/docs/",

@@ -19,6 +19,7 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.api.urls import router
+from fleet.api.urls import router as fleet_router
 from accounts.permissions import PUBLIC
 from accounts.routes import declare
 
@@ -143,7 +144,11 @@ def api_root(request: HttpRequest) -> JsonResponse:
 @require_GET
 def api_v1_root(request: HttpRequest) -> JsonResponse:
     """Every v1 resource, from the router itself so the index can't drift from the routes."""
-    names = {prefix: f"{basename}-list" for prefix, _viewset, basename in router.registry}
+    names = {
+        prefix: f"{basename}-list"
+        for registry in (router.registry, fleet_router.registry)
+        for prefix, _viewset, basename in registry
+    }
     return _api_links(request, names | {"schema": "schema", "docs": "api-docs"})
 
 

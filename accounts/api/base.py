@@ -41,7 +41,7 @@ class DeclaredPermission(drf_permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
-class ScopedViewSet(viewsets.GenericViewSet):
+class ScopedViewSet(viewsets.GenericViewSet[Any]):
     permissions: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -89,9 +89,13 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[Any]:
         hook = getattr(self, "dangerously_get_queryset", None)
         if hook is not None:
-            return hook()
+            hooked: QuerySet[Any] = hook()
+            return hooked
         assert self.queryset is not None, f"{type(self).__name__} needs a queryset"
-        return self.queryset.all().restrict(self.request.user, self.read_permission)  # type: ignore[attr-defined]
+        scoped: QuerySet[Any] = self.queryset.all().restrict(  # type: ignore[attr-defined]
+            self.request.user, self.read_permission
+        )
+        return scoped
 
     def get_object(self) -> Any:
         obj = super().get_object()  # 404 outside the caller's scope

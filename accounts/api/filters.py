@@ -39,9 +39,10 @@ def visible(model: type[Model], permission: str) -> Callable[[Any], QuerySet[Any
 
     def choices(request: Any) -> QuerySet[Any]:
         manager: Any = model._default_manager
-        if request is None:
-            return manager.none()
-        return manager.all().restrict(request.user, permission)
+        shown: QuerySet[Any] = (
+            manager.none() if request is None else manager.all().restrict(request.user, permission)
+        )
+        return shown
 
     return choices
 

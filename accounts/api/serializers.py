@@ -99,7 +99,7 @@ class RoleUpdateSerializer(RoleSerializer):
 
 class MembershipSerializer(ModelSerializer):
     user = UserSerializer(read_only=True)
-    role: serializers.SlugRelatedField = serializers.SlugRelatedField(
+    role: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
 
@@ -119,7 +119,7 @@ class InviteSerializer(Serializer):
 class InvitationSerializer(ModelSerializer):
     """What the inviting org sees: what it typed, and where the invitation stands."""
 
-    role: serializers.SlugRelatedField = serializers.SlugRelatedField(
+    role: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
     state = serializers.ChoiceField(
@@ -162,7 +162,7 @@ class MyInvitationSerializer(ModelSerializer):
     """What the invitee sees of an invitation addressed to them."""
 
     org = OrganizationSerializer(read_only=True)
-    role: serializers.SlugRelatedField = serializers.SlugRelatedField(
+    role: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
     invited_by = serializers.EmailField(source="invited_by.email", read_only=True, allow_null=True)
@@ -174,7 +174,7 @@ class MyInvitationSerializer(ModelSerializer):
 
 
 class MembershipUpdateSerializer(Serializer):
-    role = serializers.SlugField()
+    role = serializers.SlugField(required=False, help_text="Left out: nothing changes.")
 
 
 class SiteRoleSerializer(ModelSerializer):
@@ -190,10 +190,8 @@ class SiteRoleSerializer(ModelSerializer):
 
 
 class TokenSerializer(ModelSerializer):
-    org = scoped_related(Organization, AUTHENTICATED)(
-        required=False,
-        help_text="The one organization the token acts in; may be left out when you have one.",
-    )
+    # The one organization the token acts in; may be left out when you have one.
+    org = org_field()
     state = serializers.CharField(read_only=True)
     user_email = serializers.EmailField(source="user.email", read_only=True)
 

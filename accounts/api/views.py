@@ -136,8 +136,11 @@ class MembershipViewSet(
         membership = self.get_object()
         form = s.MembershipUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        role = roles.role_for_org(org=membership.org, slug=form.validated_data["role"])
-        membership = members.membership_update(actor=self.actor(), membership=membership, role=role)
+        if "role" in form.validated_data:
+            role = roles.role_for_org(org=membership.org, slug=form.validated_data["role"])
+            membership = members.membership_update(
+                actor=self.actor(), membership=membership, role=role
+            )
         return Response(s.MembershipSerializer(membership).data)
 
     def perform_destroy(self, instance: Membership) -> None:

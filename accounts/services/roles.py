@@ -95,6 +95,11 @@ def role_create(
     if not slug:
         raise ApplicationError("Give the role a name.", field="name")
     _check_name_free(org_id=org.pk, name=name)
+    if Role.unscoped.filter(org=org, slug=slug).exists():
+        raise ApplicationError(
+            "Another role's name starts with the same 60 characters; shorten this one.",
+            field="name",
+        )
     perms = _clean_permissions(permissions)
     check_can_grant(actor=actor, org_id=org.pk, permissions=perms, what=f"the role '{name}'")
     role = Role.unscoped.create(

@@ -147,3 +147,24 @@ def sessions_revoke_others(*, actor: Actor, user: User, keep_session_key: str | 
             details={"count": len(others)},
         )
     return len(others)
+
+
+@transaction.atomic
+def mfa_secrets_reseal() -> int:
+    """Re-seal every TOTP secret and recovery-code seed under the current master key (part of
+    ``rotate_master_key``); returns how many authenticators changed."""
+    from allauth.mfa.models import Authenticator
+
+    from accounts.crypto import MFA_PURPOSE, seal, unseal
+
+    changed = 0
+    for authenticator in Authenticator.objects.select_for_update():
+        data = dict(authenticator.data)
+        for key in ("secret", "seed"):
+            if isinstance(data.get(key), str):
+                data[key] = seal(unseal(data[key], purpose=MFA_PURPOSE), purpose=MFA_PURPOSE)
+        if data != authenticator.data:
+            authenticator.data = data
+            authenticator.save(update_fields=["data"])
+            changed += 1
+    return changed

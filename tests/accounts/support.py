@@ -1,4 +1,4 @@
-"""Helpers shared by the accounts suites (invitations, org-bound tokens)."""
+"""Helpers shared by the accounts suites (sign-in state, invitations, org-bound tokens)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def invite(client: Any, world: OrgWorld, email: str, role: str = "viewer", path:
         {"org": world.org.pk, "email": email, "role": role},
         format="json",
     )
+
+
+def is_signed_in(client: Client) -> bool:
+    """Whether the client's session holds a signed-in user (not merely a half-done MFA step)."""
+    return "_auth_user_id" in client.session
 
 
 def link_path(url: str) -> str:

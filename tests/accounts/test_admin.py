@@ -23,6 +23,16 @@ MODELS = [
 ]
 
 
+def staff_with_model_permissions(user: User) -> User:
+    """The user made staff and given every Django model permission of the accounts app."""
+    from django.contrib.auth.models import Permission
+
+    user.is_staff = True
+    user.save()
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="accounts"))
+    return user
+
+
 @pytest.fixture
 def superuser(db: None) -> User:
     return User.objects.create_superuser(email="root@example.com", password="x-very-long-password")
@@ -45,12 +55,7 @@ def test_anonymous_admin_goes_to_the_one_sign_in_page(client) -> None:
 
 
 def test_staff_member_sees_only_their_orgs(client, org_a: OrgWorld, org_b: OrgWorld) -> None:
-    from django.contrib.auth.models import Permission
-
-    admin_user = org_a.users["admin"]
-    admin_user.is_staff = True
-    admin_user.save()
-    admin_user.user_permissions.add(*Permission.objects.filter(content_type__app_label="accounts"))
+    admin_user = staff_with_model_permissions(org_a.users["admin"])
     client.force_login(admin_user)
     page = client.get("/admin/accounts/site/").content.decode()
     assert org_a.sites[0].name in page and org_b.sites[0].name not in page
@@ -103,14 +108,9 @@ def test_admin_has_no_write_forms_even_for_superusers(
 
 
 def test_staff_admin_cannot_promote_themself(client, org_a: OrgWorld, org_b: OrgWorld) -> None:
-    from django.contrib.auth.models import Permission
-
     from accounts.models import Membership
 
-    admin_user = org_a.users["admin"]
-    admin_user.is_staff = True
-    admin_user.save()
-    admin_user.user_permissions.add(*Permission.objects.filter(content_type__app_label="accounts"))
+    admin_user = staff_with_model_permissions(org_a.users["admin"])
     client.force_login(admin_user)
     own = Membership.unscoped.get(user=admin_user, org=org_a.org)
     owner_role = own.role.__class__.unscoped.get(slug="owner", org=None)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import LoginEvent, LoginLockout, LoginResult, User
 from tests.accounts.conftest import browser, sign_in
+from tests.accounts.support import is_signed_in
 from tests.conftest import PASSWORD, OrgWorld
 
 LOCKED_TEXT = "Too many failed sign-in attempts"
@@ -21,10 +22,6 @@ def errors(response: object) -> str:
     """The sign-in form's errors, read from the template context (independent of the markup)."""
     form = response.context["form"]  # type: ignore[attr-defined]
     return " ".join(str(e) for errs in form.errors.values() for e in errs)
-
-
-def signed_in(client: Client) -> bool:
-    return "_auth_user_id" in client.session
 
 
 def fail(client: Client, email: str, times: int) -> None:
@@ -55,12 +52,12 @@ def test_wrong_passwords_lock_the_account_even_for_the_right_password(user: User
 
     response = sign_in(client, user.email, PASSWORD)
     assert LOCKED_TEXT in errors(response)
-    assert not signed_in(client)
+    assert not is_signed_in(client)
     assert client.get("/").status_code == 302  # still sent to sign-in
     # the lock is per account: another IP gets the same answer
     other = browser("10.255.255.254")
     assert LOCKED_TEXT in errors(sign_in(other, user.email, PASSWORD))
-    assert not signed_in(other)
+    assert not is_signed_in(other)
 
 
 def test_backoff_doubles_on_the_next_lock(user: User, ip: str, settings: object) -> None:
@@ -95,13 +92,13 @@ def test_success_resets_the_failure_count_and_the_backoff(user: User, ip: str) -
     threshold = settings.LOGIN_LOCKOUT_THRESHOLD
     fail(client, user.email, threshold - 1)
     assert sign_in(client, user.email, PASSWORD).status_code == 302
-    assert signed_in(client)
+    assert is_signed_in(client)
     assert not LoginLockout.objects.filter(key=f"email:{user.email}").exists()
 
     client = browser(ip)
     fail(client, user.email, threshold - 1)  # would have locked without the reset
     assert sign_in(client, user.email, PASSWORD).status_code == 302
-    assert signed_in(client)
+    assert is_signed_in(client)
 
 
 def test_unknown_accounts_lock_the_same_way(db: None, ip: str) -> None:
@@ -124,11 +121,11 @@ def test_per_ip_limit_locks_out_every_account_from_that_address(
         fail(attacker, org_a.users[role].email, 1)
     response = sign_in(attacker, org_a.users["owner"].email, PASSWORD)
     assert LOCKED_TEXT in errors(response)
-    assert not signed_in(attacker)
+    assert not is_signed_in(attacker)
     # the same account from another address is fine
     elsewhere = browser("10.254.0.1")
     assert sign_in(elsewhere, org_a.users["owner"].email, PASSWORD).status_code == 302
-    assert signed_in(elsewhere)
+    assert is_signed_in(elsewhere)
 
 
 def test_every_attempt_is_audited(user: User, ip: str) -> None:
@@ -181,7 +178,7 @@ def test_inactive_user_cannot_sign_in(user: User, ip: str) -> None:
     User.objects.filter(pk=user.pk).update(is_active=False)
     client = browser(ip)
     response = sign_in(client, user.email, PASSWORD)
-    assert not signed_in(client)
+    assert not is_signed_in(client)
     assert response.status_code in (200, 302)
     if response.status_code == 302:
         assert response["Location"].startswith("/accounts/inactive/")
@@ -205,11 +202,11 @@ def test_garbage_on_the_sign_in_form_is_a_form_error(
     token = client.get("/accounts/login/") and client.cookies["csrftoken"].value
     response = client.post("/accounts/login/", {**data, "csrfmiddlewaretoken": token})
     assert response.status_code == 200
-    assert not signed_in(client)
+    assert not is_signed_in(client)
 
 
 def test_sign_in_form_needs_csrf(user: User, ip: str) -> None:
     client = browser(ip)
     response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
     assert response.status_code == 403
-    assert not signed_in(client)
+    assert not is_signed_in(client)

@@ -315,3 +315,21 @@ def test_roles_can_not_share_a_name_with_another_role(org_a: OrgWorld, taken: st
     with pytest.raises(ApplicationError):
         role_update(actor=actor, role=night, name=taken)
     assert role_update(actor=actor, role=night, name="Night crew").name == "Night crew"
+
+
+def test_long_role_names_sharing_a_slug_are_a_400_not_a_500(org_a: OrgWorld) -> None:
+    owner = api_client_for(org_a.users["owner"])
+    first = owner.post("/api/v1/roles/", {"name": "r" * 60 + "a", "permissions": []}, format="json")
+    assert first.status_code == 201
+    second = owner.post(
+        "/api/v1/roles/", {"name": "r" * 60 + "b", "permissions": []}, format="json"
+    )
+    assert second.status_code == 400 and "name" in second.json()
+
+
+def test_an_empty_membership_patch_changes_nothing(org_a: OrgWorld) -> None:
+    viewer = membership(org_a, "viewer")
+    response = api_client_for(org_a.users["owner"]).patch(
+        f"/api/v1/memberships/{viewer.pk}/", {}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["role"] == "viewer"

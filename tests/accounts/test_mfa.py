@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import struct
 import time
 
 import pytest
@@ -16,26 +13,15 @@ from django.test import Client
 
 from accounts.models import LoginEvent, LoginResult, User
 from tests.accounts.conftest import browser, post_form, sign_in
+from tests.accounts.support import is_signed_in
 from tests.conftest import PASSWORD, OrgWorld
-
-PERIOD = 30
-
-
-def totp(secret: str, at: float | None = None) -> str:
-    """RFC 6238 (HMAC-SHA1, 30 s, 6 digits): what an authenticator app shows."""
-    counter = int((time.time() if at is None else at) // PERIOD)
-    digest = hmac.new(
-        base64.b32decode(secret, casefold=True), struct.pack(">Q", counter), hashlib.sha1
-    ).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
+from tests.support import TOTP_PERIOD, totp
 
 
 def fresh_code(secret: str) -> str:
     """A code that stays valid for the next request (don't straddle a period boundary)."""
-    if PERIOD - time.time() % PERIOD < 1.5:
-        time.sleep(PERIOD - time.time() % PERIOD + 0.05)
+    if TOTP_PERIOD - time.time() % TOTP_PERIOD < 1.5:
+        time.sleep(TOTP_PERIOD - time.time() % TOTP_PERIOD + 0.05)
     return totp(secret)
 
 
@@ -43,10 +29,6 @@ def test_rfc6238_helper_matches_the_published_vector() -> None:
     secret = base64.b32encode(b"12345678901234567890").decode()
     assert totp(secret, at=59) == "287082"  # RFC 6238 appendix B, truncated to 6 digits
     assert totp(secret, at=1111111109) == "081804"
-
-
-def signed_in(client: Client) -> bool:
-    return "_auth_user_id" in client.session
 
 
 def enrol(user: User, ip: str) -> str:
@@ -80,7 +62,7 @@ def password_step(user: User, ip: str) -> Client:
     response = sign_in(client, user.email, PASSWORD)
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/2fa/authenticate/")
-    assert not signed_in(client), "a correct password alone must not sign in"
+    assert not is_signed_in(client), "a correct password alone must not sign in"
     return client
 
 
@@ -100,7 +82,7 @@ def test_enrolled_user_needs_the_code(user: User, ip: str) -> None:
 
     response = code_step(client, fresh_code(secret))
     assert response.status_code == 302
-    assert signed_in(client)
+    assert is_signed_in(client)
     assert client.get("/").status_code == 200
     success = LoginEvent.objects.filter(user=user, result=LoginResult.SUCCESS).latest("id")
     assert success.method == "mfa"
@@ -114,7 +96,7 @@ def test_wrong_code_fails_and_is_audited(user: User, ip: str) -> None:
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
     response = code_step(client, wrong)
     assert response.status_code == 200
-    assert not signed_in(client)
+    assert not is_signed_in(client)
     event = LoginEvent.objects.filter(user=user).latest("id")
     assert (event.result, event.method, event.ip) == (LoginResult.MFA_FAILURE, "mfa", ip)
 
@@ -127,7 +109,7 @@ def test_a_code_cannot_be_replayed(user: User, ip: str) -> None:
     second = password_step(user, ip)
     if totp(secret) == code:  # still the same period: the used code must be refused
         assert code_step(second, code).status_code == 200
-        assert not signed_in(second)
+        assert not is_signed_in(second)
 
 
 def test_recovery_code_works_once(user: User, ip: str) -> None:
@@ -139,13 +121,13 @@ def test_recovery_code_works_once(user: User, ip: str) -> None:
 
     client = password_step(user, ip)
     assert code_step(client, codes[0]).status_code == 302
-    assert signed_in(client)
+    assert is_signed_in(client)
     event = LoginEvent.objects.filter(user=user, result=LoginResult.SUCCESS).latest("id")
     assert event.method == "recovery_code"
 
     again = password_step(user, ip)
     assert code_step(again, codes[0]).status_code == 200
-    assert not signed_in(again)
+    assert not is_signed_in(again)
     assert LoginEvent.objects.filter(user=user, result=LoginResult.MFA_FAILURE).exists()
 
 
@@ -157,7 +139,7 @@ def test_wrong_codes_count_towards_the_lockout(user: User, ip: str) -> None:
         code_step(client, f"{(int(right) + 1 + i) % 1_000_000:06d}")
     later = browser(ip)
     response = sign_in(later, user.email, PASSWORD)
-    assert not signed_in(later)
+    assert not is_signed_in(later)
     assert response.status_code == 200  # the password step now answers with the lockout
 
 

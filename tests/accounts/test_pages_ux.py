@@ -19,12 +19,17 @@ from accounts.actor import Actor
 from accounts.api.urls import router
 from accounts.models import ActivityEvent, Role, Site, User
 from accounts.services import roles
+from fleet.api.urls import router as fleet_router
 from tests.accounts.conftest import browser, post_form, sign_in
-from tests.accounts.test_pages import HTMX, assert_csp_clean, builtin, html, signed_in
+from tests.accounts.pages.support import HTMX, assert_csp_clean, builtin, html, signed_in
 from tests.conftest import PASSWORD, OrgWorld
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-V1_LISTS = [f"/api/v1/{prefix}/" for prefix, _viewset, _basename in router.registry]
+V1_LISTS = [
+    f"/api/v1/{prefix}/"
+    for registry in (router.registry, fleet_router.registry)
+    for prefix, _viewset, _basename in registry
+]
 
 
 # --- 1. The API opened in a browser ---------------------------------------------------------------
@@ -214,7 +219,7 @@ def test_sites_page_lists_the_switchers_sites_and_only_managers_get_the_forms(
 
 
 def test_a_member_without_site_read_cannot_open_the_page(org_a: OrgWorld) -> None:
-    from tests.accounts.test_pages import no_permission_member
+    from tests.accounts.pages.support import no_permission_member
 
     assert signed_in(no_permission_member(org_a)).get("/sites/").status_code == 403
 

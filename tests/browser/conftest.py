@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +9,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.accounts.test_pages import private_cache  # noqa: F401 - autouse: a cache per test
+
+@pytest.fixture(autouse=True)
+def _own_cache(isolated_cache: None) -> None:
+    """Every browser test gets its own cache namespace (see ``isolated_cache``)."""
+
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -62,16 +61,6 @@ def page(browser: Browser, live_server: Any) -> Iterator[Page]:
     yield page
     context.close()
     assert not problems, f"browser console errors: {problems}"
-
-
-def totp(secret: str, at: float | None = None, step: int = 30, digits: int = 6) -> str:
-    """RFC 6238 (HMAC-SHA1) for the secret an authenticator app would scan."""
-    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
-    counter = int((time.time() if at is None else at) // step)
-    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**digits
-    return f"{value:0{digits}d}"
 
 
 def sign_in(page: Page, email: str, password: str) -> None:

@@ -9,8 +9,9 @@ from allauth.mfa.models import Authenticator
 from playwright.sync_api import Page, expect
 
 from accounts.models import LoginEvent, LoginMethod, LoginResult
-from tests.browser.conftest import sign_in, totp
+from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD, OrgWorld
+from tests.support import totp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

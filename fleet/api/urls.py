@@ -1,0 +1,9 @@
+from rest_framework.routers import DefaultRouter
+
+from fleet.api import views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("miners", views.MinerViewSet, basename="miner")
+
+urlpatterns = router.urls

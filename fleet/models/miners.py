@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Organization, ScopedModel, Site
+
+
+class MinerHealth(models.TextChoices):
+    OK = "ok", "OK"
+    DEGRADED = "degraded", "Degraded"
+    OFFLINE = "offline", "Offline"
+    AUTH_NEEDED = "auth_needed", "Credentials needed"
+    DEFAULT_PASSWORD = "default_password", "Default password"
+    UNKNOWN = "unknown", "Not polled yet"
+
+
+class Miner(ScopedModel):
+    """A miner the org manages, as the device reported itself when it was added (and since)."""
+
+    scope_org = "org"
+    scope_site: ClassVar[str | None] = "site"
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="miners")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="miners")
+    # identity: mac: → serial: → auto: (see services.identity)
+    identifier = models.CharField(max_length=120)
+    name = models.CharField(max_length=120)
+    make = models.CharField(max_length=60, blank=True)
+    model = models.CharField(max_length=120, blank=True)
+    firmware = models.CharField(max_length=120, blank=True)
+    serial = models.CharField(max_length=120, blank=True)
+    mac = models.CharField(max_length=17, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    # address
+    host = models.GenericIPAddressField()
+    port = models.PositiveIntegerField()
+    scheme = models.CharField(max_length=8, blank=True)
+    driver = models.CharField(max_length=40)
+    device_info = models.JSONField(default=dict)  # miners.DeviceInfo.to_dict(): reconnect from it
+    capabilities = models.JSONField(default=list)
+    # placement
+    tags = models.JSONField(default=list, blank=True)
+    rack = models.CharField(max_length=60, blank=True)
+    position = models.CharField(max_length=60, blank=True)
+    # who dials it: "cloud" (the server) or a fleet node (comes with fleet nodes)
+    managed_by = models.CharField(max_length=40, default="cloud")
+    health = models.CharField(
+        max_length=20, choices=MinerHealth.choices, default=MinerHealth.UNKNOWN
+    )
+    # credentials: write-only, envelope-encrypted (fleet.crypto); the version keys token caches
+    username = models.CharField(max_length=120, blank=True)
+    secret = models.BinaryField(null=True, blank=True, editable=False)
+    credential_version = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["org_id", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "identifier"], name="miner_identifier_unique"),
+            models.UniqueConstraint(fields=["org", "host", "port"], name="miner_address_unique"),
+        ]
+        indexes = [models.Index(fields=["org", "site", "health"], name="miner_org_site_health")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def secret_label(self) -> str:
+        """Associated data of the password: this org, this row, this field."""
+        return f"fleet.miner:{self.pk}:password"

@@ -1,0 +1,71 @@
+"""One long-lived event loop per process for talking to miners from synchronous code.
+
+Drivers keep per-process state that must outlive a single request or task — above all the
+miner token cache (a ProtoOS rig allows one valid token: logging in on every poll would
+revoke everyone else's) and the keep-alive pool. Both are bound to an event loop, so the
+process keeps one loop on a daemon thread and synchronous callers (services, Celery tasks)
+submit coroutines to it. A forked child (Celery prefork) starts its own on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from miners import Registry, default_drivers
+from miners.http import HttpClient
+
+T = TypeVar("T")
+
+
+class _Runtime:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = -1
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.registry: Registry | None = None
+        self.http: HttpClient | None = None
+        atexit.register(self.shutdown)
+
+    def shutdown(self) -> None:
+        """Close the keep-alive pool and stop the loop (at exit: no "unclosed session")."""
+        loop, http = self.loop, self.http
+        if loop is None or http is None or self.pid != os.getpid() or not loop.is_running():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(http.close(), loop).result(2)
+        except (TimeoutError, RuntimeError):
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+
+    def _start(self) -> tuple[asyncio.AbstractEventLoop, Registry]:
+        with self.lock:
+            if self.loop is None or self.registry is None or self.pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="miners", daemon=True).start()
+                # pyasic-rs is not loaded in server processes (it has aborted interpreters at
+                # exit); miners only it would recognise can't be managed from the server yet.
+                self.http = HttpClient(limit=0, limit_per_host=4)
+                self.registry = Registry(default_drivers(include_pyasic=False, http=self.http))
+                self.loop, self.pid = loop, os.getpid()
+            return self.loop, self.registry
+
+    def run(self, work: Callable[[Registry], Awaitable[T]], timeout: float) -> T:
+        loop, registry = self._start()
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(work(registry), timeout)
+
+        return asyncio.run_coroutine_threadsafe(bounded(), loop).result(timeout + 5)
+
+
+_runtime = _Runtime()
+
+
+def run(work: Callable[[Registry], Awaitable[T]], *, timeout: float) -> T:
+    """Run ``work(registry)`` on the process's miner loop and wait for its result."""
+    return _runtime.run(work, timeout)

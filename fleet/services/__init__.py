@@ -1,0 +1,1 @@
+"""Fleet writes. Every function is keyword-only, authorizes at the miner's site, and audits."""

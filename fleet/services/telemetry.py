@@ -1,0 +1,134 @@
+"""The one ingest path for telemetry: the cloud poller calls it, node-pushed batches will too.
+
+One call takes a batch of poll outcomes and writes, in a handful of statements: the latest
+row per miner (bulk upsert), a sample per successful poll (bulk insert), the miners whose
+health changed (bulk update, plus one activity event per transition) and the next due time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.actor import Actor
+from accounts.services.activity import activity_record
+from fleet import health as rules
+from fleet.models import Miner, MinerLatest, Sample
+from fleet.poller import PollOutcome
+from miners import MinerStatus
+
+_LATEST_FIELDS = [
+    "state",
+    "hashrate_ths",
+    "power_w",
+    "efficiency_jth",
+    "power_target_w",
+    "max_temp_c",
+    "temperatures",
+    "fans",
+    "hashboards",
+    "psus",
+    "pools",
+    "issues",
+    "updated_at",
+    "polled_at",
+    "failures",
+    "last_error",
+]
+POLLER = Actor.system("poller")
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    polled: int
+    ok: int
+    failed: int
+    transitions: int
+
+
+def _max_temp(status: MinerStatus) -> float | None:
+    t = status.temperatures
+    values = [v for v in (t.chip_max_c, t.chip_avg_c, t.board_avg_c) if v is not None]
+    return max(values) if values else None
+
+
+def _latest_from_status(row: MinerLatest, status: MinerStatus, at: dt.datetime) -> None:
+    data = status.to_dict()
+    row.state = str(status.state)
+    row.hashrate_ths = status.hashrate_ths
+    row.power_w = status.power_w
+    row.efficiency_jth = status.efficiency_jth
+    row.power_target_w = status.power_target_w
+    row.max_temp_c = _max_temp(status)
+    row.temperatures = data["temperatures"]
+    row.fans = data["fans"]
+    row.hashboards = data["hashboards"]
+    row.psus = data["psus"]
+    row.pools = data["pools"]
+    row.issues = data["errors"]
+    row.updated_at = at
+    row.failures = 0
+    row.last_error = None
+
+
+@transaction.atomic
+def telemetry_ingest(
+    outcomes: Sequence[PollOutcome], *, interval: dt.timedelta, actor: Actor = POLLER
+) -> IngestSummary:
+    now = timezone.now()
+    ids = [o.miner_id for o in outcomes]
+    miners = {
+        m.pk: m
+        for m in Miner.unscoped.filter(pk__in=ids).only("id", "org", "site", "health", "name")
+    }
+    latest = {row.miner_id: row for row in MinerLatest.objects.filter(miner_id__in=ids)}
+    rows: list[MinerLatest] = []
+    samples: list[Sample] = []
+    changed: list[Miner] = []
+    ok = 0
+    for outcome in outcomes:
+        miner = miners.get(outcome.miner_id)
+        if miner is None:
+            continue  # deleted while it was being polled
+        row = latest.get(miner.pk) or MinerLatest(miner_id=miner.pk)
+        at = dt.datetime.fromtimestamp(outcome.started, tz=dt.UTC)
+        row.polled_at = at
+        if outcome.status is not None:
+            ok += 1
+            _latest_from_status(row, outcome.status, at)
+            samples.append(
+                Sample(
+                    miner_id=miner.pk,
+                    ts=at,
+                    hashrate_ths=row.hashrate_ths,
+                    power_w=row.power_w,
+                    max_temp_c=row.max_temp_c,
+                )
+            )
+        else:
+            row.failures += 1
+            row.last_error = outcome.error.to_dict() if outcome.error else None
+        rows.append(row)
+        health = rules.next_health(miner.health, row.failures, outcome.status, outcome.error)
+        if health != miner.health:
+            activity_record(
+                actor=actor,
+                verb="miner.health",
+                org=miner.org_id,
+                site=miner.site_id,
+                target=miner,
+                details={"from": miner.health, "to": health, "error": row.last_error},
+            )
+            miner.health = health
+            changed.append(miner)
+    MinerLatest.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["miner"], update_fields=_LATEST_FIELDS
+    )
+    Sample.objects.bulk_create(samples)
+    Miner.unscoped.bulk_update(changed, ["health"])
+    Miner.unscoped.filter(pk__in=list(miners)).update(next_poll_at=now + interval)
+    return IngestSummary(len(rows), ok, len(rows) - ok, len(changed))
