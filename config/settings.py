@@ -57,7 +57,8 @@ FLEET_MASTER_KEY = _master_key(
 )
 # During a master-key rotation: the old key(s), still readable until rotate_master_key re-wraps.
 FLEET_MASTER_KEYS_PREVIOUS = [
-    _master_key(raw, "FLEET_MASTER_KEY_PREVIOUS") for raw in env_list("FLEET_MASTER_KEY_PREVIOUS", [])
+    _master_key(raw, "FLEET_MASTER_KEY_PREVIOUS")
+    for raw in env_list("FLEET_MASTER_KEY_PREVIOUS", [])
 ]
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
@@ -192,6 +193,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 EMBEDDED = REDIS_URL is None
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "prune-history": {"task": "accounts.prune_history", "schedule": 3600.0},
+    "poll-due-miners": {"task": "fleet.poll_due", "schedule": 2.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -377,6 +379,12 @@ LOGGING = {
 
 # --- Product settings ---------------------------------------------------------------------
 DISCOVERY_ALLOWED_NETWORKS = env_networks("DISCOVERY_ALLOWED_NETWORKS")
+# Telemetry polling: every miner every interval; due miners split into shards of this size,
+# each polled with this many concurrent connections and this deadline per miner.
+FLEET_POLL_INTERVAL = env_int("FLEET_POLL_INTERVAL", 10, minimum=2, maximum=3600)
+FLEET_POLL_SHARD_SIZE = env_int("FLEET_POLL_SHARD_SIZE", 500, minimum=1, maximum=20000)
+FLEET_POLL_CONCURRENCY = env_int("FLEET_POLL_CONCURRENCY", 256, minimum=1, maximum=4096)
+FLEET_POLL_DEADLINE = float(env_int("FLEET_POLL_DEADLINE", 8, minimum=1, maximum=60))
 TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(n) for n in TRUSTED_PROXIES]
 METRICS_TOKEN = env_str("METRICS_TOKEN") or None

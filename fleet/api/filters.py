@@ -8,6 +8,14 @@ from accounts.models import Site
 from fleet.models import Miner, MinerHealth
 
 
+class StableOrdering(django_filters.OrderingFilter):
+    """Any column, then the id: pages never shuffle rows that tie (or have no figure yet)."""
+
+    def filter(self, qs: QuerySet[Miner], value: list[str] | None) -> QuerySet[Miner]:
+        ordered = super().filter(qs, value)
+        return ordered.order_by(*ordered.query.order_by, "id") if value else ordered
+
+
 class MinerFilter(django_filters.FilterSet):
     site = django_filters.ModelChoiceFilter(queryset=visible(Site, "site:read"))
     health = django_filters.ChoiceFilter(choices=MinerHealth.choices)
@@ -15,7 +23,7 @@ class MinerFilter(django_filters.FilterSet):
     firmware = django_filters.CharFilter(lookup_expr="iexact")
     driver = django_filters.CharFilter()
     search = django_filters.CharFilter(method="filter_search", label="Name, host, serial or MAC")
-    ordering = django_filters.OrderingFilter(
+    ordering = StableOrdering(
         fields=(
             ("name", "name"),
             ("host", "host"),
@@ -24,6 +32,11 @@ class MinerFilter(django_filters.FilterSet):
             ("firmware", "firmware"),
             ("health", "health"),
             ("created_at", "created_at"),
+            ("latest__hashrate_ths", "hashrate_ths"),
+            ("latest__power_w", "power_w"),
+            ("latest__efficiency_jth", "efficiency_jth"),
+            ("latest__max_temp_c", "max_temp_c"),
+            ("latest__updated_at", "updated_at"),
         )
     )
 

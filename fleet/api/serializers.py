@@ -2,11 +2,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.base import scoped_related
 from accounts.models import Site
-from fleet.models import Miner, MinerHealth
+from fleet.models import Miner, MinerHealth, MinerLatest
+
+
+class LatestSerializer(serializers.ModelSerializer[MinerLatest]):
+    """The last successful poll (``updated_at``) and how the last attempt went."""
+
+    class Meta:
+        model = MinerLatest
+        fields = [
+            "state",
+            "hashrate_ths",
+            "power_w",
+            "efficiency_jth",
+            "power_target_w",
+            "max_temp_c",
+            "temperatures",
+            "fans",
+            "hashboards",
+            "psus",
+            "pools",
+            "issues",
+            "updated_at",
+            "polled_at",
+            "failures",
+            "last_error",
+        ]
+        read_only_fields = fields
 
 
 class MinerSerializer(serializers.ModelSerializer[Miner]):
@@ -47,8 +74,12 @@ class MinerSerializer(serializers.ModelSerializer[Miner]):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(LatestSerializer(allow_null=True))
     def get_latest(self, miner: Miner) -> dict[str, Any] | None:
-        return None  # the telemetry poller fills this in (MinerLatest)
+        latest = getattr(miner, "latest", None)
+        if latest is None or latest.updated_at is None:
+            return None
+        return dict(LatestSerializer(latest).data)
 
 
 class MinerCreateSerializer(serializers.Serializer[Any]):

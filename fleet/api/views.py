@@ -22,7 +22,7 @@ class MinerViewSet(
     """Miners. POST identifies the device at an address through the drivers and stores it;
     credentials are write-only."""
 
-    queryset = Miner.unscoped.select_related("site")
+    queryset = Miner.unscoped.select_related("latest")
     serializer_class = s.MinerSerializer
     permissions = {
         "list": "miner:read",

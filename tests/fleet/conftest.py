@@ -38,6 +38,17 @@ class ThreadedFleet:
     def call(self, coro: Any, timeout: float = 20) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def fault(self, host: str, kind: str | None = None, **params: Any) -> None:
+        """Set a fault (or clear ``kind``/all of them with ``clear=True``) on the loop thread."""
+
+        async def apply() -> None:
+            if kind is None or params.pop("clear", False):
+                self.fleet.faults.clear(host, kind)
+            else:
+                self.fleet.faults.set(host, kind, **params)
+
+        self.call(apply())
+
     @property
     def inventory(self) -> list[dict[str, Any]]:
         return self.fleet.inventory

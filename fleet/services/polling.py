@@ -1,0 +1,94 @@
+"""Which miners are due, and one shard's poll from loading targets to ingest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from fleet import dial, runtime
+from fleet.crypto import SecretError
+from fleet.models import Miner
+from fleet.netguard import AddressRefused
+from fleet.poller import PollOutcome, PollTarget, poll_targets
+from fleet.services.credentials import credentials_for
+from fleet.services.telemetry import IngestSummary, telemetry_ingest
+from miners import DeviceInfo, MinerError, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    interval: dt.timedelta
+    shard_size: int
+    concurrency: int
+    deadline: float
+
+
+def poll_settings() -> PollSettings:
+    return PollSettings(
+        interval=dt.timedelta(seconds=settings.FLEET_POLL_INTERVAL),
+        shard_size=settings.FLEET_POLL_SHARD_SIZE,
+        concurrency=settings.FLEET_POLL_CONCURRENCY,
+        deadline=settings.FLEET_POLL_DEADLINE,
+    )
+
+
+@transaction.atomic
+def due_shards(*, now: dt.datetime | None = None, limit: int = 100_000) -> list[list[int]]:
+    """Claim the miners due now (so an overlapping tick doesn't take them again) and split them
+    into shards. Fleet-node miners are polled by their node, not here."""
+    config = poll_settings()
+    now = now or timezone.now()
+    due = list(
+        Miner.unscoped.select_for_update(skip_locked=True)
+        .filter(next_poll_at__lte=now, managed_by="cloud")
+        .order_by("next_poll_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    if due:
+        # the claim lasts one deadline past the interval; ingest sets the real next time
+        claim = now + config.interval + dt.timedelta(seconds=config.deadline)
+        Miner.unscoped.filter(pk__in=due).update(next_poll_at=claim)
+    size = max(1, config.shard_size)
+    return [due[i : i + size] for i in range(0, len(due), size)]
+
+
+class _Refused(MinerError):
+    kind = "refused"
+
+
+def _targets(miner_ids: list[int]) -> tuple[list[PollTarget], list[PollOutcome]]:
+    targets, refused = [], []
+    now = timezone.now().timestamp()
+    for miner in Miner.unscoped.filter(pk__in=miner_ids, managed_by="cloud"):
+        try:
+            dial.check_address(miner.host)
+            credentials = credentials_for(miner)
+        except (AddressRefused, SecretError) as exc:
+            refused.append(PollOutcome(miner.pk, None, _Refused(str(exc)), now, 0.0))
+            continue
+        info = DeviceInfo.from_dict(miner.device_info)
+        targets.append(PollTarget(miner.pk, info, credentials))
+    return targets, refused
+
+
+def poll_shard(miner_ids: list[int]) -> IngestSummary:
+    """Poll these miners concurrently (one deadline each) and ingest what came back."""
+    config = poll_settings()
+    targets, refused = _targets(miner_ids)
+
+    async def work(registry: Registry) -> list[PollOutcome]:
+        return await poll_targets(
+            registry, targets, concurrency=config.concurrency, deadline=config.deadline
+        )
+
+    outcomes = runtime.run(
+        work, timeout=config.deadline * (1 + len(targets) // max(1, config.concurrency)) + 10
+    )
+    return telemetry_ingest([*outcomes, *refused], interval=config.interval)

@@ -1,0 +1,22 @@
+"""Celery tasks: take ids or nothing, call a service, nothing else."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from fleet.services import polling
+
+
+@shared_task(name="fleet.poll_due")
+def poll_due() -> int:
+    """The beat tick: claim the due miners and fan them out in shards."""
+    shards = polling.due_shards()
+    for shard in shards:
+        poll_shard.delay(shard)
+    return len(shards)
+
+
+@shared_task(name="fleet.poll_shard", acks_late=True)
+def poll_shard(miner_ids: list[int]) -> dict[str, int]:
+    summary = polling.poll_shard(miner_ids)
+    return {"polled": summary.polled, "ok": summary.ok, "failed": summary.failed}
