@@ -19,9 +19,9 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.api.urls import router
-from fleet.api.urls import router as fleet_router
 from accounts.permissions import PUBLIC
 from accounts.routes import declare
+from fleet.api.urls import router as fleet_router
 
 
 @declare(PUBLIC)

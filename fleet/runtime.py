@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -36,10 +37,8 @@ class _Runtime:
         loop, http = self.loop, self.http
         if loop is None or http is None or self.pid != os.getpid() or not loop.is_running():
             return
-        try:
+        with contextlib.suppress(TimeoutError, RuntimeError):
             asyncio.run_coroutine_threadsafe(http.close(), loop).result(2)
-        except (TimeoutError, RuntimeError):
-            pass
         loop.call_soon_threadsafe(loop.stop)
 
     def _start(self) -> tuple[asyncio.AbstractEventLoop, Registry]:

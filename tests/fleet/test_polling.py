@@ -120,9 +120,7 @@ def test_list_orders_by_latest_figures(fleet: list[Miner], org_a: OrgWorld) -> N
     assert rates == sorted(rates, reverse=True)
 
 
-def test_the_beat_tick_polls_through_the_shard_task(
-    fleet: list[Miner], settings: Any
-) -> None:
+def test_the_beat_tick_polls_through_the_shard_task(fleet: list[Miner], settings: Any) -> None:
     from fleet import tasks
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
