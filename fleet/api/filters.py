@@ -12,7 +12,7 @@ class StableOrdering(django_filters.OrderingFilter):
     """Any column, then the id: pages never shuffle rows that tie (or have no figure yet)."""
 
     def filter(self, qs: QuerySet[Miner], value: list[str] | None) -> QuerySet[Miner]:
-        ordered = super().filter(qs, value)
+        ordered: QuerySet[Miner] = super().filter(qs, value)
         return ordered.order_by(*ordered.query.order_by, "id") if value else ordered
 
 
