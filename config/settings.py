@@ -353,6 +353,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     # Scoped models' ``objects`` only restricts; every model (User included) has ``unscoped``.
     "DEFAULT_QUERY_MANAGER": "unscoped",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "fleet.models.jobs.JobStatus",
+        "InvitationStatusEnum": "accounts.models.invitations.InvitationStatus",
+        "MinerHealthEnum": "fleet.models.miners.MinerHealth",
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # The API speaks JSON. Form posts are still parsed (an HTML form may post to it), but an empty
     # form field means "left out", which no JSON schema can say: documented is JSON alone.
@@ -385,6 +390,9 @@ FLEET_POLL_INTERVAL = env_int("FLEET_POLL_INTERVAL", 10, minimum=2, maximum=3600
 FLEET_POLL_SHARD_SIZE = env_int("FLEET_POLL_SHARD_SIZE", 500, minimum=1, maximum=20000)
 FLEET_POLL_CONCURRENCY = env_int("FLEET_POLL_CONCURRENCY", 256, minimum=1, maximum=4096)
 FLEET_POLL_DEADLINE = float(env_int("FLEET_POLL_DEADLINE", 8, minimum=1, maximum=60))
+# Bulk actions: this many miners at a time, then a pause (a job may set its own).
+FLEET_JOB_BATCH_SIZE = env_int("FLEET_JOB_BATCH_SIZE", 10, minimum=1, maximum=10000)
+FLEET_JOB_INTERVAL = float(env_int("FLEET_JOB_INTERVAL", 5, minimum=0, maximum=3600))
 TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(n) for n in TRUSTED_PROXIES]
 METRICS_TOKEN = env_str("METRICS_TOKEN") or None

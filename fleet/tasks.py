@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet.services import polling
+from fleet.services import jobs, polling
 
 
 @shared_task(name="fleet.poll_due")
@@ -20,3 +20,8 @@ def poll_due() -> int:
 def poll_shard(miner_ids: list[int]) -> dict[str, int]:
     summary = polling.poll_shard(miner_ids)
     return {"polled": summary.polled, "ok": summary.ok, "failed": summary.failed}
+
+
+@shared_task(name="fleet.run_job", acks_late=True)
+def run_job(job_id: int) -> None:
+    jobs.job_execute(job_id)

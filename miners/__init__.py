@@ -16,6 +16,7 @@ from miners.errors import (
     BadResponse,
     DefaultPasswordActive,
     MinerError,
+    Rebooting,
     Rejected,
     Timeout,
     Unreachable,
@@ -40,6 +41,7 @@ from miners.types import (
     PoolConfig,
     PoolStatus,
     PowerMode,
+    Psu,
     Temperatures,
 )
 
@@ -70,6 +72,8 @@ __all__ = [
     "PoolStatus",
     "PowerMode",
     "ProtoOSDriver",
+    "Psu",
+    "Rebooting",
     "Registry",
     "Rejected",
     "Temperatures",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import sys
@@ -72,6 +73,19 @@ def _power(text: str) -> int | PowerMode:
         raise argparse.ArgumentTypeError(f"expected watts or one of {modes}") from None
 
 
+def _with_keys(pools: list[PoolConfig], keys: list[str]) -> list[PoolConfig]:
+    """Hand the `--authority-key`s to the Stratum V2 pools, in order."""
+    remaining = list(keys)
+    result = []
+    for pool in pools:
+        if pool.url.startswith("stratum2+tcp://") and remaining:
+            pool = dataclasses.replace(pool, authority_pubkey=remaining.pop(0))
+        result.append(pool)
+    if remaining:
+        raise CliError("more --authority-key values than stratum2+tcp:// pools")
+    return result
+
+
 def _options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
     """The options every command takes. Action sub-commands repeat them (so they can follow
     the action name) with suppressed defaults, so they don't reset values given earlier."""
@@ -114,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("value", type=_power, help="watts, or efficiency / maximum_hashrate")
     pools = acts.add_parser("pools", parents=[repeated])
     pools.add_argument("pools", type=_pool, nargs="+", metavar="URL,USER[,PASSWORD]")
+    pools.add_argument(
+        "--authority-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="Stratum V2 authority public key; the n-th goes to the n-th stratum2+tcp:// pool",
+    )
     cooling = acts.add_parser("cooling", parents=[repeated])
     cooling.add_argument("mode", choices=[m.value for m in CoolingMode])
     cooling.add_argument("--speed", type=int, help="fan speed percent (manual)")
@@ -187,7 +208,7 @@ async def probe(args: argparse.Namespace) -> int:
         **{k: v for k, v in info.to_dict().items() if k != "extra"},
         "capabilities": sorted(c.value for c in device.capabilities),
         "health": status.health.value if status else None,
-        "state": status.state.value if status else None,
+        "state": status.state.value if status else (info.state.value if info.state else None),
         "hashrate_ths": status.hashrate_ths if status else None,
         "power_w": status.power_w if status else None,
         "pools": pools,
@@ -199,8 +220,21 @@ async def probe(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows: list[tuple[str, Any]] = [
         (k, result[k])
-        for k in ("driver", "make", "model", "firmware", "serial", "mac", "host", "port", "scheme")
+        for k in (
+            "driver",
+            "make",
+            "model",
+            "firmware",
+            "serial",
+            "mac",
+            "hostname",
+            "host",
+            "port",
+            "scheme",
+        )
     ]
+    if info.state is not None:
+        rows.append(("identified as", info.state.value))
     rows.append(("capabilities", ", ".join(result["capabilities"])))
     if status is not None:
         rows += [
@@ -218,6 +252,10 @@ async def probe(args: argparse.Namespace) -> int:
                 " ".join(
                     f"{b.slot}:{b.hashrate_ths}{'' if b.ok else '!'}" for b in status.hashboards
                 ),
+            ),
+            (
+                "psus",
+                " ".join(f"{p.slot}:{p.power_w}{'' if p.ok else '!'}" for p in status.psus),
             ),
             ("uptime", f"{status.uptime_s} s"),
             ("default password", status.default_password_active),
@@ -245,7 +283,7 @@ async def action(args: argparse.Namespace) -> int:
             if isinstance(args.value, int)
             else device.set_power_target(mode=args.value)
         ),
-        "pools": lambda: device.set_pools(args.pools),
+        "pools": lambda: device.set_pools(_with_keys(args.pools, args.authority_key)),
         "cooling": lambda: device.set_cooling(
             CoolingMode(args.mode), speed_percent=args.speed, target_temp_c=args.target_temp
         ),

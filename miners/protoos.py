@@ -1,19 +1,22 @@
 """ProtoOS (Proto rigs): JSON REST under /api/v1, bearer tokens, https-then-http.
 
 See docs/miners.md for the endpoint-by-endpoint mapping. Reads that are optional for a
-status (fans, errors, per-board telemetry) never fail the whole status when a firmware
-version lacks them; the core `/mining` read does.
+status (fans, errors, per-board telemetry, PSUs) never fail the whole status when a firmware
+version lacks them; the core `/mining` read does. Parsing accepts both what the MDK spec says
+and what rigs in the field send (miner-apis.md §1: fan `speed_percentage`, 1-based slots,
+PSU faults only in `/power-supplies`, `os.hostname`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from miners.base import Detail, Device, Driver, as_dict, as_list, gather_or_fail, integer, num
 from miners.deadline import DEFAULT_TIMEOUT
-from miners.errors import BadResponse, Rejected, Unsupported
-from miners.http import HttpClient, shared_http
+from miners.errors import BadResponse, Rebooting, Rejected, Unreachable, Unsupported
+from miners.http import HttpClient, is_refused, shared_http
 from miners.protoos_client import FACTORY_PASSWORD, ProtoOSClient
 from miners.tokens import TokenCache
 from miners.types import (
@@ -30,6 +33,7 @@ from miners.types import (
     PoolConfig,
     PoolStatus,
     PowerMode,
+    Psu,
     Temperatures,
     assess_health,
     efficiency,
@@ -62,6 +66,9 @@ COOLING_MODES = {CoolingMode.AUTO: "Auto", CoolingMode.MANUAL: "Manual", Cooling
 LOG_SOURCES = ("os", "pool_sw", "miner_sw", "miner_web_server")
 MAX_LOG_LINES = 10_000
 HASHRATE_UNITS = {"TH/s": 1.0, "GH/s": 1e-3, "PH/s": 1e3, "MH/s": 1e-6}
+POOL_SCHEMES = ("stratum+tcp", "stratum2+tcp")
+PSU_FAULT_WORDS = ("error", "fault", "fail")
+"""A PSU `state` containing one of these is a fault (field firmware says "Error")."""
 
 
 def _ths(metric: Any) -> float | None:
@@ -86,6 +93,10 @@ async def _optional(coro: Coroutine[Any, Any, Any]) -> Any:
         return None
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def parse_pools(body: Any) -> list[Pool]:
     pools = []
     for raw in as_list(as_dict(body).get("pools")):
@@ -98,22 +109,59 @@ def parse_pools(body: Any) -> list[Pool]:
                 priority=integer(raw.get("priority")),
                 accepted=integer(raw.get("accepted")),
                 rejected=integer(raw.get("rejected")),
+                authority_pubkey=_text(raw.get("v2_authority_pubkey")),
             )
         )
     pools.sort(key=lambda p: p.priority if p.priority is not None else 99)
     return pools
 
 
-def parse_hashboards(telemetry: Any, mining: bool) -> list[Hashboard]:
+def check_pool_url(url: str) -> None:
+    """`stratum+tcp://host[:port]` (Stratum V1) or `stratum2+tcp://host[:port]` (V2), as
+    the firmware accepts them; anything else is `Rejected` before it reaches the rig."""
+    parts = urlsplit(url)
+    if parts.scheme not in POOL_SCHEMES or not parts.hostname:
+        raise Rejected(
+            f"pool url must be stratum+tcp://host[:port] or stratum2+tcp://host[:port], got {url!r}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise Rejected(f"pool url {url!r} has an invalid port") from None
+    if port == 0 or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise Rejected(f"pool url {url!r} has an invalid port or a path")
+
+
+def board_slots(hashboards_body: Any) -> dict[str, int]:
+    """Hashboard serial -> the rig's own slot number (1-based) from `/hashboards`."""
+    slots: dict[str, int] = {}
+    for raw in map(as_dict, as_list(as_dict(hashboards_body).get("hashboards-info"))):
+        serial, slot = raw.get("hb_sn"), integer(raw.get("slot"))
+        if isinstance(serial, str) and slot is not None:
+            slots[serial] = slot
+    return slots
+
+
+def parse_hashboards(
+    telemetry: Any, mining: bool, slots: dict[str, int] | None = None
+) -> list[Hashboard]:
+    """Per-board figures from `/telemetry`. Telemetry numbers boards by a 0-based `index`;
+    the rig's slots (as printed on the chassis, and in `/hashboards` and `/errors`) count
+    from 1: the slot comes from `/hashboards` by serial, else it is `index + 1`."""
     boards: list[Hashboard] = []
     for raw in as_list(as_dict(telemetry).get("hashboards")):
         raw = as_dict(raw)
         temps = as_dict(raw.get("temperature"))
         hashrate = _ths(raw.get("hashrate"))
+        serial = _text(raw.get("serial_number"))
+        index = integer(raw.get("index"))
+        slot = (slots or {}).get(serial or "")
+        if slot is None:
+            slot = (index if index is not None else len(boards)) + 1
         boards.append(
             Hashboard(
-                slot=integer(raw.get("index")) or len(boards),
-                serial=raw.get("serial_number"),
+                slot=slot,
+                serial=serial,
                 ok=not mining or bool(hashrate),
                 hashrate_ths=hashrate,
                 board_temp_c=num(temps.get("average")),
@@ -123,6 +171,57 @@ def parse_hashboards(telemetry: Any, mining: bool) -> list[Hashboard]:
             )
         )
     return boards
+
+
+def _psu_watts(power: dict[str, Any], key: str) -> float | None:
+    milliwatts = num(power.get(key))
+    return round(milliwatts / 1000, 1) if milliwatts is not None else None
+
+
+def parse_psus(body: Any) -> list[Psu]:
+    """PSUs from `/power-supplies` (`psus_info`) or `/hardware/psus` (`psus-info`). Slots are
+    the rig's own (1-based). Field firmware reports a failed PSU only here, as `state`."""
+    body = as_dict(body)
+    raw_list = body.get("psus_info", body.get("psus-info"))
+    psus = []
+    for i, raw in enumerate(map(as_dict, as_list(raw_list)), start=1):
+        state = _text(raw.get("state")) or _text(raw.get("status"))
+        power = as_dict(raw.get("power"))
+        temps = {
+            str(t.get("temperature_type")): num(t.get("temperature_c"))
+            for t in map(as_dict, as_list(raw.get("temperatures")))
+        }
+        psus.append(
+            Psu(
+                slot=integer(raw.get("slot")) or i,
+                serial=_text(raw.get("psu_sn")),
+                ok=state is None or not any(w in state.lower() for w in PSU_FAULT_WORDS),
+                state=state,
+                model=_text(raw.get("model")),
+                power_w=_psu_watts(power, "output_power_mw"),
+                input_power_w=_psu_watts(power, "input_power_mw"),
+                temp_c=temps.get("hotspot"),
+            )
+        )
+    return psus
+
+
+def default_password_state(
+    system_status: Any, *, factory_password: bool, gate_seen: bool
+) -> bool | None:
+    """Whether the factory password is still active: `/system/status` says `onboarded: false`
+    or `password_set: false` (spec 1.8.2 dropped `default_password_active`; a rig with a
+    per-unit label password shows `{onboarded: false, password_set: true}`), we log in with
+    `proto`, or a write was refused with 403 DEFAULT_PASSWORD_ACTIVE. None when nothing was
+    checked."""
+    if gate_seen:
+        return True
+    if system_status is None:
+        return None
+    status = as_dict(system_status)
+    return (
+        status.get("onboarded") is False or status.get("password_set") is False or factory_password
+    )
 
 
 def parse_status(
@@ -135,8 +234,15 @@ def parse_status(
     system_status: Any = None,
     target: Any = None,
     factory_password: bool = False,
+    hashboards_info: Any = None,
+    power_supplies: Any = None,
+    network: Any = None,
+    gate_seen: bool = False,
+    hostname: str | None = None,
 ) -> MinerStatus:
-    """A `MinerStatus` from the replies of one poll (None for the reads not made)."""
+    """A `MinerStatus` from the replies of one poll (None for the reads not made).
+    `gate_seen`: a write was refused with DEFAULT_PASSWORD_ACTIVE; `hostname`: the one known
+    from identification, used when `/network` wasn't read."""
     stats = as_dict(as_dict(mining_body).get("mining-status"))
     firmware_state = stats.get("status") if mining_body is not None else "NoStatistics"
     state = STATES.get(str(firmware_state), MinerState.UNKNOWN)
@@ -161,7 +267,20 @@ def parse_status(
         issues.append(
             MinerIssue(f"{running} of {installed} hashboards mining", "hashboard", "HB_NOT_MINING")
         )
-    hashboards = parse_hashboards(telemetry, mining)
+    hashboards = parse_hashboards(telemetry, mining, board_slots(hashboards_info))
+    psus = parse_psus(power_supplies)
+    reported = {(i.source, i.slot) for i in issues}
+    for psu in psus:
+        if not psu.ok and ("psu", psu.slot) not in reported:
+            issues.append(
+                MinerIssue(
+                    f"PSU {psu.slot} state {psu.state}"
+                    + (f" ({psu.serial})" if psu.serial else ""),
+                    "psu",
+                    "PSU_FAULT",
+                    psu.slot,
+                )
+            )
     temps = Temperatures(
         chip_avg_c=num(stats.get("average_asic_temp_c")),
         board_avg_c=num(stats.get("average_hb_temp_c")),
@@ -176,7 +295,8 @@ def parse_status(
         Fan(
             slot=integer(f.get("slot")) or i,
             rpm=integer(f.get("rpm")),
-            percent=integer(f.get("percentage")),
+            # the spec says `percentage`, rigs in the field send `speed_percentage`
+            percent=integer(f["percentage"] if "percentage" in f else f.get("speed_percentage")),
         )
         for i, f in enumerate(map(as_dict, as_list(cooling_status.get("fans"))), start=1)
     ]
@@ -193,12 +313,16 @@ def parse_status(
     if hashrate and (state in NOT_HASHING or running == 0):
         hashrate = 0.0
     power = num(stats.get("power_usage_watts"))
-    password_set = as_dict(system_status).get("password_set")
     target_body = as_dict(target)
     modes = {v: k for k, v in PERFORMANCE_MODES.items()}
     return MinerStatus(
         health=assess_health(
-            state, hashboards=hashboards, pools=pools, temperatures=temps, errors=issues
+            state,
+            hashboards=hashboards,
+            pools=pools,
+            temperatures=temps,
+            errors=issues,
+            psus=psus,
         ),
         state=state,
         firmware_state=str(firmware_state) if firmware_state is not None else None,
@@ -214,10 +338,12 @@ def parse_status(
         hashboards=hashboards,
         pools=pools,
         uptime_s=integer(stats.get("reboot_uptime_s")) or integer(stats.get("mining_uptime_s")),
-        default_password_active=(
-            None if system_status is None else (password_set is False or factory_password)
+        default_password_active=default_password_state(
+            system_status, factory_password=factory_password, gate_seen=gate_seen
         ),
         errors=issues,
+        psus=psus,
+        hostname=_text(as_dict(as_dict(network).get("network-info")).get("hostname")) or hostname,
     )
 
 
@@ -235,11 +361,50 @@ class ProtoOSDevice(Device):
         self.client = client
 
     async def _do_status(self, detail: Detail) -> MinerStatus:
+        try:
+            return await self._read_status(detail)
+        except Rebooting:
+            raise
+        except Unreachable as exc:
+            raise await self._rebooting_or(exc) from exc
+
+    async def _rebooting_or(self, exc: Unreachable) -> Unreachable:
+        """A rebooting rig drops the connection on most routes but still answers its public
+        identity: `Rebooting` when `/pairing/info` names this rig, else `exc` itself."""
+        if is_refused(exc):
+            return exc
+        try:
+            pairing = as_dict(await self.client.get_json("/pairing/info", auth=False))
+        except (Unreachable, BadResponse, Unsupported, Rejected):
+            return exc
+        serial = pairing.get("cb_sn")
+        if not isinstance(serial, str) or (self.info.serial and serial != self.info.serial):
+            return exc
+        return Rebooting(
+            f"{self.info.host}:{self.info.port} is rebooting (identity answers, status "
+            f"doesn't: {exc.message})",
+            code=exc.code,
+        )
+
+    async def _read_status(self, detail: Detail) -> MinerStatus:
         c = self.client
         if detail is Detail.SUMMARY:
             mining, pools = await gather_or_fail(c.get_json("/mining"), c.get_json("/pools"))
-            return parse_status(mining, pools)
-        mining, pools, telemetry, cooling, errors, system_status, target = await gather_or_fail(
+            return parse_status(
+                mining, pools, gate_seen=c.default_password_gate, hostname=self.info.hostname
+            )
+        (
+            mining,
+            pools,
+            telemetry,
+            cooling,
+            errors,
+            system_status,
+            target,
+            hashboards,
+            power_supplies,
+            network,
+        ) = await gather_or_fail(
             c.get_json("/mining"),
             c.get_json("/pools"),
             _optional(c.get_json("/telemetry", params={"level": "miner,hashboard"})),
@@ -247,6 +412,9 @@ class ProtoOSDevice(Device):
             _optional(c.get_json("/errors")),
             _optional(c.get_json("/system/status", auth=False)),
             _optional(c.get_json("/mining/target")),
+            _optional(c.get_json("/hashboards", auth=False)),
+            _optional(c.get_json("/power-supplies", auth=False)),
+            _optional(c.get_json("/network", auth=False)),
         )
         return parse_status(
             mining,
@@ -257,6 +425,11 @@ class ProtoOSDevice(Device):
             system_status=system_status,
             target=target,
             factory_password=c.credentials.password == FACTORY_PASSWORD,
+            hashboards_info=hashboards,
+            power_supplies=power_supplies,
+            network=network,
+            gate_seen=c.default_password_gate,
+            hostname=self.info.hostname,
         )
 
     async def _do_reboot(self) -> None:
@@ -281,6 +454,8 @@ class ProtoOSDevice(Device):
         await self.client.request("PUT", "/mining/target", json_body=body)
 
     async def _do_set_pools(self, pools: list[PoolConfig]) -> None:
+        for p in pools:
+            check_pool_url(p.url)
         body = [
             {
                 "url": p.url,
@@ -288,6 +463,7 @@ class ProtoOSDevice(Device):
                 "password": p.password,
                 "priority": i,
                 **({"name": p.name} if p.name else {}),
+                **({"v2_authority_pubkey": p.authority_pubkey} if p.authority_pubkey else {}),
             }
             for i, p in enumerate(pools)
         ]
@@ -324,7 +500,19 @@ class ProtoOSDevice(Device):
             await c.request("PUT", "/auth/change-password", json_body=body)
         c.tokens.invalidate(c.token_key)  # the firmware revoked every token anyway
         c.credentials = Credentials(password=new_password)
+        c.gated.clear()  # the factory password is gone, and with it the gate
         return c.credentials
+
+
+async def _identity_read(client: ProtoOSClient, path: str) -> Any:
+    """A public identity detail: its JSON, None when the firmware lacks it, or the
+    `Unreachable` itself when the connection dropped (a rebooting rig)."""
+    try:
+        return await client.get_json(path, auth=False)
+    except (BadResponse, Unsupported, Rejected):
+        return None
+    except Unreachable as exc:
+        return exc
 
 
 class ProtoOSDriver(Driver):
@@ -352,24 +540,28 @@ class ProtoOSDriver(Driver):
         mac, serial = pairing.get("mac"), pairing.get("cb_sn")
         if not (isinstance(mac, str) and mac and isinstance(serial, str) and serial):
             return None
-        try:
-            system = as_dict(
-                as_dict(await client.get_json("/system", auth=False)).get("system-info")
-            )
-        except (BadResponse, Unsupported, Rejected):
-            system = {}
+        # `/pairing/info` alone proves a ProtoOS rig. A rebooting one answers it but drops the
+        # connection on `/system` (and `/network`) for a while: still a known rig.
+        system_body, network_body = await gather_or_fail(
+            _identity_read(client, "/system"), _identity_read(client, "/network")
+        )
+        rebooting = isinstance(system_body, Unreachable)
+        system = as_dict(as_dict(system_body).get("system-info"))
         os_info = as_dict(system.get("os"))
+        network = as_dict(as_dict(network_body).get("network-info"))
         return DeviceInfo(
             driver=self.name,
             host=client.host,
             port=client.port,
             make=str(system.get("manufacturer") or "Proto"),
             model=str(system.get("model") or system.get("product_name") or "Proto rig"),
-            firmware=os_info.get("version"),
+            firmware=_text(os_info.get("version")),
             serial=serial,
             mac=mac,
             scheme=client.scheme,
+            hostname=_text(os_info.get("hostname")) or _text(network.get("hostname")),
             extra={k: system[k] for k in ("product_name", "board", "soc") if k in system},
+            state=MinerState.REBOOTING if rebooting else None,
         )
 
     def connect(

@@ -111,7 +111,7 @@ class ScopedViewSet(viewsets.GenericViewSet[Any]):
                 else:
                     require_perm_on(self.request.user, perm, obj)
             except Forbidden as exc:
-                verb = _REFUSAL_VERBS.get(self.action, self.action)
+                verb = _REFUSAL_VERBS.get(self.action, self.action.removeprefix("action_"))
                 activity_record_refusal(
                     actor=self.actor(), verb=f"{obj._meta.model_name}.{verb}", target=obj, exc=exc
                 )

@@ -7,7 +7,8 @@ from rest_framework import serializers
 
 from accounts.api.base import scoped_related
 from accounts.models import Site
-from fleet.models import Miner, MinerHealth, MinerLatest
+from fleet.actions import ACTIONS, POOL_URL_PATTERN
+from fleet.models import Job, JobItem, JobStatus, Miner, MinerHealth, MinerLatest
 
 
 class LatestSerializer(serializers.ModelSerializer[MinerLatest]):
@@ -112,3 +113,130 @@ class MinerUpdateSerializer(serializers.Serializer[Any]):
     password = serializers.CharField(
         max_length=256, required=False, write_only=True, trim_whitespace=False
     )
+
+
+class JobItemSerializer(serializers.ModelSerializer[JobItem]):
+    class Meta:
+        model = JobItem
+        fields = ["miner", "miner_name", "status", "error", "finished_at"]
+        read_only_fields = fields
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    status = serializers.ChoiceField(choices=JobStatus.choices, read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "params",
+            "status",
+            "total",
+            "done",
+            "failed",
+            "batch_size",
+            "interval_s",
+            "actor_label",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    items = serializers.SerializerMethodField(help_text="Per-miner results (miners you can see).")
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "items"]
+        read_only_fields = fields
+
+    @extend_schema_field(JobItemSerializer(many=True))
+    def get_items(self, job: Job) -> list[dict[str, Any]]:
+        visible = self.context.get("visible_miners")
+        items = job.items.all()
+        if visible is not None:
+            items = items.filter(miner__in=visible)
+        return list(JobItemSerializer(items, many=True).data)
+
+
+class MinerSelectionSerializer(serializers.Serializer[Any]):
+    site = scoped_related(Site, "site:read")(required=False)
+    health = serializers.ChoiceField(choices=MinerHealth.choices, required=False)
+    model = serializers.CharField(max_length=120, required=False)
+    firmware = serializers.CharField(max_length=120, required=False)
+    driver = serializers.CharField(max_length=40, required=False)
+    search = serializers.CharField(max_length=120, required=False)
+
+
+class JobCreateSerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=sorted(ACTIONS))
+    params = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="The action's parameters (see the per-miner action routes).",
+    )
+    miners = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        max_length=20000,
+        help_text="Miner ids; or give filter instead.",
+    )
+    filter = MinerSelectionSerializer(required=False, help_text="Every miner that matches.")
+    batch_size = serializers.IntegerField(min_value=1, max_value=10000, required=False)
+    interval_s = serializers.FloatField(min_value=0, max_value=3600, required=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if ("miners" in data) == ("filter" in data):
+            raise serializers.ValidationError("Give either miners (ids) or filter.")
+        return data
+
+
+class BlinkSerializer(serializers.Serializer[Any]):
+    on = serializers.BooleanField(required=False, default=True)
+    seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False, allow_null=True)
+
+
+class PowerTargetSerializer(serializers.Serializer[Any]):
+    watts = serializers.IntegerField(min_value=100, max_value=30000, required=False)
+    mode = serializers.ChoiceField(choices=["maximum_hashrate", "efficiency"], required=False)
+
+
+class PoolSerializer(serializers.Serializer[Any]):
+    url = serializers.RegexField(POOL_URL_PATTERN, help_text="stratum+tcp:// or stratum2+tcp://")
+    user = serializers.CharField(
+        max_length=200,
+        help_text="Worker; may use {site}, {name}, {serial}, {mac}, {host}, {rack}, {position}.",
+    )
+    password = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    authority_pubkey = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class PoolsSerializer(serializers.Serializer[Any]):
+    pools = serializers.ListField(child=PoolSerializer(), min_length=1, max_length=3)
+
+
+class CoolingSerializer(serializers.Serializer[Any]):
+    mode = serializers.ChoiceField(choices=["auto", "manual", "off"])
+    speed_percent = serializers.IntegerField(
+        min_value=0, max_value=100, required=False, allow_null=True
+    )
+    target_temp_c = serializers.IntegerField(
+        min_value=20, max_value=100, required=False, allow_null=True
+    )
+
+
+ACTION_BODIES: dict[str, type[serializers.Serializer[Any]] | None] = {
+    "reboot": None,
+    "blink": BlinkSerializer,
+    "start_mining": None,
+    "stop_mining": None,
+    "set_power_target": PowerTargetSerializer,
+    "set_pools": PoolsSerializer,
+    "set_cooling": CoolingSerializer,
+}
+
+
+class JobAcceptedSerializer(serializers.Serializer[Any]):
+    job = JobSerializer()

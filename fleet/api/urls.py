@@ -5,5 +5,6 @@ from fleet.api import views
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("miners", views.MinerViewSet, basename="miner")
+router.register("jobs", views.JobViewSet, basename="job")
 
 urlpatterns = router.urls

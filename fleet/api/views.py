@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
+from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import ScopedViewSet
+from accounts.models import Organization
+from fleet.actions import ACTIONS
 from fleet.api import serializers as s
 from fleet.api.filters import MinerFilter
-from fleet.models import Miner
-from fleet.services import miners
+from fleet.models import Job, Miner
+from fleet.services import jobs, miners
 
 
 class MinerViewSet(
@@ -30,6 +35,7 @@ class MinerViewSet(
         "create": "miner:pair",
         "partial_update": "miner:rename",
         "destroy": "miner:delete",
+        **{f"action_{kind}": a.permission for kind, a in ACTIONS.items()},
     }
     filterset_class = MinerFilter
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -80,3 +86,109 @@ class MinerViewSet(
 
     def perform_destroy(self, instance: Miner) -> None:
         miners.miner_delete(actor=self.actor(), miner=instance)
+
+    def run_action(self, kind: str, request: Request) -> Response:
+        miner = cast(Miner, self.get_object())
+        job = jobs.job_create(
+            actor=self.actor(),
+            org=miner.org,
+            kind=kind,
+            params=request.data.dict() if isinstance(request.data, QueryDict) else request.data,
+            miners=[miner],
+            single=True,
+        )
+        return Response({"job": s.JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+
+
+def _action_endpoint(kind: str) -> Callable[..., Response]:
+    body = s.ACTION_BODIES[kind]
+
+    def endpoint(self: MinerViewSet, request: Request, pk: str | None = None) -> Response:
+        return self.run_action(kind, request)
+
+    endpoint.__name__ = f"action_{kind}"
+    endpoint.__doc__ = f"{kind.replace('_', ' ').capitalize()} this miner: a job of one (202)."
+    decorated = action(
+        detail=True, methods=["post"], url_path=f"actions/{kind}", url_name=f"action-{kind}"
+    )(endpoint)
+    return extend_schema(
+        request=body, responses={202: s.JobAcceptedSerializer}, operation_id=f"miners_action_{kind}"
+    )(decorated)
+
+
+for _kind in ACTIONS:
+    setattr(MinerViewSet, f"action_{_kind}", _action_endpoint(_kind))
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Bulk actions: one action on many miners, staggered, with per-miner results.
+
+    Creating or cancelling needs the action's own permission at every miner's site (checked
+    by the service); seeing jobs needs ``miner:read``."""
+
+    queryset = Job.unscoped.all()
+    serializer_class = s.JobSerializer
+    permissions = {
+        "list": "miner:read",
+        "retrieve": "miner:read",
+        "create": "miner:read",
+        "cancel": "miner:read",
+    }
+
+    def get_serializer_class(self) -> type[Any]:
+        return s.JobDetailSerializer if self.action == "retrieve" else s.JobSerializer
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["visible_miners"] = Miner.objects.restrict(self.request.user, "miner:read")
+        return context
+
+    @extend_schema(request=s.JobCreateSerializer, responses={202: s.JobSerializer})
+    def create(self, request: Request) -> Response:
+        form = s.JobCreateSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        chosen = _selected_miners(request, data)
+        org = _one_org(chosen)
+        job = jobs.job_create(
+            actor=self.actor(),
+            org=org,
+            kind=data["kind"],
+            params=data["params"],
+            miners=chosen,
+            batch_size=data.get("batch_size"),
+            interval_s=data.get("interval_s"),
+        )
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: s.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        job = jobs.job_cancel(actor=self.actor(), job=cast(Job, self.get_object()))
+        return Response(s.JobSerializer(job).data)
+
+
+def _selected_miners(request: Request, data: dict[str, Any]) -> list[Miner]:
+    from accounts.errors import ApplicationError
+
+    visible = Miner.objects.restrict(request.user, "miner:read").select_related("site")
+    if "miners" in data:
+        wanted = set(data["miners"])
+        found = list(visible.filter(pk__in=wanted))
+        if len(found) != len(wanted):
+            missing = sorted(wanted - {m.pk for m in found})[:10]
+            raise ApplicationError(f"Unknown miners: {missing}.", field="miners")
+        return found
+    selection = {k: v.pk if hasattr(v, "pk") else v for k, v in data["filter"].items()}
+    return list(MinerFilter(selection, queryset=visible, request=request).qs)
+
+
+def _one_org(chosen: list[Miner]) -> Organization:
+    from accounts.errors import ApplicationError
+
+    orgs = {m.org_id for m in chosen}
+    if len(orgs) > 1:
+        raise ApplicationError("A job acts in one organization; choose its miners.", field="miners")
+    if not chosen:
+        raise ApplicationError("No miners match.", field="miners")
+    return Organization.unscoped.get(pk=orgs.pop())

@@ -1,5 +1,16 @@
+from fleet.models.jobs import ItemStatus, Job, JobItem, JobStatus
 from fleet.models.keys import DataKey
 from fleet.models.miners import Miner, MinerHealth
 from fleet.models.telemetry import MinerLatest, Sample
 
-__all__ = ["DataKey", "Miner", "MinerHealth", "MinerLatest", "Sample"]
+__all__ = [
+    "DataKey",
+    "ItemStatus",
+    "Job",
+    "JobItem",
+    "JobStatus",
+    "Miner",
+    "MinerHealth",
+    "MinerLatest",
+    "Sample",
+]

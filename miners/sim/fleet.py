@@ -11,8 +11,6 @@ import logging
 import ssl
 from typing import Any
 
-from aiohttp import web
-
 from miners.sim.antminer import AntminerWeb
 from miners.sim.cgminer import RpcServer
 from miners.sim.clock import Clock, SystemClock, Timer
@@ -29,7 +27,7 @@ from miners.sim.spec import (
 )
 from miners.sim.state import Miner, Pool, Timing
 from miners.sim.tls import server_context
-from miners.sim.web import miner_server
+from miners.sim.web import MinerServer, miner_server
 
 log = logging.getLogger("miners.sim")
 
@@ -69,8 +67,8 @@ class SimFleet:
         self._listeners = Listeners()
         self._reboots: dict[str, Timer] = {}
         self._ssl: ssl.SSLContext | None = None
-        self._proto_http: web.Server | None = None
-        self._antminer_http: web.Server | None = None
+        self._proto_http: MinerServer | None = None
+        self._antminer_http: MinerServer | None = None
         self._rpc = RpcServer(self.clock)
         self._started = False
 
@@ -141,9 +139,11 @@ class SimFleet:
         miner.settle(now)
         miner.revoke_tokens()
         miner.down_until = now + delay
-        miner.epoch += 1
         if miner.kind != PROTOOS:
             self._listeners.close(miner.host)
+        for server in (self._proto_http, self._antminer_http):
+            if server is not None:
+                server.drop(miner.host)
         previous = self._reboots.pop(miner.host, None)
         if previous is not None:
             previous.cancel()
@@ -223,7 +223,6 @@ class SimFleet:
         if not self._started:
             return
         if offline:
-            miner.epoch += 1  # unplugged: kept-alive connections die with it
             self._listeners.close(miner.host)
         elif (
             miner.host not in self._reboots or miner.kind == PROTOOS

@@ -312,7 +312,9 @@ async def put_cooling(call: Call) -> web.Response:
 
 async def reboot(call: Call) -> web.Response:
     call.hooks.reboot(call.miner)
-    return message("Reboot requested", 202)
+    response = message("Reboot requested", 202)
+    response.force_close()  # `Connection: close`: the rig goes down right after this reply
+    return response
 
 
 async def locate(call: Call) -> web.Response:

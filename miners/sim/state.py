@@ -105,7 +105,6 @@ class Miner:
         "ambient_c",
         "boot_at",
         "down_until",
-        "epoch",
         "factory",
         "fan_mode",
         "fan_pct",
@@ -175,7 +174,6 @@ class Miner:
         self.access_tokens: dict[str, float] | None = None  # token -> expiry
         self.refresh_token: str | None = None
         self.refresh_exp = 0.0
-        self.epoch = 0  # bumped by a reboot: connections from before it are dead
         self.mining_enabled = True
         self.power_target_w = model.nominal_w
         self.performance_mode = "MaximumHashrate"

@@ -190,7 +190,6 @@ class _HalfCloseHandler(web.RequestHandler):
     then close."""
 
     client_done = False
-    epoch: int | None = None  # the miner's boot epoch this connection was first used in
 
     def eof_received(self) -> bool:  # type: ignore[override]
         self.client_done = True
@@ -207,9 +206,47 @@ class _HalfCloseHandler(web.RequestHandler):
         return result
 
 
-class _Server(web.Server):
+class MinerServer(web.Server):
+    """An aiohttp server that knows which miner address each connection belongs to, so a
+    rebooting miner's connections can be dropped as a real reboot drops them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_host: dict[str, dict[web.RequestHandler, asyncio.Transport]] = {}
+        self._host_of: dict[web.RequestHandler, str] = {}
+        self.busy: set[web.RequestHandler] = set()  # connections with a request in hand
+
     def __call__(self) -> web.RequestHandler:
         return _HalfCloseHandler(self, loop=self._loop, **self._kwargs)
+
+    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        sockname = transport.get_extra_info("sockname")
+        if sockname:
+            self._by_host.setdefault(sockname[0], {})[handler] = transport
+            self._host_of[handler] = sockname[0]
+
+    def connection_lost(
+        self, handler: web.RequestHandler, exc: BaseException | None = None
+    ) -> None:
+        super().connection_lost(handler, exc)
+        host = self._host_of.pop(handler, None)
+        conns = self._by_host.get(host) if host is not None else None
+        if conns is not None:
+            conns.pop(handler, None)
+            if not conns and host is not None:
+                del self._by_host[host]
+
+    def drop(self, host: str) -> None:
+        """End every open connection to `host`, as a reboot does: idle ones are reset at once
+        (clients see it and don't reuse their pooled connections), busy ones are closed once
+        their reply (the reboot's own 202) is out."""
+        for handler, transport in list(self._by_host.pop(host, {}).items()):
+            self._host_of.pop(handler, None)
+            if handler in self.busy:
+                handler.close()
+            else:
+                transport.abort()
 
 
 def miner_server(
@@ -217,29 +254,29 @@ def miner_server(
     dispatch: Dispatch,
     clock: Clock,
     booting: BootRoutes = _never,
-) -> web.Server:
+) -> MinerServer:
     """The low-level aiohttp server shared by every miner of one firmware kind. While a miner
     reboots, only what `booting` allows is answered; everything else drops the connection."""
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        conn = request.protocol
+        server.busy.add(conn)
+        try:
+            return await serve(request)
+        finally:
+            server.busy.discard(conn)
+
+    async def serve(request: web.BaseRequest) -> web.StreamResponse:
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
         miner = resolve(sockname[0]) if sockname else None
         if miner is None or transport is None:
             return web.Response(status=404, text="no simulated miner here")
-        now = clock.now()
-        conn = request.protocol
-        stale = False
-        if isinstance(conn, _HalfCloseHandler):
-            if conn.epoch is None:
-                conn.epoch = miner.epoch
-            stale = conn.epoch != miner.epoch  # opened before a reboot: that process is gone
-        if stale or (
-            miner.is_down(now)
-            and (miner.has_fault("offline") or not booting(miner, request))
+        if miner.is_down(clock.now()) and (
+            miner.has_fault("offline") or not booting(miner, request)
         ):
-            # A keep-alive connection from before the reboot, or a route the booting rig
-            # doesn't serve yet: reset it like a dead host.
+            # Unplugged (a kept-alive connection), or a route the rebooting rig doesn't serve
+            # yet: reset it like a dead host.
             transport.abort()
             return web.Response()
         if miner.faults:
@@ -248,4 +285,5 @@ def miner_server(
                 return replaced
         return await dispatch(miner, request)
 
-    return _Server(handle, access_log=None, keepalive_timeout=75)
+    server = MinerServer(handle, access_log=None, keepalive_timeout=75)
+    return server

@@ -13,8 +13,9 @@ from accounts.models import Organization, Role, Site
 from tests.accounts import test_role_matrix as matrix
 from tests.conftest import OrgWorld, api_client_for
 
-# Actions that take no body (resend, accept, decline) ignore one; every other write parses it.
-BODYLESS = frozenset({"resend", "accept", "decline"})
+# Actions that take no body (resend, accept, decline, cancel) ignore one; every other write
+# parses it — a miner action's body is its parameters, so null or a list there is a 400.
+BODYLESS = frozenset({"resend", "accept", "decline", "cancel"})
 WRITE_ROUTES = [
     r
     for r in matrix.api_routes()

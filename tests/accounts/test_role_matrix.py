@@ -211,24 +211,43 @@ class TestMyInvitations(RouteMatrix):
         return {404} if route.detail else {200}
 
 
+ACTION_PAYLOADS: dict[str, dict[str, Any]] = {
+    "action_blink": {"on": True, "seconds": 5},
+    "action_set_power_target": {"watts": 3000},
+    "action_set_pools": {
+        "pools": [{"url": "stratum+tcp://pool.example:3333", "user": "{site}.{name}"}]
+    },
+    "action_set_cooling": {"mode": "auto"},
+}
+
+
+def matrix_miner(world: OrgWorld, i: int = 0) -> Miner:
+    from miners import Capability
+
+    return Miner.unscoped.create(
+        org=world.org,
+        site=world.sites[0],
+        identifier=f"serial:{world.org.slug}-{i}",
+        name=f"{world.org.slug} rig {i}",
+        host=f"10.9.0.{i + 1}",
+        port=80,
+        driver="protoos",
+        capabilities=sorted(str(c) for c in Capability),
+    )
+
+
 class TestMiners(RouteMatrix):
     viewset = fleet_views.MinerViewSet
 
     def make_object(self, world: OrgWorld, i: int = 0) -> Model:
-        return Miner.unscoped.create(
-            org=world.org,
-            site=world.sites[0],
-            identifier=f"serial:{world.org.slug}-{i}",
-            name=f"{world.org.slug} rig {i}",
-            host=f"10.9.0.{i + 1}",
-            port=80,
-            driver="protoos",
-        )
+        return matrix_miner(world, i)
 
     def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
         if action == "create":
             # loopback is refused before any dial: holders get a 400 naming the host
             return {"site": world.sites[0].pk, "host": "127.0.0.1", "password": "x"}
+        if action.startswith("action_"):
+            return ACTION_PAYLOADS.get(action, {})
         return {"name": f"{world.org.slug} renamed", "rack": "B"}
 
     def expected(self, principal: Principal, route: ApiRoute) -> set[int]:
@@ -236,6 +255,37 @@ class TestMiners(RouteMatrix):
         if route.action == "create" and wanted == SUCCESS["create"]:
             return {400}
         return wanted
+
+
+class TestJobs(RouteMatrix):
+    """Jobs are seen with miner:read; creating or cancelling one needs the action's own
+    permission (blink here: miner:blink_led), which the service checks."""
+
+    viewset = fleet_views.JobViewSet
+    list_query_ceiling = 5
+
+    def make_object(self, world: OrgWorld, i: int = 0) -> Model:
+        from fleet.models import Job
+
+        return Job.unscoped.create(
+            org=world.org, kind="blink", actor_label=f"{world.org.slug} owner", total=1
+        )
+
+    def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
+        if action == "create":
+            miner = matrix_miner(world, 90)
+            return {"kind": "blink", "params": {"on": True}, "miners": [miner.pk], "interval_s": 0}
+        return {}
+
+    def expected(self, principal: Principal, route: ApiRoute) -> set[int]:
+        if principal.user is None or route.action in ("list", "retrieve"):
+            return super().expected(principal, route)
+        readers = principal.org == "a" and "miner:read" in principal.perms
+        if not readers:
+            return {404} if route.detail else {400}  # the job / the miners aren't visible
+        if "miner:blink_led" not in principal.perms:
+            return {403}
+        return {200} if route.detail else {202}
 
 
 class TestActivity(RouteMatrix):

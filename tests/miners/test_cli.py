@@ -157,3 +157,46 @@ async def test_actions(sim_fleet):
     assert code == 1 and "unsupported" in err and "Traceback" not in err
     code, _, err = await cli("action", p_target, "stop", "--password", "wrong-pass", "--no-pyasic")
     assert code == 1 and "auth_failed" in err
+
+
+@pytest.mark.slow
+async def test_probe_shows_the_hostname_and_a_rebooting_rig(sim_fleet):
+    fleet = await sim_fleet(proto=1, password=PW, flavour="field")
+    entry = fleet.inventory[0]
+    target = f"{entry['host']}:{entry['ports']['https']}"
+    code, out, err = await cli("probe", target, "--password", PW, "--json", "--no-pyasic")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["hostname"] == f"proto-{entry['serial'][-6:].lower()}"
+    assert result["status"]["hostname"] == result["hostname"] and len(result["status"]["psus"]) == 2
+    fleet.reboot(fleet.miner(entry["host"]), downtime=60)
+    code, out, err = await cli("probe", target, "--password", PW, "--json", "--no-pyasic")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["serial"], result["state"]) == (entry["serial"], "rebooting")
+    assert result["error"]["kind"] == "rebooting"
+    code, out, _ = await cli("probe", target, "--password", PW, "--no-pyasic")
+    assert code == 0 and "rebooting" in out
+
+
+@pytest.mark.slow
+async def test_pools_action_with_a_stratum_v2_authority_key(sim_fleet):
+    fleet = await sim_fleet(proto=1, password=PW)
+    entry = fleet.inventory[0]
+    target = f"{entry['host']}:{entry['ports']['http']}"
+    key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+    args = ("--password", PW, "--no-pyasic")
+    code, _, err = await cli(
+        "action", target, "pools", "stratum2+tcp://sv2.example:3336,acct.w1",
+        "stratum+tcp://v1.example:3333,acct.w1", "--authority-key", key, *args,
+    )  # fmt: skip
+    assert code == 0, err
+    assert [p.authority_pubkey for p in fleet.miner(entry["host"]).pools] == [key, ""]
+    code, _, err = await cli(
+        "action", target, "pools", "stratum2+tcp://sv2.example:3336,acct.w1", *args
+    )
+    assert code == 1 and "v2_authority_pubkey" in err and "Traceback" not in err
+    code, _, err = await cli(
+        "action", target, "pools", "stratum+tcp://v1.example:3333,w", "--authority-key", key, *args
+    )
+    assert code == 2 and "authority-key" in err

@@ -4,6 +4,7 @@ the registry's ranking, the capability/deadline edges of `Device`."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -16,14 +17,17 @@ from miners.errors import (
     AuthFailed,
     BadResponse,
     DefaultPasswordActive,
+    Rebooting,
     Rejected,
     Timeout,
+    Unreachable,
     Unsupported,
 )
 from miners.http import HttpReply
+from miners.protoos import check_pool_url, default_password_state, parse_status
 from miners.protoos_client import error_for, firmware_message
 from miners.registry import Registry
-from miners.tokens import TokenCache
+from miners.tokens import Grant, Token, TokenCache, jwt_lifetime
 from miners.types import (
     Capability,
     Credentials,
@@ -35,6 +39,7 @@ from miners.types import (
     Pool,
     PoolConfig,
     PoolStatus,
+    Psu,
     Temperatures,
     assess_health,
 )
@@ -369,3 +374,181 @@ def test_protoos_hashrate_is_current_not_the_run_average():
     assert parse_status(mining("Stopped", 0), None).hashrate_ths == 0
     assert parse_status(mining("Error", 0), None).hashrate_ths == 0
     assert parse_status(None, None, telemetry=telemetry).hashrate_ths is None  # 204
+
+
+# -- ProtoOS real-firmware facts, unit level ---------------------------------------------------
+
+
+def _jwt(claims: dict) -> str:
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{b64(b'{}')}.{b64(json.dumps(claims).encode())}.sig"
+
+
+def test_jwt_lifetime_prefers_exp_minus_iat_and_ignores_garbage():
+    assert jwt_lifetime(_jwt({"iat": 1_700_000_000, "exp": 1_700_003_600})) == 3600
+    assert jwt_lifetime(_jwt({"exp": 2_000}), wall_now=1_000) == 1000  # no iat: our clock
+    for token in ("opaque-token", _jwt({"sub": "admin"}), _jwt({"exp": "soon"}), "a.%%%.c",
+                  _jwt({"iat": 10, "exp": 5}), _jwt({"exp": True, "iat": 0})):  # fmt: skip
+        assert jwt_lifetime(token) is None, token
+
+
+async def test_token_cache_refreshes_before_expiry_and_falls_back_to_login():
+    now = [0.0]
+    cache = TokenCache(clock=lambda: now[0], default_ttl=100)
+    calls: list[str] = []
+
+    async def login() -> Grant:
+        calls.append("login")
+        await asyncio.sleep(0.01)
+        return Grant(_jwt({"iat": 0, "exp": 1000, "n": len(calls)}), "refresh-1")
+
+    async def refresh(token: str) -> Grant:
+        calls.append(f"refresh:{token}")
+        await asyncio.sleep(0.01)
+        if token != "refresh-1":
+            raise AuthFailed("refresh refused", status=401)
+        return Grant(f"opaque-{len(calls)}")
+
+    first = await cache.obtain("rig", login, refresh)
+    assert calls == ["login"] and await cache.obtain("rig", login, refresh) == first
+    now[0] = 950  # past exp - min(60, 1000 / 10): renewal time, concurrent callers share it
+    tokens = await asyncio.gather(*(cache.obtain("rig", login, refresh) for _ in range(10)))
+    assert calls == ["login", "refresh:refresh-1"] and set(tokens) == {"opaque-2"}
+    entry = cache.get("rig")
+    assert entry is not None and entry.via == "refresh" and entry.refresh == "refresh-1"
+    assert entry.renew_at == pytest.approx(950 + 100 - 10)  # opaque: the default lifetime
+    renewed = await cache.renew("rig", "someone-elses-old-token", login, refresh)
+    assert renewed.access == "opaque-2" and len(calls) == 2  # a neighbour's 401: keep ours
+    renewed = await cache.renew("rig", "opaque-2", login, refresh, force_login=True)
+    assert calls[-1] == "login" and renewed.via == "login"
+
+
+async def test_token_cache_logs_in_when_the_refresh_token_is_refused():
+    cache = TokenCache()
+
+    async def login() -> Grant:
+        return Grant("fresh", "r2")
+
+    async def refresh(token: str) -> Grant:
+        raise AuthFailed("refresh token revoked", status=401)
+
+    cache._tokens["rig"] = Token("old", "r1", 0.0, None, "login")  # stale, with a refresh token
+    assert await cache.obtain("rig", login, refresh) == "fresh"
+
+    async def unreachable(token: str) -> Grant:
+        raise Unreachable("rig went away", code="ECONNREFUSED")
+
+    cache._tokens["rig"] = Token("old", "r1", 0.0, None, "login")
+    with pytest.raises(Unreachable):  # a login wouldn't get through either: no second try
+        await cache.obtain("rig", login, unreachable)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message", "code", "kind"),
+    [
+        (403, b'{"error": {"code": "DEFAULT_PASSWORD_ACTIVE", "message": "Change it"}}',
+         "Change it", "DEFAULT_PASSWORD_ACTIVE", DefaultPasswordActive),
+        (403, b'{"message": "Change the password", "code": "DEFAULT_PASSWORD_ACTIVE"}',
+         "Change the password", "DEFAULT_PASSWORD_ACTIVE", DefaultPasswordActive),
+        (403, b"DEFAULT_PASSWORD_ACTIVE: change the default password\n",
+         "DEFAULT_PASSWORD_ACTIVE: change the default password", "DEFAULT_PASSWORD_ACTIVE",
+         DefaultPasswordActive),
+        (403, b'{"error": "forbidden", "code": "FORBIDDEN"}', "forbidden", "FORBIDDEN", AuthFailed),
+        (422, b'"power target out of range"', "power target out of range", None, Rejected),
+        (422, b'{"code": "OUT_OF_RANGE"}', "OUT_OF_RANGE", "OUT_OF_RANGE", Rejected),
+        (400, b'{"error": {"code": "INVALID_REQUEST"}, "message": "bad url"}', "bad url",
+         "INVALID_REQUEST", Rejected),
+        (500, b"\xff\xfe garbage", "\ufffd\ufffd garbage", None, BadResponse),
+        (422, b"[1, 2]", "HTTP 422", None, Rejected),
+    ],
+)  # fmt: skip
+def test_protoos_error_body_variants(status, body, message, code, kind):
+    assert firmware_message(_reply(status, body)) == (message, code)
+    error = error_for(_reply(status, body), "call")
+    assert type(error) is kind and error.code == code and message in error.message
+
+
+def test_protoos_parsing_of_field_drift():
+    fans = {"cooling-status": {"fans": [{"slot": 1, "rpm": 3000, "speed_percentage": 0},
+                                        {"slot": 2, "rpm": 3100, "percentage": 55}]}}  # fmt: skip
+    telemetry = {"hashboards": [{"index": 0, "serial_number": "B", "hashrate": {"value": 60}},
+                                {"index": 1, "serial_number": "C", "hashrate": {"value": 61}}]}  # fmt: skip
+    boards = {"hashboards-info": [{"hb_sn": "B", "slot": 2}, {"hb_sn": "C", "slot": 3}]}
+    supplies = {"psus_info": [{"slot": 1, "psu_sn": "P1", "state": "Running",
+                               "power": {"output_power_mw": 1_700_000}},
+                              {"slot": 2, "psu_sn": "P2", "state": "Error"}]}  # fmt: skip
+    mining = {"mining-status": {"status": "Mining", "hashboards_installed": 2,
+                                "hashboards_mining": 2}}  # fmt: skip
+    status = parse_status(
+        mining, {"pools": []}, telemetry=telemetry, cooling=fans, errors=[],
+        hashboards_info=boards, power_supplies=supplies,
+        system_status={"onboarded": False, "password_set": True},
+        network={"network-info": {"hostname": "rig-a"}},
+    )  # fmt: skip
+    assert [f.percent for f in status.fans] == [0, 55]
+    assert [hb.slot for hb in status.hashboards] == [2, 3]  # the rig's slots, by serial
+    assert [hb.slot for hb in parse_status(mining, None, telemetry=telemetry).hashboards] == [1, 2]
+    assert [(p.slot, p.ok, p.power_w) for p in status.psus] == [(1, True, 1700.0), (2, False, None)]
+    assert [(e.source, e.slot, e.code) for e in status.errors] == [("psu", 2, "PSU_FAULT")]
+    assert status.health is Health.WARNING
+    assert status.default_password_active is True and status.hostname == "rig-a"
+    duplicate = [{"source": "psu", "slot": 2, "error_code": "PsuFault", "message": "PSU 2"}]
+    again = parse_status(mining, None, errors=duplicate, power_supplies=supplies)
+    assert [e.code for e in again.errors] == ["PsuFault"]  # the firmware's own, not twice
+
+
+@pytest.mark.parametrize(
+    ("system_status", "factory", "gate", "expected"),
+    [
+        (None, False, False, None),
+        (None, False, True, True),
+        ({"onboarded": True, "password_set": True}, False, False, False),
+        ({"onboarded": False, "password_set": True}, False, False, True),
+        ({"onboarded": True, "password_set": False}, False, False, True),
+        ({"onboarded": True, "password_set": True}, True, False, True),
+        ({"onboarded": True, "password_set": True}, False, True, True),
+    ],
+)
+def test_default_password_state(system_status, factory, gate, expected):
+    assert (
+        default_password_state(system_status, factory_password=factory, gate_seen=gate) is expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("stratum+tcp://pool.example:3333", True),
+        ("stratum2+tcp://pool.example", True),
+        ("stratum+tcp://[fd00::1]:3333", True),
+        ("stratum+ssl://pool.example:3333", False),
+        ("http://pool.example", False),
+        ("pool.example:3333", False),
+        ("stratum+tcp://:3333", False),
+        ("stratum+tcp://pool.example:0", False),
+        ("stratum+tcp://pool.example:99999", False),
+        ("stratum+tcp://pool.example:3333/path", False),
+    ],
+)
+def test_pool_url_check(url, ok):
+    if ok:
+        check_pool_url(url)
+    else:
+        with pytest.raises(Rejected):
+            check_pool_url(url)
+
+
+def test_new_fields_round_trip():
+    info = DeviceInfo("protoos", "h", 443, "Proto", "Rig", hostname="r", state=MinerState.REBOOTING)
+    data = json.loads(json.dumps(info.to_dict()))
+    assert data["state"] == "rebooting" and DeviceInfo.from_dict(data) == info
+    assert DeviceInfo.from_dict({**data, "state": "bogus"}).state is None
+    assert PoolConfig("stratum2+tcp://p", "w").authority_pubkey == ""
+    status = MinerStatus(Health.OK, MinerState.MINING, psus=[Psu(1, ok=False)], hostname="r")
+    assert json.loads(json.dumps(status.to_dict()))["psus"][0]["ok"] is False
+    kwargs = {"hashboards": [], "pools": [], "temperatures": Temperatures(), "errors": []}
+    assert assess_health(MinerState.MINING, psus=[Psu(1, ok=False)], **kwargs) is Health.WARNING
+    assert assess_health(MinerState.REBOOTING, **kwargs) is Health.UNKNOWN
+    assert issubclass(Rebooting, Unreachable) and Rebooting("x").kind == "rebooting"

@@ -189,16 +189,23 @@ async def test_control_api(sim_fleet, http, clock):
             assert "dead_pool" in (await r.json())["faults"]
         async with http.delete(f"{base}/faults") as r:
             assert r.status == 200
-        async with http.post(f"{base}/miners/{p['host']}/reboot", json={"downtime": 20}) as r:
-            assert r.status == 202
-        with pytest.raises(ConnectionRefusedError):
-            await asyncio.open_connection(p["host"], p["ports"]["http"])
+        for entry in (p, a):
+            async with http.post(
+                f"{base}/miners/{entry['host']}/reboot", json={"downtime": 20}
+            ) as r:
+                assert r.status == 202
+        with pytest.raises(ConnectionRefusedError):  # a rebooting Antminer refuses
+            await asyncio.open_connection(a["host"], a["ports"]["http"])
+        async with http.get(  # a rebooting ProtoOS rig still answers its identity
+            f"http://{p['host']}:{p['ports']['http']}/api/v1/pairing/info"
+        ) as r:
+            assert r.status == 200
         async with http.get(f"{base}/miners/{p['host']}") as r:
             assert (await r.json())["rebooting"] is True
         clock.advance(20)
         async with http.get(f"{base}/miners/{p['host']}") as r:
             assert (await r.json())["uptime_s"] == 0
-        _, writer = await asyncio.open_connection(p["host"], p["ports"]["http"])
+        _, writer = await asyncio.open_connection(a["host"], a["ports"]["http"])
         writer.close()
     finally:
         await runner.cleanup()

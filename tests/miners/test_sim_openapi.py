@@ -19,6 +19,7 @@ from miners.sim import GroupSpec
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "specs/protoos-mdk-api-1.8.2.json"
 PW = "s3cretpw!"
+SV2_KEY = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
 FORMATS = jsonschema.FormatChecker()
 
 
@@ -154,7 +155,15 @@ async def test_core_endpoints_match_the_spec(sim_fleet, proto, contract):
     await check(main, "PUT", "/api/v1/cooling", "/api/v1/cooling", 200,
                 {"mode": "Manual", "speed_percentage": 80})  # fmt: skip
     await check(main, "PUT", "/api/v1/cooling", "/api/v1/cooling", 501, {"mode": "Off"})
-    pools = [{"url": "stratum+tcp://a.example:3333", "username": "u", "priority": 0}]
+    pools = [
+        {"url": "stratum+tcp://a.example:3333", "username": "u", "priority": 0},
+        {"url": "stratum2+tcp://b.example:3336", "username": "u", "priority": 1,
+         "v2_authority_pubkey": SV2_KEY},
+    ]  # fmt: skip
+    await check(main, "POST", "/api/v1/pools", "/api/v1/pools", 200, pools)
+    await check(main, "GET", "/api/v1/pools", "/api/v1/pools", 200)
+    keyless = [{k: v for k, v in pools[1].items() if k != "v2_authority_pubkey"}]
+    await check(main, "POST", "/api/v1/pools", "", 422, keyless, error=True)
     await check(main, "POST", "/api/v1/pools", "/api/v1/pools", 200, pools)
     await check(main, "PUT", "/api/v1/pools/0", "/api/v1/pools/{id}", 200, {"name": "A"})
     await check(main, "POST", "/api/v1/pools/test-connection", "/api/v1/pools/test-connection",
@@ -169,10 +178,12 @@ async def test_core_endpoints_match_the_spec(sim_fleet, proto, contract):
     await check(
         faulty, "PUT", "/api/v1/mining/target", "", 422, {"power_target_watts": 1}, error=True
     )
-    for kind in ("overheat", "dead_board", "dead_pool"):
+    for kind in ("overheat", "dead_board", "dead_pool", "psu_fault"):
         fleet.faults.set(faulty.entry["host"], kind)
     errors = await check(faulty, "GET", "/api/v1/errors", "/api/v1/errors", 200)
-    assert len(errors) >= 3
+    assert len(errors) >= 4 and "psu" in {e["source"] for e in errors}
+    await check(faulty, "GET", "/api/v1/power-supplies", "/api/v1/power-supplies", 200,
+                auth=False)  # fmt: skip
     await check(faulty, "GET", "/api/v1/mining", "/api/v1/mining", 200)
     await check(faulty, "GET", f"/api/v1/hashboards/{faulty_board(fleet, faulty)}",
                 "/api/v1/hashboards/{hb_sn}", 200)  # fmt: skip
@@ -188,3 +199,54 @@ async def test_core_endpoints_match_the_spec(sim_fleet, proto, contract):
 
 def faulty_board(fleet, client) -> str:
     return fleet.miner(client.entry["host"]).board_serial(0)
+
+
+def _without(body: Any, path: tuple[str, ...]) -> tuple[Any, list[Any]]:
+    """`body` minus the key at `path` ("*" walks a list), and the values removed."""
+    removed: list[Any] = []
+
+    def walk(node: Any, rest: tuple[str, ...]) -> None:
+        if not rest:
+            return
+        head, tail = rest[0], rest[1:]
+        if head == "*":
+            for item in node if isinstance(node, list) else []:
+                walk(item, tail)
+        elif isinstance(node, dict) and head in node:
+            if tail:
+                walk(node[head], tail)
+            else:
+                removed.append(node.pop(head))
+
+    copy = json.loads(json.dumps(body))
+    walk(copy, path)
+    return copy, removed
+
+
+# The field drift (miner-apis.md §1) the `field` flavour adds, per route: nothing else may
+# differ from the spec.
+FIELD_DRIFT = {
+    "/api/v1/system": ("system-info", "os", "hostname"),
+    "/api/v1/cooling": ("cooling-status", "fans", "*", "speed_percentage"),
+    "/api/v1/power-supplies": ("psus_info", "*", "state"),
+}
+
+
+async def test_field_flavour_is_the_spec_plus_the_known_drift(sim_fleet, proto, contract):
+    fleet = await sim_fleet(proto=1, password=PW, flavour="field")
+    client = proto(fleet.inventory[0])
+    await client.login()
+    fleet.faults.set(client.entry["host"], "psu_fault")
+    problems: list[str] = []
+    for path, drift in FIELD_DRIFT.items():
+        status, body = await client.call("GET", path)
+        assert status == 200, path
+        schema = contract.schema(path, "GET", 200)
+        stripped, removed = _without(body, drift)
+        assert removed and contract.validate(body, schema), f"{path}: no {'/'.join(drift)}"
+        problems += [f"{path}: {p}" for p in contract.validate(stripped, schema)]
+    assert not problems, "\n".join(problems)
+    _, cooling = await client.call("GET", "/api/v1/cooling")
+    assert all("percentage" not in f for f in cooling["cooling-status"]["fans"])
+    status, errors = await client.call("GET", "/api/v1/errors")
+    assert status == 200 and errors == []  # the failed PSU shows only in /power-supplies

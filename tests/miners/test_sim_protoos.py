@@ -5,6 +5,8 @@ import asyncio
 import aiohttp
 import pytest
 
+from miners.sim import GroupSpec
+
 PW = "s3cretpw!"
 
 
@@ -83,11 +85,13 @@ async def test_login_refresh_logout(sim_fleet, proto):
     status, fresh = await client.call(
         "POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
-    assert status == 200
-    assert (await client.call("GET", "/api/v1/pools", token=tokens["access_token"]))[0] == 401
+    assert status == 200 and set(fresh) == {"access_token"}
+    # a refresh does not revoke the token other clients hold (a login would)
+    assert (await client.call("GET", "/api/v1/pools", token=tokens["access_token"]))[0] == 200
     assert (await client.call("GET", "/api/v1/pools", token=fresh["access_token"]))[0] == 200
     assert (await client.call("POST", "/api/v1/auth/logout", token=fresh["access_token"]))[0] == 200
-    assert (await client.call("GET", "/api/v1/pools", token=fresh["access_token"]))[0] == 401
+    for token in (fresh["access_token"], tokens["access_token"]):
+        assert (await client.call("GET", "/api/v1/pools", token=token))[0] == 401
     status, _ = await client.call(
         "POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
@@ -373,3 +377,190 @@ async def test_non_ascii_credentials_are_refused_not_crashed(sim_fleet, proto):
     reply = await asyncio.wait_for(reader.read(), 5)
     writer.close()
     assert reply.startswith(b"HTTP/1.1 401")
+
+
+# -- firmware flavours and the real-firmware facts of miner-apis.md §1 ----------------------
+
+SV2_KEY = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+
+
+async def test_field_flavour_drifts_where_real_rigs_do(sim_fleet, proto):
+    """`spec` answers as the OpenAPI file says; `field` as rigs in the field do: fans carry
+    `speed_percentage`, `system-info.os.hostname`, PSU `state` in `/power-supplies` only."""
+    fleet = await sim_fleet(
+        groups=[
+            GroupSpec("protoos", 1, password=PW),
+            GroupSpec("protoos", 1, password=PW, flavour="field"),
+        ]
+    )
+    seen = {}
+    for entry in fleet.inventory:
+        client = proto(entry)
+        await client.login()
+        fan = (await client.call("GET", "/api/v1/cooling"))[1]["cooling-status"]["fans"][0]
+        os_info = (await client.call("GET", "/api/v1/system", auth=False))[1]["system-info"]["os"]
+        psu = (await client.call("GET", "/api/v1/power-supplies", auth=False))[1]["psus_info"][0]
+        hw = (await client.call("GET", "/api/v1/hardware/psus", auth=False))[1]["psus-info"][0]
+        seen[fleet.miner(entry["host"]).flavour] = (
+            sorted(fan),
+            os_info.get("hostname"),
+            psu.get("state"),
+            "state" in hw,
+        )
+    hostname = f"proto-{fleet.inventory[1]['serial'][-6:].lower()}"
+    assert seen == {
+        "spec": (["percentage", "rpm", "slot"], None, None, False),
+        "field": (["rpm", "slot", "speed_percentage"], hostname, "Running", False),
+    }
+    miner = fleet.miner(fleet.inventory[0]["host"])
+    miner.flavour = "field"  # switchable on a live rig
+    client = proto(fleet.inventory[0])
+    await client.login()
+    fan = (await client.call("GET", "/api/v1/cooling"))[1]["cooling-status"]["fans"][0]
+    assert "speed_percentage" in fan
+
+
+async def test_slots_count_from_one_and_telemetry_index_from_zero(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    boards = (await client.call("GET", "/api/v1/hashboards", auth=False))[1]["hashboards-info"]
+    hardware = (await client.call("GET", "/api/v1/hardware", auth=False))[1]["hardware-info"]
+    psus = (await client.call("GET", "/api/v1/power-supplies", auth=False))[1]["psus_info"]
+    telemetry = (await client.call("GET", "/api/v1/telemetry?level=hashboard,psu"))[1]
+    assert [b["slot"] for b in boards] == [1, 2, 3]
+    assert [b["slot"] for b in hardware["hashboards-info"]] == [1, 2, 3]
+    assert [p["slot"] for p in psus] == [p["slot"] for p in hardware["psus-info"]] == [1, 2]
+    assert [b["index"] for b in telemetry["hashboards"]] == [0, 1, 2]
+    assert [p["index"] for p in telemetry["psus"]] == [0, 1]
+
+
+async def test_label_password_factory_state(sim_fleet, proto):
+    """A factory rig whose label password isn't `proto`: `{onboarded: false, password_set:
+    true}`, the gate is up, pools are writable, the first-password route is closed (the
+    password is changed instead), and changing it onboards the rig."""
+    label = "Label-7F3K-92QX"
+    fleet = await sim_fleet(groups=[GroupSpec("protoos", 1, factory_password=label)])
+    entry = fleet.inventory[0]
+    assert entry["password"] == label
+    client = proto(entry)
+    _, body = await client.call("GET", "/api/v1/system/status", auth=False)
+    assert body == {"onboarded": False, "password_set": True}
+    assert (await client.call("POST", "/api/v1/auth/login", json={"password": "proto"}))[0] == 401
+    await client.login(label)
+    status, err = await client.call("POST", "/api/v1/mining/stop")
+    assert status == 403 and err["error"]["code"] == "DEFAULT_PASSWORD_ACTIVE"
+    pools = [{"url": "stratum+tcp://pool.example:3333", "username": "w1"}]
+    assert (await client.call("POST", "/api/v1/pools", json=pools))[0] == 200
+    assert (await client.call("PUT", "/api/v1/pools/0", json={"name": "main"}))[0] == 200
+    status, _ = await client.call("PUT", "/api/v1/auth/password", json={"password": "first-pw-1"})
+    assert status == 403
+    status, _ = await client.call(
+        "PUT", "/api/v1/auth/change-password",
+        json={"current_password": label, "new_password": "operator-pw"},
+    )  # fmt: skip
+    assert status == 200
+    _, body = await client.call("GET", "/api/v1/system/status", auth=False)
+    assert body == {"onboarded": True, "password_set": True}
+    await client.login("operator-pw")
+    assert (await client.call("POST", "/api/v1/mining/stop"))[0] == 202
+
+
+@pytest.mark.parametrize("flavour", ["spec", "field"])
+async def test_psu_fault(sim_fleet, proto, flavour):
+    fleet = await sim_fleet(proto=1, password=PW, flavour=flavour)
+    entry = fleet.inventory[0]
+    fleet.faults.set(entry["host"], "psu_fault", psu=1)
+    client = proto(entry)
+    await client.login()
+    psus = (await client.call("GET", "/api/v1/power-supplies", auth=False))[1]["psus_info"]
+    assert psus[1]["power"]["output_power_mw"] == 0 and psus[0]["power"]["output_power_mw"] > 0
+    errors = (await client.call("GET", "/api/v1/errors"))[1]
+    if flavour == "field":
+        assert errors == [] and [p["state"] for p in psus] == ["Running", "Error"]
+    else:
+        assert [(e["source"], e["slot"], e["error_code"]) for e in errors] == [
+            ("psu", 2, "PsuFault")
+        ]
+        assert all("state" not in p for p in psus)
+    mining = (await client.call("GET", "/api/v1/mining"))[1]["mining-status"]
+    assert mining["status"] == "Mining"  # the other PSU carries the load
+
+
+async def test_rebooting_rig_answers_pairing_and_drops_the_rest(sim_fleet, proto, clock):
+    fleet = await sim_fleet(proto=1, password=PW, reboot_downtime=10, clock=clock)
+    entry = fleet.inventory[0]
+    client = proto(entry)
+    await client.login()
+    assert (await client.call("POST", "/api/v1/system/reboot"))[0] == 202
+    for https in (False, True):
+        booting = proto(entry, https=https)
+        status, info = await booting.call("GET", "/api/v1/pairing/info", auth=False)
+        assert status == 200 and info["cb_sn"] == entry["serial"]
+        for path in ("/api/v1/system", "/api/v1/system/status", "/api/v1/network", "/"):
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await booting.call("GET", path, auth=False)
+    fleet.faults.set(entry["host"], "offline")  # unplugged while rebooting: nothing answers
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await client.call("GET", "/api/v1/pairing/info", auth=False)
+    fleet.faults.clear(entry["host"])
+    assert (await client.call("GET", "/api/v1/pairing/info", auth=False))[0] == 200
+    clock.advance(10)
+    assert (await client.call("GET", "/api/v1/system", auth=False))[0] == 200
+
+
+async def test_refresh_keeps_other_tokens_a_login_revokes_them(sim_fleet, proto, clock):
+    fleet = await sim_fleet(proto=1, password=PW, token_ttl=600, clock=clock)
+    client = proto(fleet.inventory[0])
+    _, tokens = await client.call("POST", "/api/v1/auth/login", json={"password": PW})
+    clock.advance(300)
+    _, fresh = await client.call(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    for token in (tokens["access_token"], fresh["access_token"]):
+        assert (await client.call("GET", "/api/v1/mining", token=token))[0] == 200
+    clock.advance(300)  # the first one expires on its own schedule, the refreshed one lives on
+    assert (await client.call("GET", "/api/v1/mining", token=tokens["access_token"]))[0] == 401
+    assert (await client.call("GET", "/api/v1/mining", token=fresh["access_token"]))[0] == 200
+    other = await client.login()
+    assert (await client.call("GET", "/api/v1/mining", token=fresh["access_token"]))[0] == 401
+    assert (await client.call("GET", "/api/v1/mining", token=other))[0] == 200
+    status, _ = await client.call(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert status == 401  # the login replaced the refresh token too
+
+
+async def test_stratum_v2_pools_need_an_authority_key(sim_fleet, proto):
+    fleet = await sim_fleet(proto=1, password=PW)
+    client = proto(fleet.inventory[0])
+    await client.login()
+
+    def pool(url, **extra):
+        return [{"url": url, "username": "acct.w1", "priority": 0, **extra}]
+
+    status, err = await client.call(
+        "POST", "/api/v1/pools", json=pool("stratum2+tcp://sv2.example")
+    )
+    assert status == 422 and "v2_authority_pubkey" in err["error"]["message"]
+    for bad in ("not-base58-0OIl", SV2_KEY[:-1] + "3", "1111111111"):
+        status, _ = await client.call(
+            "POST",
+            "/api/v1/pools",
+            json=pool("stratum2+tcp://sv2.example", v2_authority_pubkey=bad),
+        )
+        assert status == 422, bad
+    for url in ("stratum2+tcp://127.0.0.1:3336", "stratum2+tcp://localhost"):
+        assert (await client.call("POST", "/api/v1/pools", json=pool(url)))[0] == 200, url
+    body = pool("stratum2+tcp://sv2.example:3336", v2_authority_pubkey=SV2_KEY)
+    assert (await client.call("POST", "/api/v1/pools", json=body))[0] == 200
+    _, listed = await client.call("GET", "/api/v1/pools")
+    assert listed["pools"][0]["v2_authority_pubkey"] == SV2_KEY
+    assert listed["pools"][0]["protocol"] == "Stratum V2"
+    assert (await client.call("PUT", "/api/v1/pools/0", json={"name": "sv2"}))[0] == 200  # kept
+    test = {"url": "stratum2+tcp://sv2.example:3336"}
+    assert (await client.call("POST", "/api/v1/pools/test-connection", json=test))[0] == 422
+    test["v2_authority_pubkey"] = SV2_KEY
+    assert (await client.call("POST", "/api/v1/pools/test-connection", json=test))[0] == 200
+    for url in ("stratum+ssl://pool.example:3333", "tcp://pool.example:3333"):
+        assert (await client.call("POST", "/api/v1/pools", json=pool(url)))[0] == 422, url
