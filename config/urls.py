@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.permissions import PUBLIC
 from accounts.routes import declare
 from config import views
+from fleet import metrics as fleet_metrics
 
 admin.site.site_header = "Rigwarden administration"
 admin.site.site_title = "Rigwarden admin"
@@ -41,4 +42,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
+    path("metrics/miners", fleet_metrics.miner_metrics, name="metrics-miners"),
 ]

@@ -240,3 +240,55 @@ ACTION_BODIES: dict[str, type[serializers.Serializer[Any]] | None] = {
 
 class JobAcceptedSerializer(serializers.Serializer[Any]):
     job = JobSerializer()
+
+
+class SamplesQuerySerializer(serializers.Serializer[Any]):
+    # "from" is a Python keyword: declared below
+    to = serializers.DateTimeField(required=False)
+    step = serializers.IntegerField(min_value=10, max_value=86400, required=False)
+
+
+SamplesQuerySerializer._declared_fields["from"] = serializers.DateTimeField(required=False)
+
+
+class SamplePointSerializer(serializers.Serializer[Any]):
+    t = serializers.DateTimeField()
+    hashrate_ths = serializers.FloatField(allow_null=True)
+    power_w = serializers.FloatField(allow_null=True)
+    max_temp_c = serializers.FloatField(allow_null=True)
+
+
+class SamplesSerializer(serializers.Serializer[Any]):
+    to = serializers.DateTimeField()
+    step = serializers.IntegerField(help_text="Seconds per point (each an average).")
+    points = SamplePointSerializer(many=True)
+
+
+SamplesSerializer._declared_fields["from"] = serializers.DateTimeField()
+
+
+class TotalsSerializer(serializers.Serializer[Any]):
+    miners = serializers.IntegerField()
+    reporting = serializers.IntegerField(help_text="Miners with at least one successful poll.")
+    hashrate_ths = serializers.FloatField()
+    power_w = serializers.FloatField()
+    efficiency_jth = serializers.FloatField(allow_null=True)
+    max_temp_c = serializers.FloatField(allow_null=True)
+    health = serializers.DictField(child=serializers.IntegerField(), help_text="Miners by health.")
+
+
+class SiteTotalsSerializer(TotalsSerializer):
+    site = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ModelTotalsSerializer(serializers.Serializer[Any]):
+    model = serializers.CharField()
+    miners = serializers.IntegerField()
+    hashrate_ths = serializers.FloatField()
+
+
+class FleetSummarySerializer(serializers.Serializer[Any]):
+    totals = TotalsSerializer()
+    sites = SiteTotalsSerializer(many=True)
+    models = ModelTotalsSerializer(many=True)

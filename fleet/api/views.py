@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from django.http import QueryDict
+from drf_spectacular.helpers import forced_singular_serializer
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -18,6 +19,7 @@ from fleet.actions import ACTIONS
 from fleet.api import serializers as s
 from fleet.api.filters import MinerFilter
 from fleet.models import Job, Miner
+from fleet.selectors import fleet_summary, samples_series
 from fleet.services import jobs, miners
 
 
@@ -35,6 +37,7 @@ class MinerViewSet(
         "create": "miner:pair",
         "partial_update": "miner:rename",
         "destroy": "miner:delete",
+        "samples": "miner:read",
         **{f"action_{kind}": a.permission for kind, a in ACTIONS.items()},
     }
     filterset_class = MinerFilter
@@ -86,6 +89,21 @@ class MinerViewSet(
 
     def perform_destroy(self, instance: Miner) -> None:
         miners.miner_delete(actor=self.actor(), miner=instance)
+
+    @extend_schema(parameters=[s.SamplesQuerySerializer], responses={200: s.SamplesSerializer})
+    @action(detail=True, methods=["get"])
+    def samples(self, request: Request, pk: str | None = None) -> Response:
+        """Hashrate, power and temperature over time, averaged per ``step`` seconds."""
+        miner = cast(Miner, self.get_object())
+        query = s.SamplesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        series = samples_series(
+            miner,
+            start=query.validated_data.get("from"),
+            end=query.validated_data.get("to"),
+            step=query.validated_data.get("step"),
+        )
+        return Response(s.SamplesSerializer(series).data)
 
     def run_action(self, kind: str, request: Request) -> Response:
         miner = cast(Miner, self.get_object())
@@ -192,3 +210,18 @@ def _one_org(chosen: list[Miner]) -> Organization:
     if not chosen:
         raise ApplicationError("No miners match.", field="miners")
     return Organization.unscoped.get(pk=orgs.pop())
+
+
+class FleetSummaryViewSet(ScopedViewSet):
+    """Totals of the miners you can see (by health, hashrate, power, efficiency), overall and
+    per site and model; ``?site=`` narrows it to one site."""
+
+    queryset = Miner.unscoped.all()
+    permissions = {"list": "fleet:read"}
+    pagination_class = None
+    filterset_class = MinerFilter
+
+    @extend_schema(responses={200: forced_singular_serializer(s.FleetSummarySerializer)})
+    def list(self, request: Request) -> Response:
+        miners = self.filter_queryset(self.get_queryset())
+        return Response(s.FleetSummarySerializer(fleet_summary(miners)).data)

@@ -19,6 +19,7 @@ the principals); each viewset's class here only says how to make an object and a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -255,6 +256,22 @@ class TestMiners(RouteMatrix):
         if route.action == "create" and wanted == SUCCESS["create"]:
             return {400}
         return wanted
+
+
+class TestFleetSummary(RouteMatrix):
+    viewset = fleet_views.FleetSummaryViewSet
+    # grants, totals + health, the sites, then totals + health per site: constant in miners
+    list_query_ceiling = 12
+
+    def make_object(self, world: OrgWorld, i: int = 0) -> Model:
+        return matrix_miner(world, i)
+
+    def leaks(self, principal: Principal, response: Any, obj: Model | None) -> Iterator[str]:
+        """One object, not a list of rows: only the other org's names would be a leak."""
+        text = response.content.decode().lower()
+        for marker, org in (("alpha", "a"), ("bravo", "b")):
+            if principal.org != org and marker in text:
+                yield f"summary mentions {marker!r} (another org)"
 
 
 class TestJobs(RouteMatrix):

@@ -234,3 +234,23 @@ def test_cli_exits_1_when_a_shard_dies(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1 and "died" in stderr
+
+
+def test_flavour_and_label_password_from_flags_and_spec_file(tmp_path):
+    args = build_parser().parse_args(["--proto", "2", "--antminer", "1", "--flavour", "field",
+                                      "--factory-password", "Label-1234"])  # fmt: skip
+    proto, antminer = spec_from_args(args).resolved_groups()
+    assert (proto.flavour, proto.password, proto.factory_password) == ("field", None, "Label-1234")
+    assert (antminer.password, antminer.factory_password) == (None, None)  # root/root
+    spec_file = tmp_path / "fleet.yaml"
+    spec_file.write_text(
+        "groups:\n"
+        "  - {kind: protoos, count: 1, flavour: field}\n"
+        "  - {kind: protoos, count: 1, default_password: Label-5678}\n"
+    )
+    field, label = spec_from_args(build_parser().parse_args(["--spec", str(spec_file)]))\
+        .resolved_groups()  # fmt: skip
+    assert field.flavour == "field" and field.password == "rigwarden-sim-1"
+    assert (label.password, label.factory_password, label.factory) == (None, "Label-5678", True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--proto", "1", "--flavour", "vendor"])

@@ -112,6 +112,10 @@ def test_identities_are_unique_and_consecutive():
         {"proto": 2, "base": "127.255.255.254"},
         {"proto": 1, "password": "short"},
         {"antminer": 1, "antminer_model": "Antminer S99"},
+        {"proto": 1, "flavour": "vendor"},
+        {"proto": 1, "factory_password": "short"},
+        {"proto": 1, "factory_password": "proto"},
+        {"proto": 1, "password": "s3cretpw!", "factory_password": "Label-1234"},
     ],
 )
 def test_invalid_specs_are_refused(kwargs):

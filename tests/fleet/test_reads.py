@@ -1,0 +1,97 @@
+"""Samples, the fleet summary and the per-miner Prometheus endpoint, after real polls."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.actor import Actor
+from accounts.services.tokens import api_token_create
+from fleet.models import Miner, Sample
+from fleet.services import polling
+from fleet.services.miners import miner_add
+from tests.conftest import OrgWorld, api_client_for
+from tests.fleet.conftest import PASSWORD, ThreadedFleet
+
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+
+
+@pytest.fixture
+def polled(org_a: OrgWorld, rigs: ThreadedFleet) -> Iterator[list[Miner]]:
+    actor = Actor.system("tests")
+    miners = [
+        miner_add(actor=actor, site=org_a.sites[i % 2], host=e["host"], password=PASSWORD)
+        for i, e in enumerate(rigs.inventory)
+    ]
+    polling.poll_shard([m.pk for m in miners])
+    yield miners
+
+
+def test_samples_are_bucketed_by_step(polled: list[Miner], org_a: OrgWorld) -> None:
+    miner = polled[0]
+    now = timezone.now()
+    Sample.objects.bulk_create(
+        Sample(
+            miner=miner, ts=now - dt.timedelta(seconds=10 * i), hashrate_ths=100.0 + i, power_w=3000
+        )
+        for i in range(1, 60)
+    )
+    client = api_client_for(org_a.users["viewer"])
+    start = (now - dt.timedelta(minutes=10)).isoformat()
+    body = client.get(
+        f"/api/v1/miners/{miner.pk}/samples/",
+        {"from": start, "to": (now - dt.timedelta(seconds=5)).isoformat(), "step": 60},
+    ).json()
+    assert body["step"] == 60 and 9 <= len(body["points"]) <= 11
+    assert all(p["power_w"] == 3000 for p in body["points"])
+    assert client.get(f"/api/v1/miners/{miner.pk}/samples/", {"step": 1}).status_code == 400
+    assert client.get(f"/api/v1/miners/{miner.pk}/samples/", {"from": "soon"}).status_code == 400
+    default = client.get(f"/api/v1/miners/{miner.pk}/samples/").json()
+    assert default["points"], "the last 24 h include the poll"
+
+
+def test_fleet_summary_totals_and_per_site(
+    polled: list[Miner], org_a: OrgWorld, org_b: OrgWorld
+) -> None:
+    body = api_client_for(org_a.users["viewer"]).get("/api/v1/fleet/summary/").json()
+    totals = body["totals"]
+    assert totals["miners"] == 3 and totals["reporting"] == 3
+    assert totals["hashrate_ths"] > 0 and totals["power_w"] > 0 and totals["efficiency_jth"] > 0
+    assert totals["health"] == {"ok": 3}
+    assert sorted(s["miners"] for s in body["sites"]) == [1, 2]
+    one_site = (
+        api_client_for(org_a.users["viewer"])
+        .get("/api/v1/fleet/summary/", {"site": org_a.sites[0].pk})
+        .json()
+    )
+    assert one_site["totals"]["miners"] == 2
+    other = api_client_for(org_b.users["owner"]).get("/api/v1/fleet/summary/").json()
+    assert other["totals"]["miners"] == 0 and other["sites"] == []
+
+
+def test_miner_metrics_need_a_token_and_are_scoped(
+    polled: list[Miner], org_a: OrgWorld, org_b: OrgWorld, settings: Any
+) -> None:
+    assert Client().get("/metrics/miners").status_code == 401
+    settings.METRICS_TOKEN = "scrape-me-please-0123456789"
+    everything = Client().get(
+        "/metrics/miners", HTTP_AUTHORIZATION="Bearer scrape-me-please-0123456789"
+    )
+    text = b"".join(everything.streaming_content).decode()
+    assert everything.status_code == 200 and everything["Content-Type"].startswith("text/plain")
+    assert text.count("rigwarden_miner_hashrate_ths{") == 3
+    assert 'health="ok"} 1' in text and "rigwarden_miner_up{" in text
+    viewer = org_b.users["viewer"]
+    secret = api_token_create(actor=Actor.for_user(viewer), user=viewer, name="grafana").secret
+    theirs = Client().get("/metrics/miners", HTTP_AUTHORIZATION=f"Token {secret}")
+    assert "rigwarden_miner_hashrate_ths{" not in b"".join(theirs.streaming_content).decode()
+    mine_secret = api_token_create(
+        actor=Actor.for_user(org_a.users["viewer"]), user=org_a.users["viewer"], name="g"
+    ).secret
+    mine = Client().get("/metrics/miners", HTTP_AUTHORIZATION=f"Token {mine_secret}")
+    assert b"".join(mine.streaming_content).decode().count("rigwarden_miner_power_watts{") == 3
