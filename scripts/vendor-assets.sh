@@ -14,3 +14,5 @@ else
 fi
 copy() { install -D -m 0644 "node_modules/$1" "static/vendor/$2"; }
 copy htmx.org/dist/htmx.min.js htmx.min.js
+copy uplot/dist/uPlot.iife.min.js uplot.min.js
+copy uplot/dist/uPlot.min.css uplot.min.css

@@ -25,10 +25,11 @@ from accounts.authz import authorize, authorize_on
 from accounts.errors import ApplicationError
 from accounts.models import Organization
 from accounts.services.activity import activity_record, records_refusals
-from fleet import crypto, dial, runtime
+from fleet import crypto, dial, live, runtime
 from fleet.actions import ACTIONS, Action, ActionError, Params, needed_capability, render_worker
 from fleet.models import ItemStatus, Job, JobItem, JobStatus, Miner
 from fleet.netguard import AddressRefused
+from fleet.protocol import JobMessage, JobProgress, org_group
 from fleet.services.credentials import credentials_for
 from miners import Credentials, DeviceInfo, MinerError, Registry
 
@@ -163,6 +164,24 @@ def _finish(job_id: int, status: str) -> None:
         status=ItemStatus.CANCELLED
     )
     Job.unscoped.filter(pk=job_id).update(status=status, finished_at=timezone.now())
+    _progress(job_id)
+
+
+def _progress(job_id: int) -> None:
+    job = Job.unscoped.filter(pk=job_id).first()
+    if job is None:
+        return
+    progress = JobProgress(
+        id=job.pk,
+        kind=job.kind,
+        status=job.status,
+        total=job.total,
+        done=job.done,
+        failed=job.failed,
+    )
+    transaction.on_commit(
+        lambda: live.publish(org_group(job.org_id), JobMessage(type="job", job=progress))
+    )
 
 
 def _worker_values(miner: Miner) -> dict[str, str]:
@@ -284,3 +303,4 @@ def _run_batch(
     Job.unscoped.filter(pk=job.pk).update(
         done=F("done") + len(items) - failed, failed=F("failed") + failed
     )
+    _progress(job.pk)

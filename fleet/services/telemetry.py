@@ -17,8 +17,10 @@ from django.utils import timezone
 from accounts.actor import Actor
 from accounts.services.activity import activity_record
 from fleet import health as rules
+from fleet import live
 from fleet.models import Miner, MinerLatest, Sample
 from fleet.poller import PollOutcome
+from fleet.protocol import HealthMessage, MinerDelta, TelemetryMessage, site_group
 from miners import MinerStatus
 
 _LATEST_FIELDS = [
@@ -89,6 +91,7 @@ def telemetry_ingest(
     rows: list[MinerLatest] = []
     samples: list[Sample] = []
     changed: list[Miner] = []
+    outbox = Outbox()
     ok = 0
     for outcome in outcomes:
         miner = miners.get(outcome.miner_id)
@@ -123,12 +126,47 @@ def telemetry_ingest(
                 target=miner,
                 details={"from": miner.health, "to": health, "error": row.last_error},
             )
+            outbox.health(miner, health)
             miner.health = health
             changed.append(miner)
+        outbox.delta(miner, row)
     MinerLatest.objects.bulk_create(
         rows, update_conflicts=True, unique_fields=["miner"], update_fields=_LATEST_FIELDS
     )
     Sample.objects.bulk_create(samples)
     Miner.unscoped.bulk_update(changed, ["health"])
     Miner.unscoped.filter(pk__in=list(miners)).update(next_poll_at=now + interval)
+    transaction.on_commit(outbox.send)
     return IngestSummary(len(rows), ok, len(rows) - ok, len(changed))
+
+
+class Outbox:
+    """Live updates of one ingest, sent per site once the transaction commits."""
+
+    def __init__(self) -> None:
+        self.deltas: dict[int, list[MinerDelta]] = {}
+        self.events: list[tuple[int, HealthMessage]] = []
+
+    def delta(self, miner: Miner, row: MinerLatest) -> None:
+        self.deltas.setdefault(miner.site_id, []).append(
+            MinerDelta(
+                id=miner.pk,
+                site=miner.site_id,
+                health=miner.health,
+                state=row.state,
+                hashrate_ths=row.hashrate_ths,
+                power_w=row.power_w,
+                max_temp_c=row.max_temp_c,
+                updated_at=row.updated_at.isoformat() if row.updated_at else None,
+            )
+        )
+
+    def health(self, miner: Miner, to: str) -> None:
+        message = HealthMessage(type="health", miner=miner.pk, name=miner.name, to=to)
+        self.events.append((miner.site_id, message))
+
+    def send(self) -> None:
+        for site_id, message in self.events:
+            live.publish(site_group(site_id), message)
+        for site_id, deltas in self.deltas.items():
+            live.publish(site_group(site_id), TelemetryMessage(type="telemetry", miners=deltas))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from miners.sim.models import ANTMINER, PROTOOS, ModelSpec
+from miners.sim.spec import PROTO_FACTORY_PASSWORD
 
 R0 = 0.026  # °C per watt of board power at zero airflow bonus: ~40 °C rise at 60 % fan.
 SHARES_PER_TH_S = 1 / 600  # ~10 accepted shares a minute at 100 TH/s.
@@ -20,7 +21,6 @@ IDLE_W = {PROTOOS: 60.0, ANTMINER: 15.0}
 WORK_MODE_POWER = {0: 1.0, 2: 0.75}  # Antminer normal / low power; 1 (sleep) does not hash.
 EFFICIENCY_MODE_POWER = 0.9
 OVERHEAT_C = {"degraded": 95.0, "error": 106.0}
-PROTO_FACTORY_PASSWORD = "proto"
 MAX_ACCESS_TOKENS = 8
 """Access tokens a rig keeps valid at once: the one from the last login plus those refreshes
 issued since (a refresh does not revoke the token other clients hold; a login does)."""

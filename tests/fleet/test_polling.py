@@ -132,3 +132,19 @@ def test_the_beat_tick_polls_through_the_shard_task(fleet: list[Miner], settings
     finally:
         app.conf.task_always_eager = False
     assert MinerLatest.objects.filter(miner__in=fleet, updated_at__isnull=False).count() == 3
+
+
+def test_ingest_publishes_deltas_per_site_after_commit(
+    fleet: list[Miner], monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from fleet import live
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(live, "publish", lambda group, message: sent.append((group, message)))
+    with django_capture_on_commit_callbacks(execute=True):
+        polling.poll_shard([m.pk for m in fleet])
+    telemetry = [m for _g, m in sent if m["type"] == "telemetry"]
+    assert {g for g, m in sent if m["type"] == "telemetry"} == {f"live.site.{fleet[0].site_id}"}
+    assert sorted(d["id"] for m in telemetry for d in m["miners"]) == sorted(m.pk for m in fleet)
+    assert all(d["hashrate_ths"] for m in telemetry for d in m["miners"])
+    assert [m["to"] for _g, m in sent if m["type"] == "health"] == ["ok", "ok", "ok"]
