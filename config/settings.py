@@ -194,6 +194,7 @@ EMBEDDED = REDIS_URL is None
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "prune-history": {"task": "accounts.prune_history", "schedule": 3600.0},
     "poll-due-miners": {"task": "fleet.poll_due", "schedule": 2.0},
+    "rollup-samples": {"task": "fleet.rollup_samples", "schedule": 300.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -390,6 +391,10 @@ FLEET_POLL_INTERVAL = env_int("FLEET_POLL_INTERVAL", 10, minimum=2, maximum=3600
 FLEET_POLL_SHARD_SIZE = env_int("FLEET_POLL_SHARD_SIZE", 500, minimum=1, maximum=20000)
 FLEET_POLL_CONCURRENCY = env_int("FLEET_POLL_CONCURRENCY", 256, minimum=1, maximum=4096)
 FLEET_POLL_DEADLINE = float(env_int("FLEET_POLL_DEADLINE", 8, minimum=1, maximum=60))
+# Samples: raw for hours, 5-minute averages for days, hourly averages for days.
+FLEET_RAW_SAMPLE_HOURS = env_int("FLEET_RAW_SAMPLE_HOURS", 48, minimum=1, maximum=24 * 90)
+FLEET_ROLLUP_5M_DAYS = env_int("FLEET_ROLLUP_5M_DAYS", 90, minimum=1, maximum=3650)
+FLEET_ROLLUP_1H_DAYS = env_int("FLEET_ROLLUP_1H_DAYS", 730, minimum=1, maximum=36500)
 # Bulk actions: this many miners at a time, then a pause (a job may set its own).
 FLEET_JOB_BATCH_SIZE = env_int("FLEET_JOB_BATCH_SIZE", 10, minimum=1, maximum=10000)
 FLEET_JOB_INTERVAL = float(env_int("FLEET_JOB_INTERVAL", 5, minimum=0, maximum=3600))

@@ -6,3 +6,8 @@ class FleetConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "fleet"
+
+    def ready(self) -> None:
+        from fleet import observability
+
+        observability.register()

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from accounts.models import Site, grants_for
 from fleet import live
+from fleet.observability import LIVE_DROPPED
 from fleet.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_MALFORMED,
@@ -128,6 +129,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         for delta in payload.get("miners", []):
             if len(self.pending) >= MAX_PENDING and delta["id"] not in self.pending:
                 self.dropped += 1
+                LIVE_DROPPED.inc()
                 continue
             self.pending[delta["id"]] = delta
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
+from django.db.models import Avg, BigIntegerField, Count, F, Func, Max, Q, QuerySet, Sum
+from django.db.models.expressions import Expression
 from django.utils import timezone
 
-from fleet.models import Miner, Sample
+from fleet.models import Miner, MinerHealth, Sample, SampleRollup
 
 MAX_POINTS = 2000
 
@@ -25,9 +28,7 @@ def samples_series(
     step = step or max(10, int(span // MAX_POINTS) + 1)
     if span / step > MAX_POINTS:
         step = int(span // MAX_POINTS) + 1
-    rows = Sample.objects.filter(miner=miner, ts__gte=start, ts__lt=end).values_list(
-        "ts", "hashrate_ths", "power_w", "max_temp_c"
-    )
+    rows = _series_rows(miner, start, end, step)
     buckets: dict[int, list[list[float]]] = defaultdict(lambda: [[], [], []])
     origin = start.timestamp()
     for ts, hashrate, power, temp in rows.iterator(chunk_size=5000):
@@ -41,6 +42,20 @@ def samples_series(
         at = dt.datetime.fromtimestamp(origin + slot * step, tz=dt.UTC)
         points.append({"t": at, "hashrate_ths": hashrate, "power_w": power, "max_temp_c": temp})
     return {"from": start, "to": end, "step": step, "points": points}
+
+
+def _series_rows(miner: Miner, start: dt.datetime, end: dt.datetime, step: int) -> Any:
+    """Raw samples while they are kept and the step is fine; else 5-minute or hourly averages."""
+    from django.conf import settings
+
+    raw_since = timezone.now() - dt.timedelta(hours=settings.FLEET_RAW_SAMPLE_HOURS)
+    columns = ("ts", "hashrate_ths", "power_w", "max_temp_c")
+    if step < 300 and start >= raw_since:
+        return Sample.objects.filter(miner=miner, ts__gte=start, ts__lt=end).values_list(*columns)
+    resolution = 3600 if step >= 3600 else 300
+    return SampleRollup.objects.filter(
+        miner=miner, resolution=resolution, ts__gte=start, ts__lt=end
+    ).values_list(*columns)
 
 
 def _totals(queryset: QuerySet[Miner]) -> dict[str, Any]:
@@ -81,3 +96,98 @@ def fleet_summary(miners: QuerySet[Miner]) -> dict[str, Any]:
         .order_by("-n", "model")
     ]
     return {"totals": _totals(miners), "sites": per_site, "models": per_model}
+
+
+class _Bucket(Func):
+    """The Unix time that starts a timestamp's ``step``-second bucket, computed by the database
+    (PostgreSQL and SQLite spell epoch seconds differently)."""
+
+    output_field = BigIntegerField()
+
+    def __init__(self, expression: str | Expression, step: int) -> None:
+        super().__init__(F(expression) if isinstance(expression, str) else expression)
+        self.step = int(step)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = (
+            f"(FLOOR(EXTRACT(EPOCH FROM %(expressions)s) / {self.step}) * {self.step})::bigint"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = (
+            f"(CAST(strftime('%%s', %(expressions)s) AS INTEGER) / {self.step}) * {self.step}"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def fleet_series(
+    miners: QuerySet[Miner], *, hours: int = 24, step: int = 300, end: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Fleet hashrate and power of ``miners`` over the last ``hours``, per ``step`` seconds, in
+    one GROUP BY: a bucket's average sample times the miners that reported in it. That equals
+    the sum of per-miner averages when the miners poll at the same rate (the poller's interval),
+    without reading millions of samples into Python. The shape is ``samples_series``'."""
+    end = end or timezone.now()
+    start = end - dt.timedelta(hours=hours)
+    rows = (
+        Sample.objects.filter(miner__in=miners.values("pk"), ts__gte=start, ts__lt=end)
+        .annotate(bucket=_Bucket("ts", step))
+        .values("bucket")
+        .annotate(
+            hashrate=Avg("hashrate_ths"),
+            power=Avg("power_w"),
+            reporting=Count("miner", distinct=True),
+        )
+        .order_by("bucket")
+    )
+    points = [
+        {
+            "t": dt.datetime.fromtimestamp(row["bucket"], tz=dt.UTC),
+            "hashrate_ths": _times(row["hashrate"], row["reporting"], 3),
+            "power_w": _times(row["power"], row["reporting"], 1),
+            "miners": row["reporting"],
+        }
+        for row in rows
+    ]
+    return {"from": start, "to": end, "step": step, "points": points}
+
+
+def _times(average: float | None, count: int, digits: int) -> float | None:
+    return None if average is None else round(average * count, digits)
+
+
+# Not mining first (worst first), then the ones hashing furthest below their model's median.
+_ATTENTION = {MinerHealth.OFFLINE: 0, MinerHealth.AUTH_NEEDED: 1, MinerHealth.DEGRADED: 2}
+UNDERPERFORMING = 0.95
+
+
+@dataclass(frozen=True)
+class Laggard:
+    miner: Miner
+    median_ths: float | None  # of the miner's model, among its healthy peers
+    ratio: float | None  # its hashrate / that median
+
+
+def worst_performers(miners: QuerySet[Miner], *, limit: int = 10) -> list[Laggard]:
+    """The miners that most need a look: offline, locked out or degraded first, then those below
+    95 % of the median hashrate of healthy miners of the same model. One narrow read of every
+    miner (the medians need them all), then the ``limit`` worst are loaded with their site."""
+    rows = list(miners.values_list("pk", "model", "health", "latest__hashrate_ths").order_by())
+    healthy: dict[str, list[float]] = defaultdict(list)
+    for _pk, model, health, hashrate in rows:
+        if health == MinerHealth.OK and hashrate is not None:
+            healthy[model].append(hashrate)
+    medians = {model: statistics.median(values) for model, values in healthy.items()}
+    ranked: list[tuple[tuple[int, int, float], int, float | None, float | None]] = []
+    for pk, model, health, hashrate in rows:
+        median = medians.get(model)
+        ratio = hashrate / median if hashrate is not None and median else None
+        if health in _ATTENTION:
+            ranked.append(((0, _ATTENTION[health], ratio or 0.0), pk, median, ratio))
+        elif health == MinerHealth.OK and ratio is not None and ratio < UNDERPERFORMING:
+            ranked.append(((1, 0, ratio), pk, median, ratio))
+    ranked.sort(key=lambda entry: (entry[0], entry[1]))
+    worst = ranked[:limit]
+    loaded = miners.select_related("site", "latest").in_bulk([pk for _key, pk, _m, _r in worst])
+    return [Laggard(loaded[pk], median, ratio) for _key, pk, median, ratio in worst if pk in loaded]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet.services import jobs, polling
+from fleet.services import jobs, polling, retention
 
 
 @shared_task(name="fleet.poll_due")
@@ -25,3 +25,9 @@ def poll_shard(miner_ids: list[int]) -> dict[str, int]:
 @shared_task(name="fleet.run_job", acks_late=True)
 def run_job(job_id: int) -> None:
     jobs.job_execute(job_id)
+
+
+@shared_task(name="fleet.rollup_samples")
+def rollup_samples() -> dict[str, int]:
+    written = retention.rollup()
+    return {"rollups": written, **retention.prune()}

@@ -1,7 +1,7 @@
 from fleet.models.jobs import ItemStatus, Job, JobItem, JobStatus
 from fleet.models.keys import DataKey
 from fleet.models.miners import Miner, MinerHealth
-from fleet.models.telemetry import MinerLatest, Sample
+from fleet.models.telemetry import MinerLatest, Sample, SampleRollup
 
 __all__ = [
     "DataKey",
@@ -13,4 +13,5 @@ __all__ = [
     "MinerHealth",
     "MinerLatest",
     "Sample",
+    "SampleRollup",
 ]

@@ -55,3 +55,27 @@ class Sample(models.Model):
 
     def __str__(self) -> str:
         return f"sample of miner {self.miner_id} at {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class SampleRollup(models.Model):
+    """Averages of a miner's samples over ``resolution`` seconds (300 or 3600) from ``ts``,
+    so charts over days and years don't read raw rows (which are kept only for a while)."""
+
+    miner = models.ForeignKey(Miner, on_delete=models.CASCADE, related_name="rollups")
+    resolution = models.PositiveIntegerField()
+    ts = models.DateTimeField()
+    hashrate_ths = models.FloatField(null=True)
+    power_w = models.FloatField(null=True)
+    max_temp_c = models.FloatField(null=True)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["miner", "resolution", "ts"], name="rollup_unique_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["resolution", "ts"], name="rollup_resolution_ts")]
+
+    def __str__(self) -> str:
+        return f"{self.resolution}s rollup of miner {self.miner_id} at {self.ts:%Y-%m-%d %H:%M}"

@@ -14,6 +14,7 @@ from fleet import dial, runtime
 from fleet.crypto import SecretError
 from fleet.models import Miner
 from fleet.netguard import AddressRefused
+from fleet.observability import POLL_ERRORS, POLL_SECONDS, SHARD_SECONDS
 from fleet.poller import PollOutcome, PollTarget, poll_targets
 from fleet.services.credentials import credentials_for
 from fleet.services.telemetry import IngestSummary, telemetry_ingest
@@ -80,6 +81,11 @@ def _targets(miner_ids: list[int]) -> tuple[list[PollTarget], list[PollOutcome]]
 
 def poll_shard(miner_ids: list[int]) -> IngestSummary:
     """Poll these miners concurrently (one deadline each) and ingest what came back."""
+    with SHARD_SECONDS.time():
+        return _poll_shard(miner_ids)
+
+
+def _poll_shard(miner_ids: list[int]) -> IngestSummary:
     config = poll_settings()
     targets, refused = _targets(miner_ids)
 
@@ -91,4 +97,9 @@ def poll_shard(miner_ids: list[int]) -> IngestSummary:
     outcomes = runtime.run(
         work, timeout=config.deadline * (1 + len(targets) // max(1, config.concurrency)) + 10
     )
+    for outcome in outcomes:
+        POLL_SECONDS.observe(outcome.seconds)
+    for outcome in [*outcomes, *refused]:
+        if outcome.error is not None:
+            POLL_ERRORS.labels(outcome.error.kind).inc()
     return telemetry_ingest([*outcomes, *refused], interval=config.interval)

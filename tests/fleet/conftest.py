@@ -55,6 +55,14 @@ class ThreadedFleet:
 
     def stop(self) -> None:
         self.call(self.fleet.stop())
+
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.call(drain())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 

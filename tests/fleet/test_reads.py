@@ -95,3 +95,68 @@ def test_miner_metrics_need_a_token_and_are_scoped(
     ).secret
     mine = Client().get("/metrics/miners", HTTP_AUTHORIZATION=f"Token {mine_secret}")
     assert b"".join(mine.streaming_content).decode().count("rigwarden_miner_power_watts{") == 3
+
+
+def test_ops_metrics_carry_fleet_gauges_and_poller_histograms(polled: list[Miner]) -> None:
+    response = Client().get("/metrics")
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert 'rigwarden_fleet_miners{health="ok",org="alpha"' in text
+    assert "rigwarden_fleet_hashrate_ths{" in text
+    assert "rigwarden_poll_seconds_bucket" in text and "rigwarden_poll_shard_seconds_count" in text
+
+
+def test_rollups_serve_long_ranges_and_raw_samples_expire(
+    polled: list[Miner], org_a: OrgWorld, settings: Any
+) -> None:
+    from fleet.models import SampleRollup
+    from fleet.services import retention
+
+    miner = polled[0]
+    now = timezone.now()
+    Sample.objects.bulk_create(
+        Sample(miner=miner, ts=now - dt.timedelta(minutes=i), hashrate_ths=200.0, power_w=3500)
+        for i in range(1, 100)
+    )
+    assert retention.rollup(now=now) > 0
+    five = SampleRollup.objects.filter(miner=miner, resolution=300)
+    assert five.exists() and all(r.hashrate_ths == 200.0 for r in five if r.count > 1)
+    body = (
+        api_client_for(org_a.users["viewer"])
+        .get(
+            f"/api/v1/miners/{miner.pk}/samples/",
+            {"from": (now - dt.timedelta(hours=2)).isoformat(), "to": now.isoformat(), "step": 300},
+        )
+        .json()
+    )
+    assert body["points"] and body["step"] == 300
+    settings.FLEET_RAW_SAMPLE_HOURS = 1
+    pruned = retention.prune(now=now + dt.timedelta(hours=2))
+    assert pruned["raw"] >= 99 and not Sample.objects.filter(miner=miner).exists()
+    assert SampleRollup.objects.filter(miner=miner).exists()  # the averages outlive raw rows
+
+
+def test_rollups_in_python_agree_with_sql(
+    polled: list[Miner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded default (SQLite) groups in Python: same buckets as PostgreSQL's SQL."""
+    from django.db import connection
+
+    from fleet.services import retention
+
+    now = timezone.now()
+    Sample.objects.bulk_create(
+        Sample(miner=polled[0], ts=now - dt.timedelta(seconds=37 * i), hashrate_ths=float(i))
+        for i in range(1, 200)
+    )
+    start, end = now - dt.timedelta(hours=2), now
+    sql = sorted(
+        (r["miner_id"], int(r["bucket"]), round(r["h"] or 0, 6), r["n"])
+        for r in retention._buckets(start, end, 300)
+    )
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    py = sorted(
+        (r["miner_id"], int(r["bucket"]), round(r["h"] or 0, 6), r["n"])
+        for r in retention._buckets(start, end, 300)
+    )
+    assert sql == py and len(sql) > 5

@@ -1,0 +1,78 @@
+"""Fleet figures on ``/metrics``: gauges per org and site (read from the database at scrape
+time, so every web replica reports the same truth) and the poller's own histograms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db.models import Count, Sum
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+POLL_SECONDS = Histogram(
+    "rigwarden_poll_seconds",
+    "One miner's poll, from connect to status",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+)
+SHARD_SECONDS = Histogram(
+    "rigwarden_poll_shard_seconds",
+    "One shard: load, poll every miner, ingest",
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+POLL_ERRORS = Counter("rigwarden_poll_errors_total", "Failed polls by kind", ["kind"])
+LIVE_DROPPED = Counter(
+    "rigwarden_live_dropped_total", "Live updates dropped because a browser fell behind"
+)
+
+
+class FleetCollector(Collector):
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Names only (the registry asks at registration: no database access then)."""
+        yield GaugeMetricFamily("rigwarden_fleet_miners", "Miners by health")
+        yield GaugeMetricFamily("rigwarden_fleet_hashrate_ths", "Fleet hashrate (TH/s)")
+        yield GaugeMetricFamily("rigwarden_fleet_power_watts", "Fleet power")
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from fleet.models import Miner
+
+        miners = GaugeMetricFamily(
+            "rigwarden_fleet_miners", "Miners by health", labels=["org", "site", "health"]
+        )
+        hashrate = GaugeMetricFamily(
+            "rigwarden_fleet_hashrate_ths", "Fleet hashrate (TH/s)", labels=["org", "site"]
+        )
+        power = GaugeMetricFamily(
+            "rigwarden_fleet_power_watts", "Fleet power", labels=["org", "site"]
+        )
+        try:
+            counts = list(
+                Miner.unscoped.values_list("org__slug", "site__slug", "health")
+                .annotate(n=Count("id"))
+                .order_by()
+            )
+            sums = list(
+                Miner.unscoped.values_list("org__slug", "site__slug")
+                .annotate(h=Sum("latest__hashrate_ths"), p=Sum("latest__power_w"))
+                .order_by()
+            )
+        except Exception:
+            return
+        for org, site, health, n in counts:
+            miners.add_metric([org, site, health], n)
+        for org, site, h, p in sums:
+            hashrate.add_metric([org, site], h or 0.0)
+            power.add_metric([org, site], p or 0.0)
+        yield miners
+        yield hashrate
+        yield power
+
+
+_registered = False
+
+
+def register() -> None:
+    global _registered
+    if not _registered:
+        REGISTRY.register(FleetCollector())
+        _registered = True
