@@ -9,6 +9,7 @@ from accounts.api.base import scoped_related
 from accounts.models import Site
 from fleet.actions import ACTIONS, POOL_URL_PATTERN
 from fleet.models import Job, JobItem, JobStatus, Miner, MinerHealth, MinerLatest
+from fleet.models.telemetry import LATEST_FIELDS
 
 
 class LatestSerializer(serializers.ModelSerializer[MinerLatest]):
@@ -16,24 +17,7 @@ class LatestSerializer(serializers.ModelSerializer[MinerLatest]):
 
     class Meta:
         model = MinerLatest
-        fields = [
-            "state",
-            "hashrate_ths",
-            "power_w",
-            "efficiency_jth",
-            "power_target_w",
-            "max_temp_c",
-            "temperatures",
-            "fans",
-            "hashboards",
-            "psus",
-            "pools",
-            "issues",
-            "updated_at",
-            "polled_at",
-            "failures",
-            "last_error",
-        ]
+        fields = list(LATEST_FIELDS)
         read_only_fields = fields
 
 

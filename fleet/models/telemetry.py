@@ -6,6 +6,26 @@ from django.utils import timezone
 from fleet.models.miners import Miner
 
 
+LATEST_FIELDS = (
+    "state",
+    "hashrate_ths",
+    "power_w",
+    "efficiency_jth",
+    "power_target_w",
+    "max_temp_c",
+    "temperatures",
+    "fans",
+    "hashboards",
+    "psus",
+    "pools",
+    "issues",
+    "updated_at",
+    "polled_at",
+    "failures",
+    "last_error",
+)
+
+
 class MinerLatest(models.Model):
     """The last poll of a miner: upserted in bulk by ``telemetry_ingest``, one row per miner."""
 

@@ -19,28 +19,11 @@ from accounts.services.activity import activity_record
 from fleet import health as rules
 from fleet import live
 from fleet.models import Miner, MinerLatest, Sample
+from fleet.models.telemetry import LATEST_FIELDS
 from fleet.poller import PollOutcome
 from fleet.protocol import HealthMessage, MinerDelta, TelemetryMessage, site_group
 from miners import MinerStatus
 
-_LATEST_FIELDS = [
-    "state",
-    "hashrate_ths",
-    "power_w",
-    "efficiency_jth",
-    "power_target_w",
-    "max_temp_c",
-    "temperatures",
-    "fans",
-    "hashboards",
-    "psus",
-    "pools",
-    "issues",
-    "updated_at",
-    "polled_at",
-    "failures",
-    "last_error",
-]
 POLLER = Actor.system("poller")
 
 
@@ -131,7 +114,7 @@ def telemetry_ingest(
             changed.append(miner)
         outbox.delta(miner, row)
     MinerLatest.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["miner"], update_fields=_LATEST_FIELDS
+        rows, update_conflicts=True, unique_fields=["miner"], update_fields=list(LATEST_FIELDS)
     )
     Sample.objects.bulk_create(samples)
     Miner.unscoped.bulk_update(changed, ["health"])
