@@ -29,6 +29,11 @@ class MinerSerializer(serializers.ModelSerializer[Miner]):
     latest = serializers.SerializerMethodField(
         help_text="The last poll's figures; null until the miner has been polled."
     )
+    requested_power_target_w = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="A power target an action set that no poll has shown applied yet (else null).",
+    )
 
     class Meta:
         model = Miner
@@ -55,6 +60,7 @@ class MinerSerializer(serializers.ModelSerializer[Miner]):
             "position",
             "created_at",
             "updated_at",
+            "requested_power_target_w",
             "latest",
         ]
         read_only_fields = fields

@@ -55,6 +55,8 @@ class Miner(ScopedModel):
     secret = models.BinaryField(null=True, blank=True, editable=False)
     credential_version = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # a power target an action set; cleared by the first poll that shows the rig took it
+    requested_power_target_w = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

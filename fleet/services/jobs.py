@@ -299,6 +299,10 @@ def _run_batch(
                 },
             )
     JobItem.objects.bulk_update(items, ["status", "error", "finished_at"])
+    if action.kind == "set_power_target" and params.get("watts") is not None:
+        # the next poll confirms it (telemetry_ingest): until then it shows as not applied
+        took = [i.miner_id for i, e in zip(items, errors, strict=True) if not e and i.miner_id]
+        Miner.unscoped.filter(pk__in=took).update(requested_power_target_w=params["watts"])
     failed = sum(1 for e in errors if e)
     Job.unscoped.filter(pk=job.pk).update(
         done=F("done") + len(items) - failed, failed=F("failed") + failed

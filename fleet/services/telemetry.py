@@ -68,8 +68,11 @@ def telemetry_ingest(
     ids = [o.miner_id for o in outcomes]
     miners = {
         m.pk: m
-        for m in Miner.unscoped.filter(pk__in=ids).only("id", "org", "site", "health", "name")
+        for m in Miner.unscoped.filter(pk__in=ids).only(
+            "id", "org", "site", "health", "name", "requested_power_target_w"
+        )
     }
+    confirmed: list[int] = []
     latest = {row.miner_id: row for row in MinerLatest.objects.filter(miner_id__in=ids)}
     rows: list[MinerLatest] = []
     samples: list[Sample] = []
@@ -86,6 +89,8 @@ def telemetry_ingest(
         if outcome.status is not None:
             ok += 1
             _latest_from_status(row, outcome.status, at)
+            if target_taken(miner.requested_power_target_w, row.power_target_w):
+                confirmed.append(miner.pk)
             samples.append(
                 Sample(
                     miner_id=miner.pk,
@@ -118,9 +123,18 @@ def telemetry_ingest(
     )
     Sample.objects.bulk_create(samples)
     Miner.unscoped.bulk_update(changed, ["health"])
+    if confirmed:
+        Miner.unscoped.filter(pk__in=confirmed).update(requested_power_target_w=None)
     Miner.unscoped.filter(pk__in=list(miners)).update(next_poll_at=now + interval)
     transaction.on_commit(outbox.send)
     return IngestSummary(len(rows), ok, len(rows) - ok, len(changed))
+
+
+def target_taken(requested: int | None, reported: float | None) -> bool:
+    """Whether the rig reports the power target an action set (within 1 %)."""
+    if requested is None or reported is None:
+        return False
+    return abs(reported - requested) <= max(1.0, requested * 0.01)
 
 
 class Outbox:

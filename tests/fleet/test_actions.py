@@ -172,3 +172,28 @@ def test_jobs_are_org_scoped(org_a: OrgWorld, org_b: OrgWorld, fleet: list[Miner
         "/api/v1/jobs/", {"kind": "blink", "miners": [fleet[0].pk]}, format="json"
     )
     assert response.status_code == 400 and "miners" in response.json()
+
+
+def test_a_power_target_shows_as_not_applied_until_a_poll_confirms_it(
+    org_a: OrgWorld, fleet: list[Miner], rigs: ThreadedFleet
+) -> None:
+    from fleet.services import polling
+
+    proto = next(m for m in fleet if m.driver == "protoos")
+    owner = api_client_for(org_a.users["owner"])
+    response = act(owner, proto, "set_power_target", {"watts": 3100})
+    assert run(response.json()["job"]["id"]).done == 1
+    assert owner.get(f"/api/v1/miners/{proto.pk}/").json()["requested_power_target_w"] == 3100
+    assert sim(rigs, proto).power_target_w == 3100
+    polling.poll_shard([proto.pk])  # the rig reports it: the request is confirmed and cleared
+    body = owner.get(f"/api/v1/miners/{proto.pk}/").json()
+    assert body["requested_power_target_w"] is None
+    assert body["latest"]["power_target_w"] == 3100
+
+
+def test_target_taken_needs_the_rig_to_report_it() -> None:
+    from fleet.services.telemetry import target_taken
+
+    assert target_taken(3000, 3000.0) and target_taken(3000, 2980.0)
+    assert not target_taken(3000, 3300.0) and not target_taken(3000, None)
+    assert not target_taken(None, 3000.0)
