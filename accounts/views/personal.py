@@ -37,7 +37,14 @@ from accounts.selectors import (
     mfa_overview,
 )
 from accounts.services import security, tokens
-from accounts.views.base import ACTIVITY_PER_PAGE, PageRequest, current_user, org_page, render_page
+from accounts.views.base import (
+    ACTIVITY_PER_PAGE,
+    PageRequest,
+    current_user,
+    org_page,
+    render_page,
+    scoped_get,
+)
 
 # --- API tokens -------------------------------------------------------------------------------
 
@@ -96,7 +103,12 @@ def token_create(request: PageRequest) -> HttpResponse:
 @declare(AUTHENTICATED)
 @require_POST
 def token_revoke(request: PageRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(_own_tokens(request), pk=pk)
+    token: ApiToken = scoped_get(
+        request,
+        ApiToken.unscoped.filter(user=current_user(request)).select_related("org"),
+        AUTHENTICATED,
+        pk=pk,
+    )
     tokens.api_token_revoke(actor=Actor.for_request(request), token=token)
     messages.success(request, f"Revoked the token {token.name}. Scripts using it now get 401.")
     return _tokens_page(request) if request.htmx else redirect("tokens")

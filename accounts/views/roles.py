@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.db.models import Count, Q
@@ -29,7 +29,14 @@ from accounts.selectors import (
     permission_groups,
 )
 from accounts.services import roles
-from accounts.views.base import PageRequest, after_write, first_error, org_page, render_page
+from accounts.views.base import (
+    PageRequest,
+    after_write,
+    first_error,
+    org_page,
+    render_page,
+    scoped_get,
+)
 
 # --- Roles ------------------------------------------------------------------------------------
 
@@ -85,9 +92,7 @@ def _roles_page(
 
 
 def _custom_role(request: PageRequest, org: Organization, pk: int) -> Role:
-    return get_object_or_404(
-        Role.objects.restrict(request.user, "role:manage").filter(org=org), pk=pk
-    )
+    return cast(Role, scoped_get(request, Role, "role:manage", org=org, pk=pk))
 
 
 @org_page("user:read")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.db.models import Count
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.actor import Actor
@@ -17,7 +16,14 @@ from accounts.errors import Refusal
 from accounts.forms import SiteForm, add_service_errors
 from accounts.models import Organization, Site
 from accounts.services import orgs
-from accounts.views.base import PageRequest, after_write, first_error, org_page, render_page
+from accounts.views.base import (
+    PageRequest,
+    after_write,
+    first_error,
+    org_page,
+    render_page,
+    scoped_get,
+)
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,9 @@ def _sites_page(
 
 
 def _managed_site(request: PageRequest, org: Organization, pk: int) -> Site:
-    """Another org's site, or one this user may only see, is a 404 like an unknown id."""
-    return get_object_or_404(
-        Site.objects.restrict(request.user, "site:manage").filter(org=org), pk=pk
-    )
+    """Another org's site is a 404 like an unknown id; a visible one the user may not manage
+    is refused by the service (403)."""
+    return cast(Site, scoped_get(request, Site, "site:read", org=org, pk=pk))
 
 
 @org_page("site:read")
