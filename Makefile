@@ -13,7 +13,7 @@ export PORT DATA_DIR
 .PHONY: run test test-fast venv dev-venv assets collectstatic migrate seed lint fmt typecheck checks pytest bench clean help
 
 help:
-	@echo "make run    — install, migrate, seed the demo and start http://127.0.0.1:$(PORT)/"
+	@echo "make run    — install, migrate, seed the demo (300 simulated miners) and start http://127.0.0.1:$(PORT)/"
 	@echo "make test   — install, start PostgreSQL/Redis if stopped, lint, types, checks, tests"
 	@echo "make test-fast — the edit loop: pytest without browser and slow (subprocess) tests"
 	@echo "make lint | fmt | typecheck | migrate | seed | bench | clean"
@@ -47,11 +47,14 @@ migrate: venv
 	@$(BIN)/python manage.py migrate --noinput -v $(MANAGE_VERBOSITY)
 
 # Prints the demo login (or, with DEMO=0, how to create the first owner).
+define no_demo
+echo "No demo seeded. Create your first org and owner:"; \
+     echo "  $(BIN)/python manage.py create_org --name 'My Org'"; \
+     echo "  $(BIN)/python manage.py create_user --email you@example.com --password '…' --org my-org --role owner --staff"
+endef
 define seed_demo
 @if [ "$${DEMO:-1}" != "0" ]; then $(BIN)/python manage.py seed_demo; \
-else echo "No demo seeded. Create your first org and owner:"; \
-     echo "  $(BIN)/python manage.py create_org --name 'My Org'"; \
-     echo "  $(BIN)/python manage.py create_user --email you@example.com --password '…' --org my-org --role owner --staff"; fi
+else $(no_demo); fi
 endef
 
 seed: migrate
@@ -60,14 +63,21 @@ seed: migrate
 collectstatic: venv assets
 	@$(BIN)/python manage.py collectstatic --noinput -v0
 
-# The address and the login come last, after everything that prints while setting up.
+# The address and the login come last, after everything that prints while setting up. With the
+# demo, fleet.demo seeds it, starts simulated miners (DEMO_PROTO/DEMO_ANTMINER), pairs them into
+# the demo org, runs the server and stops the simulators with it (README, docs/simulator.md).
+RUN_BANNER = Rigwarden on http://127.0.0.1:$(PORT)/  (embedded mode: SQLite in $(DATA_DIR), in-process tasks)
+SERVER = $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+
 run: MANAGE_VERBOSITY := 0
 run: venv assets collectstatic migrate
 	@echo ""
-	@echo "Rigwarden on http://127.0.0.1:$(PORT)/  (embedded mode: SQLite in $(DATA_DIR), in-process tasks)"
-	$(seed_demo)
-	@echo ""
-	@FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+	@if [ "$${DEMO:-1}" != "0" ]; then \
+	  FLEET_EMBEDDED_SCHEDULER=1 exec $(BIN)/python -m fleet.demo --banner "$(RUN_BANNER)" -- $(SERVER); \
+	else \
+	  echo "$(RUN_BANNER)"; $(no_demo); echo ""; \
+	  FLEET_EMBEDDED_SCHEDULER=1 exec $(SERVER); \
+	fi
 
 lint: dev-venv
 	$(BIN)/ruff check .

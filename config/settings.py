@@ -380,7 +380,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # one line per task run (every 2 s for the poll tick) drowns everything else
+        "celery.app.trace": {"level": "WARNING"},
+    },
 }
 
 # --- Product settings ---------------------------------------------------------------------

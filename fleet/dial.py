@@ -6,8 +6,9 @@ caches and keep-alive pool between calls. Every address passes ``netguard`` firs
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -50,6 +51,30 @@ def identify(
         )
 
     return _run(work)
+
+
+def identify_many(
+    targets: Sequence[tuple[str, int, str, Credentials | None]], *, concurrency: int = 64
+) -> list[DeviceInfo | None]:
+    """Identify known devices at once, each ``(host, port, driver, credentials)`` on its own
+    port with its own driver: a ``DeviceInfo`` per target, None where nothing answered like
+    that driver. Every address is checked first (``AddressRefused`` names the first refused)."""
+    checked = [(check_address(host), port, driver, creds) for host, port, driver, creds in targets]
+
+    async def work(registry: Registry) -> list[DeviceInfo | None]:
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(host: str, port: int, driver: str, creds: Credentials | None) -> Any:
+            async with gate:
+                return await registry.get(driver).identify(
+                    host, port, timeout=IDENTIFY_TIMEOUT, credentials=creds
+                )
+
+        found = await asyncio.gather(*(one(*t) for t in checked), return_exceptions=True)
+        return [info if isinstance(info, DeviceInfo) else None for info in found]
+
+    rounds = 1 + len(checked) // max(1, concurrency)
+    return runtime.run(work, timeout=IDENTIFY_TIMEOUT * rounds + 10)
 
 
 def status(info: DeviceInfo, credentials: Credentials, detail: Detail = Detail.FULL) -> MinerStatus:

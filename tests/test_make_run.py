@@ -1,13 +1,14 @@
 """`make run` ends with the address and the demo login, not with migration lines or the exec line.
 
 The real Makefile runs with a stand-in virtualenv whose python is the real one and whose daphne
-only says it started: migrate, collectstatic and the demo seed run for real (embedded SQLite in a
-temporary DATA_DIR), the server doesn't.
+only says it started: migrate, collectstatic, the demo seed and a small demo fleet run for real
+(embedded SQLite in a temporary DATA_DIR), the server doesn't (tests/test_demo.py runs it).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,12 @@ def make_run(tmp_path: Path, **env: str) -> list[str]:
             and not key.startswith(("PYTEST", "MAKE"))
         }
         | {"DATA_DIR": str(tmp_path / "data"), "PORT": "8765"}
+        | {
+            "DEMO_PROTO": "2",
+            "DEMO_ANTMINER": "1",
+            "DEMO_SIM_BASE": f"127.79.{random.randrange(256)}.1",
+        }
+        | {"DEMO_SIM_PORT_OFFSET": str(random.randrange(20000, 28000, 10))}
         | env
     )
     result = subprocess.run(
@@ -64,6 +71,7 @@ def make_run(tmp_path: Path, **env: str) -> list[str]:
 def test_make_run_prints_the_address_and_the_demo_login_last(tmp_path: Path) -> None:
     lines = make_run(tmp_path)
     assert lines[-1].startswith("DAPHNE STARTED -b 127.0.0.1 -p 8765 config.asgi:application")
+    assert lines[-4] == "Demo fleet: 3 simulated miners (stop with Ctrl-C)"
     assert lines[-3] == (
         "Rigwarden on http://127.0.0.1:8765/  (embedded mode: SQLite in "
         f"{tmp_path / 'data'}, in-process tasks)"

@@ -5,7 +5,6 @@ from django.utils import timezone
 
 from fleet.models.miners import Miner
 
-
 LATEST_FIELDS = (
     "state",
     "hashrate_ths",

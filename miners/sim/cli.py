@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inventory", default=None, metavar="FILE", help="default: stdout")
     parser.add_argument("--control", default=None, metavar="HOST:PORT", help="fault API")
     parser.add_argument("--port-offset", type=int, default=None, metavar="K")
+    parser.add_argument(
+        "--single-address",
+        nargs="?",
+        const="127.0.0.1",
+        default=None,
+        metavar="ADDR",
+        help="port-per-miner mode: every miner on ADDR (default 127.0.0.1), each with its own "
+        "ports; --base then only names the miners",
+    )
     parser.add_argument("--spec", default=None, metavar="FILE", help="fleet spec (JSON/YAML)")
     parser.add_argument("--no-tls", action="store_true", help="ProtoOS without https")
     parser.add_argument(
@@ -95,7 +104,7 @@ def spec_from_args(args: argparse.Namespace) -> FleetSpec:
         data = load_spec_file(args.spec)
     else:
         data = {"proto": args.proto or 0, "antminer": args.antminer or 0}
-    for key in ("base", "seed", "port_offset"):
+    for key in ("base", "seed", "port_offset", "single_address"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     if args.no_tls:
@@ -161,6 +170,12 @@ def _write_inventory(inventory: list[dict[str, Any]], target: str | None) -> Non
     os.replace(tmp, path)  # readers never see a half-written inventory
 
 
+def _where(spec: FleetSpec) -> str:
+    if spec.single_address:
+        return f"{spec.single_address} (one port block per miner)"
+    return spec.base
+
+
 def _announce(spec: FleetSpec, inventory_target: str | None, started: float) -> Publish:
     def publish(inventory: list[dict[str, Any]], how: str) -> None:
         _write_inventory(inventory, inventory_target)
@@ -169,7 +184,7 @@ def _announce(spec: FleetSpec, inventory_target: str | None, started: float) -> 
         }
         print(
             f"miners.sim ready: {counts[PROTOOS]} ProtoOS + {counts[ANTMINER]} Antminer from "
-            f"{spec.base} in {time.monotonic() - started:.1f}s ({how})",
+            f"{_where(spec)} in {time.monotonic() - started:.1f}s ({how})",
             file=sys.stderr,
             flush=True,
         )

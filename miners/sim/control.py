@@ -14,6 +14,7 @@ from aiohttp import web
 
 from miners.sim.faults import FaultError
 from miners.sim.fleet import SimFleet
+from miners.sim.single import entry_id
 
 FLEET_KEY: web.AppKey[SimFleet] = web.AppKey("fleet", SimFleet)
 routes = web.RouteTableDef()
@@ -70,7 +71,7 @@ async def list_miners(request: web.Request) -> web.Response:
     return web.json_response(
         [
             {**entry, "down": m.is_down(now), "faults": dict(m.faults or {})}
-            for entry, m in ((e, fleet.miner(e["host"])) for e in fleet.inventory)
+            for entry, m in ((e, fleet.miner(entry_id(e))) for e in fleet.inventory)
         ]
     )
 
@@ -135,7 +136,7 @@ async def bulk_set(request: web.Request) -> web.Response:
     data = await _body(request)
     fleet = _fleet(request)
     kind = data.pop("kind", None)
-    hosts = data.pop("hosts", None) or [e["host"] for e in fleet.inventory]
+    hosts = data.pop("hosts", None) or [entry_id(e) for e in fleet.inventory]
     if not isinstance(kind, str) or not isinstance(hosts, list):
         return _error(400, "kind (string) is required; hosts must be a list")
     try:
@@ -150,7 +151,7 @@ async def bulk_set(request: web.Request) -> web.Response:
 async def bulk_clear(request: web.Request) -> web.Response:
     fleet = _fleet(request)
     for entry in fleet.inventory:
-        fleet.faults.clear(entry["host"])
+        fleet.faults.clear(entry_id(entry))
     return web.json_response({"cleared": len(fleet.inventory)})
 
 

@@ -11,6 +11,7 @@ import logging
 import ssl
 from typing import Any
 
+from miners.sim import single
 from miners.sim.antminer import AntminerWeb
 from miners.sim.cgminer import RpcServer
 from miners.sim.clock import Clock, SystemClock, Timer
@@ -27,7 +28,7 @@ from miners.sim.spec import (
 )
 from miners.sim.state import Miner, Pool, Timing
 from miners.sim.tls import server_context
-from miners.sim.web import MinerServer, miner_server
+from miners.sim.web import KeyOf, MinerServer, by_address, miner_server
 
 log = logging.getLogger("miners.sim")
 
@@ -64,7 +65,9 @@ class SimFleet:
         self._miners: dict[str, Miner] = {}
         self.inventory: list[dict[str, Any]] = []
         self.faults = FaultInjector(self._miners.get, self._set_offline, self.clock)
-        self._listeners = Listeners()
+        self._listeners = Listeners(spec.single_address)
+        self._ports = single.PortMap() if spec.single_address else None
+        self._key_of: KeyOf = self._ports.key if self._ports else by_address
         self._reboots: dict[str, Timer] = {}
         self._ssl: ssl.SSLContext | None = None
         self._proto_http: MinerServer | None = None
@@ -95,15 +98,24 @@ class SimFleet:
                 continue
             miner = self._build(ident, now)
             self._miners[miner.host] = miner
-            self.inventory.append(self._inventory_entry(miner))
+            entry = self._inventory_entry(miner)
+            if self.spec.single_address:
+                entry = single.published(entry, self.spec.single_address)
+            self.inventory.append(entry)
         raise_nofile_limit(2 * len(self._miners) + 16384)
         if any(m.kind == PROTOOS and m.tls for m in self._miners.values()):
             self._ssl = server_context()
         proto_api = ProtoApi(self)
         self._proto_http = miner_server(
-            self._miners.get, proto_api.dispatch, self.clock, proto_api.answers_while_booting
+            self._miners.get,
+            proto_api.dispatch,
+            self.clock,
+            proto_api.answers_while_booting,
+            key_of=self._key_of,
         )
-        self._antminer_http = miner_server(self._miners.get, AntminerWeb(self).dispatch, self.clock)
+        self._antminer_http = miner_server(
+            self._miners.get, AntminerWeb(self).dispatch, self.clock, key_of=self._key_of
+        )
         self._started = True
         try:
             miners = list(self._miners.values())
@@ -155,9 +167,10 @@ class SimFleet:
 
     def _build(self, ident: Identity, now: float) -> Miner:
         group = ident.group
-        ports = {
-            name: port + self.spec.port_offset for name, port in REAL_PORTS[ident.kind].items()
-        }
+        shift = self.spec.port_offset
+        if self._ports is not None:  # port-per-miner mode: each miner its own shift
+            shift = single.shift(single.position(self.spec.base, ident.host), shift)
+        ports = {name: port + shift for name, port in REAL_PORTS[ident.kind].items()}
         if ident.kind == PROTOOS and not group.tls:
             ports.pop("https")
         if group.password is not None:
@@ -187,6 +200,8 @@ class SimFleet:
         )
         if group.initial_pools:
             miner.pools = default_pools(ident.serial)
+        if self._ports is not None:
+            self._ports.add(miner.host, ports.values())
         return miner
 
     @staticmethod

@@ -57,9 +57,11 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 class Listeners:
-    """Which sockets and servers each host currently has."""
+    """Which sockets and servers each host currently has. With `address` (port-per-miner
+    mode) every host's sockets are bound there instead of on the host's own address."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
         self._servers: dict[str, list[asyncio.AbstractServer]] = {}
         self._pending: dict[str, list[socket.socket]] = {}
         self._generation: dict[str, int] = {}
@@ -70,7 +72,7 @@ class Listeners:
         socks: list[socket.socket] = []
         try:
             for ep in endpoints:
-                socks.append(listen_socket(host, ep.port))
+                socks.append(listen_socket(self.address or host, ep.port))
         except OSError:
             for sock in socks:
                 sock.close()

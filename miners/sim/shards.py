@@ -25,6 +25,7 @@ from aiohttp import web
 
 from miners.sim.control import start_control
 from miners.sim.fleet import SimFleet
+from miners.sim.single import entry_id
 from miners.sim.spec import FleetSpec
 
 FDS_PER_MINER = 3  # two listeners plus, at worst, one client connection at a time
@@ -112,7 +113,7 @@ class Shards:
             _, port, inventory = message
             self.ports.append(port)
             for entry in inventory:
-                self.owner[entry["host"]] = index
+                self.owner[entry_id(entry)] = index
             self.inventory.extend(inventory)
         return None
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from miners.sim.models import ANTMINER, KINDS, PROTOOS, model_for
+from miners.sim.single import layout_problem
 
 PROTO_FACTORY_PASSWORD = "proto"
 ANTMINER_FACTORY_PASSWORD = "root"
@@ -116,6 +117,7 @@ class FleetSpec:
     refresh_ttl: float = 7 * 86400.0
     flavour: str = "spec"
     factory_password: str | None = None
+    single_address: str | None = None  # port-per-miner mode (single.py)
 
     def resolved_groups(self) -> list[GroupSpec]:
         if self.groups is not None:
@@ -160,6 +162,13 @@ class FleetSpec:
         offset = self.port_offset
         if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 60000:
             raise SpecError("port offset must be an integer between 0 and 60000")
+        if self.single_address is not None:
+            if not isinstance(self.single_address, str):
+                raise SpecError("single_address must be a loopback address such as 127.0.0.1")
+            parse_loopback(self.single_address)
+            problem = layout_problem(total, offset)
+            if problem is not None:
+                raise SpecError(problem)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FleetSpec:

@@ -22,6 +22,13 @@ from miners.sim.clock import Clock
 from miners.sim.state import Miner
 
 JSON_TYPE = "application/json"
+KeyOf = Callable[[Any], str | None]
+"""The miner a connection's local address (`sockname`) belongs to."""
+
+
+def by_address(sockname: Any) -> str | None:
+    """One miner per address (the default; port-per-miner mode maps ports, see single.py)."""
+    return str(sockname[0]) if sockname else None
 
 
 class HttpError(Exception):
@@ -210,8 +217,9 @@ class MinerServer(web.Server):
     """An aiohttp server that knows which miner address each connection belongs to, so a
     rebooting miner's connections can be dropped as a real reboot drops them."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, key_of: KeyOf = by_address, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.key_of = key_of
         self._by_host: dict[str, dict[web.RequestHandler, asyncio.Transport]] = {}
         self._host_of: dict[web.RequestHandler, str] = {}
         self.busy: set[web.RequestHandler] = set()  # connections with a request in hand
@@ -221,10 +229,10 @@ class MinerServer(web.Server):
 
     def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
-        sockname = transport.get_extra_info("sockname")
-        if sockname:
-            self._by_host.setdefault(sockname[0], {})[handler] = transport
-            self._host_of[handler] = sockname[0]
+        host = self.key_of(transport.get_extra_info("sockname"))
+        if host is not None:
+            self._by_host.setdefault(host, {})[handler] = transport
+            self._host_of[handler] = host
 
     def connection_lost(
         self, handler: web.RequestHandler, exc: BaseException | None = None
@@ -254,6 +262,7 @@ def miner_server(
     dispatch: Dispatch,
     clock: Clock,
     booting: BootRoutes = _never,
+    key_of: KeyOf = by_address,
 ) -> MinerServer:
     """The low-level aiohttp server shared by every miner of one firmware kind. While a miner
     reboots, only what `booting` allows is answered; everything else drops the connection."""
@@ -269,7 +278,8 @@ def miner_server(
     async def serve(request: web.BaseRequest) -> web.StreamResponse:
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
-        miner = resolve(sockname[0]) if sockname else None
+        host = key_of(sockname)
+        miner = resolve(host) if host is not None else None
         if miner is None or transport is None:
             return web.Response(status=404, text="no simulated miner here")
         if miner.is_down(clock.now()) and (
@@ -285,5 +295,5 @@ def miner_server(
                 return replaced
         return await dispatch(miner, request)
 
-    server = MinerServer(handle, access_log=None, keepalive_timeout=75)
+    server = MinerServer(handle, access_log=None, keepalive_timeout=75, key_of=key_of)
     return server

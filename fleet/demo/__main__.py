@@ -1,0 +1,3 @@
+from fleet.demo.launcher import main
+
+raise SystemExit(main())
