@@ -46,7 +46,7 @@ _CSV_FIELDS = [
 ]
 
 
-def _csv_safe(value: Any) -> str:
+def csv_safe(value: Any) -> str:
     """Neutralise spreadsheet formulas: a cell starting with = + - @ is prefixed with '."""
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
@@ -69,7 +69,7 @@ def activity_csv_rows(queryset: QuerySet[ActivityEvent]) -> Iterator[str]:
     for row in rows.iterator(chunk_size=2000):
         cells = list(row)
         cells[details] = json.dumps(cells[details], sort_keys=True, ensure_ascii=False)
-        writer.writerow([_csv_safe(v) for v in cells])
+        writer.writerow([csv_safe(v) for v in cells])
         yield flush()
 
 

@@ -395,6 +395,8 @@ FLEET_POLL_INTERVAL = env_int("FLEET_POLL_INTERVAL", 10, minimum=2, maximum=3600
 FLEET_POLL_SHARD_SIZE = env_int("FLEET_POLL_SHARD_SIZE", 500, minimum=1, maximum=20000)
 FLEET_POLL_CONCURRENCY = env_int("FLEET_POLL_CONCURRENCY", 256, minimum=1, maximum=4096)
 FLEET_POLL_DEADLINE = float(env_int("FLEET_POLL_DEADLINE", 8, minimum=1, maximum=60))
+# A full status (hashboards, fans, PSUs, errors: several requests) this often; summaries between.
+FLEET_FULL_STATUS_INTERVAL = env_int("FLEET_FULL_STATUS_INTERVAL", 60, minimum=10, maximum=86400)
 # Samples: raw for hours, 5-minute averages for days, hourly averages for days.
 FLEET_RAW_SAMPLE_HOURS = env_int("FLEET_RAW_SAMPLE_HOURS", 48, minimum=1, maximum=24 * 90)
 FLEET_ROLLUP_5M_DAYS = env_int("FLEET_ROLLUP_5M_DAYS", 90, minimum=1, maximum=3650)

@@ -25,6 +25,7 @@ allauth_urls = [
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    path("", include("fleet.urls")),
     path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", RedirectView.as_view(pattern_name="security"), name="accounts-home"),
     path("accounts/", include(allauth_urls)),

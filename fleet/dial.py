@@ -119,3 +119,19 @@ def default_credentials(driver: str) -> Credentials | None:
         return registry.get(driver).default_credentials
 
     return _run(work)
+
+
+def logs(
+    info: DeviceInfo, credentials: Credentials, *, lines: int, source: str | None
+) -> list[str]:
+    """The rig's last ``lines`` log lines (raises the driver's typed errors)."""
+    check_address(info.host)
+
+    async def work(registry: Registry) -> list[str]:
+        device = registry.get(info.driver).connect(info, credentials, timeout=CALL_TIMEOUT)
+        try:
+            return await device.logs(lines, source)
+        finally:
+            await device.close()
+
+    return _run(work)

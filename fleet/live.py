@@ -20,6 +20,7 @@ from django.conf import settings
 
 _local: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]]] = {}
 _lock = threading.Lock()
+_sending: set[asyncio.Task[None]] = set()
 
 
 def publish(group: str, message: Mapping[str, Any]) -> None:
@@ -31,8 +32,16 @@ def publish(group: str, message: Mapping[str, Any]) -> None:
             loop.call_soon_threadsafe(_offer, queue, payload)
         return
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
         async_to_sync(layer.group_send)(group, payload)
+    else:  # called from code running on an event loop: don't block it
+        task = loop.create_task(layer.group_send(group, payload))
+        _sending.add(task)
+        task.add_done_callback(_sending.discard)
 
 
 def _offer(queue: asyncio.Queue[dict[str, Any]], payload: dict[str, Any]) -> None:

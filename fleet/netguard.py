@@ -14,12 +14,13 @@ from collections.abc import Iterable
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-PRIVATE: tuple[IPNetwork, ...] = (
+DEFAULT_PRIVATE: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("10.0.0.0/8"),
     ipaddress.ip_network("172.16.0.0/12"),
     ipaddress.ip_network("192.168.0.0/16"),
     ipaddress.ip_network("fc00::/7"),
 )
+PRIVATE = DEFAULT_PRIVATE  # what check_dialable allows without configuration
 
 
 class AddressRefused(ValueError):

@@ -24,6 +24,7 @@ class PollTarget:
     miner_id: int
     info: DeviceInfo
     credentials: Credentials | None
+    detail: Detail = Detail.SUMMARY
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +34,17 @@ class PollOutcome:
     error: MinerError | None
     started: float
     seconds: float
+    detail: Detail = Detail.SUMMARY
 
 
-async def poll_one(
-    registry: Registry, target: PollTarget, *, deadline: float, detail: Detail
-) -> PollOutcome:
+async def poll_one(registry: Registry, target: PollTarget, *, deadline: float) -> PollOutcome:
     started = time.time()
     clock = time.monotonic()
     driver = registry.get(target.info.driver)
     credentials = target.credentials or driver.default_credentials or Credentials(password="")
     device = driver.connect(target.info, credentials, timeout=deadline)
     try:
-        status = await asyncio.wait_for(device.status(detail), deadline + 0.5)
+        status = await asyncio.wait_for(device.status(target.detail), deadline + 0.5)
     except MinerError as exc:
         return PollOutcome(target.miner_id, None, exc, started, time.monotonic() - clock)
     except TimeoutError:
@@ -52,7 +52,9 @@ async def poll_one(
         return PollOutcome(target.miner_id, None, error, started, time.monotonic() - clock)
     finally:
         await device.close()
-    return PollOutcome(target.miner_id, status, None, started, time.monotonic() - clock)
+    return PollOutcome(
+        target.miner_id, status, None, started, time.monotonic() - clock, target.detail
+    )
 
 
 async def poll_targets(
@@ -61,13 +63,12 @@ async def poll_targets(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     deadline: float = DEFAULT_DEADLINE,
-    detail: Detail = Detail.SUMMARY,
 ) -> list[PollOutcome]:
     gate = asyncio.Semaphore(concurrency)
 
     async def bounded(target: PollTarget) -> PollOutcome:
         async with gate:
-            return await poll_one(registry, target, deadline=deadline, detail=detail)
+            return await poll_one(registry, target, deadline=deadline)
 
     tasks: Sequence[asyncio.Task[PollOutcome]] = [
         asyncio.ensure_future(bounded(t)) for t in targets

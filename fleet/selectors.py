@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Avg, BigIntegerField, Count, F, Func, Max, Q, QuerySet, Sum
-from django.db.models.expressions import Expression
+from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from fleet.models import Miner, MinerHealth, Sample, SampleRollup
 
 MAX_POINTS = 2000
+ROLLUP_STEP = 300  # the fleet chart's buckets: the 5-minute rollups
 
 
 def samples_series(
@@ -98,67 +101,46 @@ def fleet_summary(miners: QuerySet[Miner]) -> dict[str, Any]:
     return {"totals": _totals(miners), "sites": per_site, "models": per_model}
 
 
-class _Bucket(Func):
-    """The Unix time that starts a timestamp's ``step``-second bucket, computed by the database
-    (PostgreSQL and SQLite spell epoch seconds differently)."""
-
-    output_field = BigIntegerField()
-
-    def __init__(self, expression: str | Expression, step: int) -> None:
-        super().__init__(F(expression) if isinstance(expression, str) else expression)
-        self.step = int(step)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = (
-            f"(FLOOR(EXTRACT(EPOCH FROM %(expressions)s) / {self.step}) * {self.step})::bigint"
-        )
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = (
-            f"(CAST(strftime('%%s', %(expressions)s) AS INTEGER) / {self.step}) * {self.step}"
-        )
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-
 def fleet_series(
-    miners: QuerySet[Miner], *, hours: int = 24, step: int = 300, end: dt.datetime | None = None
+    miners: QuerySet[Miner], *, hours: int = 24, end: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """Fleet hashrate and power of ``miners`` over the last ``hours``, per ``step`` seconds, in
-    one GROUP BY: a bucket's average sample times the miners that reported in it. That equals
-    the sum of per-miner averages when the miners poll at the same rate (the poller's interval),
-    without reading millions of samples into Python. The shape is ``samples_series``'."""
+    """Fleet hashrate and power of ``miners`` over the last ``hours`` from the 5-minute rollups:
+    a bucket's total is the sum of its miners' averages (one GROUP BY, however large the fleet).
+    The newest bucket is the last complete one the rollup task wrote. The shape is
+    ``samples_series``' (plus how many miners reported)."""
     end = end or timezone.now()
     start = end - dt.timedelta(hours=hours)
     rows = (
-        Sample.objects.filter(miner__in=miners.values("pk"), ts__gte=start, ts__lt=end)
-        .annotate(bucket=_Bucket("ts", step))
-        .values("bucket")
-        .annotate(
-            hashrate=Avg("hashrate_ths"),
-            power=Avg("power_w"),
-            reporting=Count("miner", distinct=True),
+        SampleRollup.objects.filter(
+            miner__in=miners.values("pk"), resolution=ROLLUP_STEP, ts__gte=start, ts__lt=end
         )
-        .order_by("bucket")
+        .values("ts")
+        .annotate(hashrate=Sum("hashrate_ths"), power=Sum("power_w"), reporting=Count("miner"))
+        .order_by("ts")
     )
     points = [
         {
-            "t": dt.datetime.fromtimestamp(row["bucket"], tz=dt.UTC),
-            "hashrate_ths": _times(row["hashrate"], row["reporting"], 3),
-            "power_w": _times(row["power"], row["reporting"], 1),
+            "t": row["ts"],
+            "hashrate_ths": _rounded(row["hashrate"], 3),
+            "power_w": _rounded(row["power"], 1),
             "miners": row["reporting"],
         }
         for row in rows
     ]
-    return {"from": start, "to": end, "step": step, "points": points}
+    return {"from": start, "to": end, "step": ROLLUP_STEP, "points": points}
 
 
-def _times(average: float | None, count: int, digits: int) -> float | None:
-    return None if average is None else round(average * count, digits)
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 # Not mining first (worst first), then the ones hashing furthest below their model's median.
-_ATTENTION = {MinerHealth.OFFLINE: 0, MinerHealth.AUTH_NEEDED: 1, MinerHealth.DEGRADED: 2}
+_ATTENTION: dict[str, int] = {
+    MinerHealth.OFFLINE: 0,
+    MinerHealth.AUTH_NEEDED: 1,
+    MinerHealth.DEGRADED: 2,
+}
+_UNREACHABLE = frozenset({MinerHealth.OFFLINE, MinerHealth.AUTH_NEEDED})
 UNDERPERFORMING = 0.95
 
 
@@ -184,10 +166,57 @@ def worst_performers(miners: QuerySet[Miner], *, limit: int = 10) -> list[Laggar
         median = medians.get(model)
         ratio = hashrate / median if hashrate is not None and median else None
         if health in _ATTENTION:
-            ranked.append(((0, _ATTENTION[health], ratio or 0.0), pk, median, ratio))
+            # an unreachable miner's figures are from before it stopped answering
+            shown = None if health in _UNREACHABLE else ratio
+            ranked.append(((0, _ATTENTION[health], ratio or 0.0), pk, median, shown))
         elif health == MinerHealth.OK and ratio is not None and ratio < UNDERPERFORMING:
             ranked.append(((1, 0, ratio), pk, median, ratio))
     ranked.sort(key=lambda entry: (entry[0], entry[1]))
     worst = ranked[:limit]
     loaded = miners.select_related("site", "latest").in_bulk([pk for _key, pk, _m, _r in worst])
     return [Laggard(loaded[pk], median, ratio) for _key, pk, median, ratio in worst if pk in loaded]
+
+
+_CSV_COLUMNS = [
+    ("id", "id"),
+    ("name", "name"),
+    ("site", "site__name"),
+    ("host", "host"),
+    ("port", "port"),
+    ("driver", "driver"),
+    ("make", "make"),
+    ("model", "model"),
+    ("firmware", "firmware"),
+    ("serial", "serial"),
+    ("mac", "mac"),
+    ("health", "health"),
+    ("hashrate_ths", "latest__hashrate_ths"),
+    ("power_w", "latest__power_w"),
+    ("efficiency_jth", "latest__efficiency_jth"),
+    ("max_temp_c", "latest__max_temp_c"),
+    ("updated_at", "latest__updated_at"),
+    ("rack", "rack"),
+    ("position", "position"),
+]
+
+
+def miners_csv_rows(miners: QuerySet[Miner]) -> Iterator[str]:
+    """The (filtered, ordered) miners as CSV, streamed; cells that start like a spreadsheet
+    formula are neutralised as in the activity export."""
+    from accounts.selectors import csv_safe
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        value = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)
+        return value
+
+    writer.writerow([name for name, _field in _CSV_COLUMNS])
+    yield flush()
+    fields = [field for _name, field in _CSV_COLUMNS]
+    for row in miners.values_list(*fields).iterator(chunk_size=2000):
+        writer.writerow([csv_safe(v) for v in row])
+        yield flush()

@@ -88,3 +88,13 @@ def isolated_cache(settings: object) -> None:
         if "locmem" in conf["BACKEND"].lower():
             conf["LOCATION"] = conf["KEY_PREFIX"]
     settings.CACHES = caches
+
+
+@pytest.fixture(autouse=True)
+def _dial_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests dial nothing but loopback: the private ranges the product allows by default are
+    refused here too, so no fuzzed or made-up address (10.x, 192.168.x) is ever contacted.
+    Tests that talk to simulators allow 127.0.0.0/8 explicitly (tests/fleet/conftest.py)."""
+    from fleet import netguard
+
+    monkeypatch.setattr(netguard, "PRIVATE", ())

@@ -15,7 +15,7 @@ FEATURES = {
     "discovery": (r"\bfind miners\b|\bdiscover", importlib.util.find_spec("discovery")),
     "proxy": (r"\bproxy\b|web API .* through the server", importlib.util.find_spec("proxy")),
     "terminals": (r"\bterminals?\b|\bSSH\b", importlib.util.find_spec("terminals")),
-    "fleet nodes": (r"\bfleet[- ]nodes?\b|\bagent\b", importlib.util.find_spec("fleet")),
+    "fleet nodes": (r"\bfleet[- ]nodes?\b|\bagent\b", importlib.util.find_spec("fleetnode")),
     "single sign-on": (r"\bsingle sign-on\b|\bSSO\b|\bOIDC\b", settings.SOCIALACCOUNT_PROVIDERS),
     "miner actions": (
         r"\breboot\b|\bpools\b|\bcooling\b|\blocate LED\b",

@@ -21,7 +21,8 @@ from rest_framework.response import Response
 
 from accounts.authz import require_perm_on
 from accounts.errors import Forbidden
-from accounts.permissions import AUTHENTICATED, PUBLIC, is_declarable
+from accounts.models import grants_for
+from accounts.permissions import ALL, AUTHENTICATED, PUBLIC, is_declarable
 from accounts.services.activity import activity_record_refusal
 
 _SEALED = frozenset({"get_queryset", "get_object", "get_permissions"})
@@ -33,12 +34,18 @@ _REFUSAL_VERBS = {"update": "update", "partial_update": "update", "destroy": "de
 
 
 class DeclaredPermission(drf_permissions.BasePermission):
-    """Signed in, unless the action is declared public."""
+    """Signed in, unless the action is declared public. A collection action with a permission
+    of its own (an export) also needs that permission somewhere: else 403, not an empty file."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if view.permission_for_action() == PUBLIC:
+        perm = view.permission_for_action()
+        if perm == PUBLIC:
             return True
-        return bool(request.user and request.user.is_authenticated)
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if view.is_collection_action() and perm in ALL:
+            return grants_for(request.user).any_org_with(perm)
+        return True
 
 
 class ScopedViewSet(viewsets.GenericViewSet[Any]):
@@ -78,6 +85,16 @@ class ScopedViewSet(viewsets.GenericViewSet[Any]):
             )
         return perm
 
+    def is_collection_action(self) -> bool:
+        """A custom ``detail=False`` action other than the standard list/create."""
+        action = getattr(self, "action", None)
+        return getattr(self, "detail", None) is False and action not in (
+            "list",
+            "create",
+            "metadata",
+            None,
+        )
+
     @property
     def read_permission(self) -> str:
         return self.permissions.get("retrieve") or self.permissions["list"]
@@ -92,8 +109,12 @@ class ScopedViewSet(viewsets.GenericViewSet[Any]):
             hooked: QuerySet[Any] = hook()
             return hooked
         assert self.queryset is not None, f"{type(self).__name__} needs a queryset"
+        # a collection action (an export) lists what its own permission reaches
+        permission = (
+            self.permission_for_action() if self.is_collection_action() else self.read_permission
+        )
         scoped: QuerySet[Any] = self.queryset.all().restrict(  # type: ignore[attr-defined]
-            self.request.user, self.read_permission
+            self.request.user, permission
         )
         return scoped
 

@@ -22,6 +22,9 @@ _ICONS: dict[str, str] = {
     "key": '<circle cx="7.5" cy="15.5" r="5.5"/><path d="m21 2-9.6 9.6M15.5 7.5l3 3L22 7l-3-3"/>',
     "activity": '<path d="M22 12h-4l-3 9L9 3l-3 9H2"/>',
     "lock": '<rect x="3" y="11" width="18" height="11" rx="2"/><path d="M7 11V7a5 5 0 0 1 10 0v4"/>',
+    "fleet": '<path d="M3 3v18h18"/><path d="m7 15 4-5 3 3 5-7"/>',
+    "miner": '<rect x="2" y="4" width="20" height="7" rx="1.5"/><rect x="2" y="13" width="20" height="7" rx="1.5"/>'
+    '<path d="M6 7.5h.01M6 16.5h.01M10 7.5h8M10 16.5h8"/>',
     "menu": '<path d="M3 6h18M3 12h18M3 18h18"/>',
     "sun": '<circle cx="12" cy="12" r="4"/><path d="M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4'
     'M2 12h2M20 12h2M6.3 17.7l-1.4 1.4M19.1 4.9l-1.4 1.4"/>',
@@ -43,6 +46,7 @@ def icon(name: str, css_class: str = "") -> SafeString:
 # URL names → nav section; allauth's account and MFA pages belong to Security.
 _SECTIONS = {
     "dashboard": "dashboard",
+    "fleet-dashboard": "fleet",
     "users": "users",
     "roles": "roles",
     "sites": "sites",
@@ -64,6 +68,8 @@ def nav_section(context: dict[str, Any]) -> str:
         ("role-", "roles"),
         ("site-", "sites"),
         ("token-", "tokens"),
+        ("miner", "miners"),
+        ("job-", "miners"),
         ("session", "security"),
     ):
         if name.startswith(prefix):

@@ -282,3 +282,19 @@ class FleetSummarySerializer(serializers.Serializer[Any]):
     totals = TotalsSerializer()
     sites = SiteTotalsSerializer(many=True)
     models = ModelTotalsSerializer(many=True)
+
+
+class LogsQuerySerializer(serializers.Serializer[Any]):
+    lines = serializers.IntegerField(min_value=1, max_value=10000, required=False, default=200)
+
+
+# "source" is an attribute of every DRF field: declared by name instead
+LogsQuerySerializer._declared_fields["source"] = serializers.ChoiceField(
+    choices=["os", "pool_sw", "miner_sw", "miner_web_server"],
+    required=False,
+    help_text="ProtoOS log source (others have one log).",
+)
+
+
+class LogsSerializer(serializers.Serializer[Any]):
+    lines = serializers.ListField(child=serializers.CharField(allow_blank=True))

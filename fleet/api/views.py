@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from django.http import QueryDict
+from django.http import QueryDict, StreamingHttpResponse
 from drf_spectacular.helpers import forced_singular_serializer
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -19,7 +19,7 @@ from fleet.actions import ACTIONS
 from fleet.api import serializers as s
 from fleet.api.filters import MinerFilter
 from fleet.models import Job, Miner
-from fleet.selectors import fleet_summary, samples_series
+from fleet.selectors import fleet_summary, miners_csv_rows, samples_series
 from fleet.services import jobs, miners
 
 
@@ -38,6 +38,8 @@ class MinerViewSet(
         "partial_update": "miner:rename",
         "destroy": "miner:delete",
         "samples": "miner:read",
+        "logs": "miner:download_logs",
+        "export": "miner:export_csv",
         **{f"action_{kind}": a.permission for kind, a in ACTIONS.items()},
     }
     filterset_class = MinerFilter
@@ -104,6 +106,32 @@ class MinerViewSet(
             step=query.validated_data.get("step"),
         )
         return Response(s.SamplesSerializer(series).data)
+
+    @extend_schema(parameters=[s.LogsQuerySerializer], responses={200: s.LogsSerializer})
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        """The rig's own log, read now (audited)."""
+        miner = cast(Miner, self.get_object())
+        query = s.LogsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        content = miners.miner_logs(
+            actor=self.actor(),
+            miner=miner,
+            lines=query.validated_data["lines"],
+            source=query.validated_data.get("source"),
+        )
+        return Response({"lines": content})
+
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiResponse(description="The filtered miners as CSV")}
+    )
+    @action(detail=False, methods=["get"])
+    def export(self, request: Request) -> StreamingHttpResponse:
+        """The miner list as CSV, with the same filters and ordering as the list."""
+        queryset = self.filter_queryset(self.get_queryset())
+        response = StreamingHttpResponse(miners_csv_rows(queryset), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="miners.csv"'
+        return response
 
     def run_action(self, kind: str, request: Request) -> Response:
         miner = cast(Miner, self.get_object())

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organization, ScopedModel, Site
+from miners import DeviceInfo
 
 
 class MinerHealth(models.TextChoices):
@@ -70,6 +71,13 @@ class Miner(ScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def device_info_for_dial(self) -> DeviceInfo:
+        """What the drivers connect from: the identity stored at pairing, with this row's
+        address (the row is the one truth for where to dial)."""
+        stored = {k: v for k, v in self.device_info.items() if k not in ("host", "port")}
+        base = {"driver": self.driver, "make": self.make, "model": self.model}
+        return DeviceInfo.from_dict({**base, **stored, "host": self.host, "port": self.port})
 
     @property
     def secret_label(self) -> str:

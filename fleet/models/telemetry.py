@@ -22,6 +22,7 @@ LATEST_FIELDS = (
     "polled_at",
     "failures",
     "last_error",
+    "full_at",
 )
 
 
@@ -46,6 +47,7 @@ class MinerLatest(models.Model):
     updated_at = models.DateTimeField(null=True)  # the last successful poll
     polled_at = models.DateTimeField(default=timezone.now)  # the last attempt
     failures = models.PositiveIntegerField(default=0)  # consecutive failed polls
+    full_at = models.DateTimeField(null=True)  # the last FULL status (boards, fans, PSUs)
     last_error = models.JSONField(null=True, blank=True)
 
     class Meta:

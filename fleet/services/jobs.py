@@ -251,7 +251,7 @@ def _run_batch(
             continue
         calls.append(
             (
-                DeviceInfo.from_dict(miner.device_info),
+                miner.device_info_for_dial(),
                 credentials_for(miner),
                 _for_miner(action, params, miner),
             )

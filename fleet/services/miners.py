@@ -13,7 +13,7 @@ from accounts.services.activity import activity_record, records_refusals
 from fleet import dial
 from fleet.models import Miner, MinerHealth
 from fleet.netguard import AddressRefused
-from fleet.services.credentials import credentials_store
+from fleet.services.credentials import credentials_for, credentials_store
 from fleet.services.identity import identifier_for, normalise_mac
 from miners import AuthFailed, Credentials, DefaultPasswordActive, DeviceInfo, MinerError
 
@@ -257,3 +257,31 @@ def miner_delete(*, actor: Actor, miner: Miner) -> None:
         details={"host": miner.host, "identifier": miner.identifier},
     )
     miner.delete()
+
+
+@records_refusals("miner.logs")
+def miner_logs(
+    *, actor: Actor, miner: Miner, lines: int = 200, source: str | None = None
+) -> list[str]:
+    """Read the rig's own log (a read, but of operational detail: permission and audit)."""
+    authorize_on(actor, "miner:download_logs", miner)
+    if "logs" not in miner.capabilities:
+        raise ApplicationError(f"{miner.name} can't give its logs.", field="source")
+    credentials = credentials_for(miner) or dial.default_credentials(miner.driver)
+    if credentials is None:
+        raise ApplicationError("No credentials for this miner.", field="source")
+    try:
+        content = dial.logs(miner.device_info_for_dial(), credentials, lines=lines, source=source)
+    except AddressRefused as exc:
+        raise ApplicationError(str(exc), field="host") from exc
+    except MinerError as exc:
+        raise ApplicationError(f"The miner didn't give its logs: {exc.message}") from exc
+    activity_record(
+        actor=actor,
+        verb="miner.logs",
+        org=miner.org_id,
+        site=miner.site_id,
+        target=miner,
+        details={"lines": len(content), "source": source or ""},
+    )
+    return content

@@ -18,7 +18,7 @@ from fleet.observability import POLL_ERRORS, POLL_SECONDS, SHARD_SECONDS
 from fleet.poller import PollOutcome, PollTarget, poll_targets
 from fleet.services.credentials import credentials_for
 from fleet.services.telemetry import IngestSummary, telemetry_ingest
-from miners import DeviceInfo, MinerError, Registry
+from miners import Detail, MinerError, Registry
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,28 @@ class _Refused(MinerError):
     kind = "refused"
 
 
+def _detail(miner: Miner, full_before: dt.datetime) -> Detail:
+    """Boards, fans and PSUs (a FULL status) every ``FLEET_FULL_STATUS_INTERVAL``; the cheap
+    summary in between."""
+    latest = getattr(miner, "latest", None)
+    full_at = latest.full_at if latest is not None else None
+    return Detail.FULL if full_at is None or full_at < full_before else Detail.SUMMARY
+
+
 def _targets(miner_ids: list[int]) -> tuple[list[PollTarget], list[PollOutcome]]:
     targets, refused = [], []
     now = timezone.now().timestamp()
-    for miner in Miner.unscoped.filter(pk__in=miner_ids, managed_by="cloud"):
+    full_before = timezone.now() - dt.timedelta(seconds=settings.FLEET_FULL_STATUS_INTERVAL)
+    miners = Miner.unscoped.filter(pk__in=miner_ids, managed_by="cloud").select_related("latest")
+    for miner in miners:
         try:
             dial.check_address(miner.host)
             credentials = credentials_for(miner)
         except (AddressRefused, SecretError) as exc:
             refused.append(PollOutcome(miner.pk, None, _Refused(str(exc)), now, 0.0))
             continue
-        info = DeviceInfo.from_dict(miner.device_info)
-        targets.append(PollTarget(miner.pk, info, credentials))
+        info = miner.device_info_for_dial()
+        targets.append(PollTarget(miner.pk, info, credentials, _detail(miner, full_before)))
     return targets, refused
 
 

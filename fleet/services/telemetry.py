@@ -22,7 +22,7 @@ from fleet.models import Miner, MinerLatest, Sample
 from fleet.models.telemetry import LATEST_FIELDS
 from fleet.poller import PollOutcome
 from fleet.protocol import HealthMessage, MinerDelta, TelemetryMessage, site_group
-from miners import MinerStatus
+from miners import Detail, MinerStatus
 
 POLLER = Actor.system("poller")
 
@@ -41,7 +41,10 @@ def _max_temp(status: MinerStatus) -> float | None:
     return max(values) if values else None
 
 
-def _latest_from_status(row: MinerLatest, status: MinerStatus, at: dt.datetime) -> None:
+def _latest_from_status(
+    row: MinerLatest, status: MinerStatus, at: dt.datetime, detail: Detail
+) -> None:
+    """A summary poll carries no boards, fans or PSUs: those keep the last full poll's."""
     data = status.to_dict()
     row.state = str(status.state)
     row.hashrate_ths = status.hashrate_ths
@@ -50,11 +53,13 @@ def _latest_from_status(row: MinerLatest, status: MinerStatus, at: dt.datetime) 
     row.power_target_w = status.power_target_w
     row.max_temp_c = _max_temp(status)
     row.temperatures = data["temperatures"]
-    row.fans = data["fans"]
-    row.hashboards = data["hashboards"]
-    row.psus = data["psus"]
     row.pools = data["pools"]
-    row.issues = data["errors"]
+    if detail is Detail.FULL:
+        row.fans = data["fans"]
+        row.hashboards = data["hashboards"]
+        row.psus = data["psus"]
+        row.issues = data["errors"]
+        row.full_at = at
     row.updated_at = at
     row.failures = 0
     row.last_error = None
@@ -88,7 +93,7 @@ def telemetry_ingest(
         row.polled_at = at
         if outcome.status is not None:
             ok += 1
-            _latest_from_status(row, outcome.status, at)
+            _latest_from_status(row, outcome.status, at, outcome.detail)
             if target_taken(miner.requested_power_target_w, row.power_target_w):
                 confirmed.append(miner.pk)
             samples.append(

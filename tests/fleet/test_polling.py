@@ -148,3 +148,14 @@ def test_ingest_publishes_deltas_per_site_after_commit(
     assert sorted(d["id"] for m in telemetry for d in m["miners"]) == sorted(m.pk for m in fleet)
     assert all(d["hashrate_ths"] for m in telemetry for d in m["miners"])
     assert [m["to"] for _g, m in sent if m["type"] == "health"] == ["ok", "ok", "ok"]
+
+
+def test_full_status_now_and_then_summaries_keep_the_boards(fleet: list[Miner]) -> None:
+    proto = next(m for m in fleet if m.driver == "protoos")
+    polling.poll_shard([proto.pk])  # never fully read: FULL
+    first = MinerLatest.objects.get(miner=proto)
+    assert first.full_at is not None and first.hashboards and first.fans
+    polling.poll_shard([proto.pk])  # within FLEET_FULL_STATUS_INTERVAL: a summary
+    second = MinerLatest.objects.get(miner=proto)
+    assert second.full_at == first.full_at and second.updated_at > first.updated_at
+    assert second.hashboards == first.hashboards and second.fans == first.fans

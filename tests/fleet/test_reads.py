@@ -160,3 +160,37 @@ def test_rollups_in_python_agree_with_sql(
         for r in retention._buckets(start, end, 300)
     )
     assert sql == py and len(sql) > 5
+
+
+def test_logs_are_read_from_the_rig_with_permission_and_audit(
+    polled: list[Miner], org_a: OrgWorld
+) -> None:
+    from accounts.models import ActivityEvent
+
+    proto = next(m for m in polled if m.driver == "protoos")
+    tech = api_client_for(org_a.users["field_tech"])
+    body = tech.get(f"/api/v1/miners/{proto.pk}/logs/", {"lines": 20, "source": "miner_sw"})
+    assert body.status_code == 200, body.content
+    assert 0 < len(body.json()["lines"]) <= 20
+    assert ActivityEvent.unscoped.filter(verb="miner.logs", target_id=str(proto.pk)).exists()
+    viewer = api_client_for(org_a.users["viewer"])
+    assert viewer.get(f"/api/v1/miners/{proto.pk}/logs/").status_code == 403
+    assert tech.get(f"/api/v1/miners/{proto.pk}/logs/", {"lines": 0}).status_code == 400
+    assert tech.get(f"/api/v1/miners/{proto.pk}/logs/", {"source": "kernel"}).status_code == 400
+
+
+def test_miner_list_exports_as_csv_with_the_filters(
+    polled: list[Miner], org_a: OrgWorld, org_b: OrgWorld
+) -> None:
+    import csv
+    import io
+
+    owner = api_client_for(org_a.users["owner"])
+    response = owner.get("/api/v1/miners/export/", {"driver": "protoos", "ordering": "name"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 2 and all(r["driver"] == "protoos" for r in rows)
+    assert rows[0]["hashrate_ths"] and rows[0]["site"]
+    assert api_client_for(org_a.users["viewer"]).get("/api/v1/miners/export/").status_code == 403
+    other = api_client_for(org_b.users["owner"]).get("/api/v1/miners/export/")
+    assert b"".join(other.streaming_content).decode().count("\n") == 1  # the header alone

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from fleet.views import actions, dashboard, jobs, miners
+
+urlpatterns = [
+    path("fleet/", dashboard.fleet_dashboard, name="fleet-dashboard"),
+    path("miners/", miners.miner_list, name="miners"),
+    path("miners/add/", miners.miner_add, name="miner-add"),
+    path("miners/actions/", actions.bulk_action, name="miners-bulk-action"),
+    path("miners/<int:pk>/", miners.miner_detail, name="miner-page"),
+    path("miners/<int:pk>/edit/", miners.miner_edit, name="miner-edit"),
+    path("miners/<int:pk>/move/", miners.miner_move, name="miner-move"),
+    path("miners/<int:pk>/credentials/", miners.miner_credentials, name="miner-credentials"),
+    path("miners/<int:pk>/delete/", miners.miner_delete, name="miner-delete"),
+    *(
+        path(f"miners/<int:pk>/actions/{kind}/", view, name=f"miner-run-{kind}")
+        for kind, view in actions.MINER_ACTIONS.items()
+    ),
+    path("jobs/<int:pk>/", jobs.job_detail, name="job-page"),
+    path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-page-cancel"),
+]
