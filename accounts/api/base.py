@@ -86,14 +86,12 @@ class ScopedViewSet(viewsets.GenericViewSet[Any]):
         return perm
 
     def is_collection_action(self) -> bool:
-        """A custom ``detail=False`` action other than the standard list/create."""
+        """A custom ``detail=False`` action (an export) whose permission isn't the list's own:
+        it lists what that permission reaches, and needs it somewhere."""
         action = getattr(self, "action", None)
-        return getattr(self, "detail", None) is False and action not in (
-            "list",
-            "create",
-            "metadata",
-            None,
-        )
+        if getattr(self, "detail", None) is not False or action in ("list", "create", "metadata"):
+            return False
+        return self.permission_for(action) != self.permissions.get("list")
 
     @property
     def read_permission(self) -> str:
