@@ -3,14 +3,16 @@
 side with pyasic-rs `get_data` over the same miners at the same concurrency.
 
 Deployment modelled: one Celery beat ticking `fleet.poll_due` every 2 s (this process calls
-`due_shards` on that schedule) and a Celery prefork worker with `--concurrency` = the cores
-(2 here): worker processes forked after Django is loaded, each running one `poll_shard` at a
-time on its own miner loop (`fleet.runtime`), pulling shards from one queue. The simulator
-runs in its own processes on a random 127.x block (real ports: pyasic-rs knows no others, so
-this needs root). The database is a scratch PostgreSQL database created and dropped by the run.
+`due_shards` on that schedule) and a Celery prefork worker with `--concurrency 4` (as
+docker/entrypoint.sh runs it): worker processes forked after Django is loaded, each running
+one `poll_shard` at a time on its own miner loop (`fleet.runtime`), pulling shards from one
+queue (`--workers`, `--affinity` and `--lookahead` change that: docs/performance.md). The
+simulator runs in its own processes on a random 127.x block (real ports: pyasic-rs knows no
+others, so this needs root). The database is a scratch PostgreSQL database created and
+dropped by the run.
 
-Phases: a paced run of whole intervals (the first is warm-up: logins, first health
-transitions), then a capacity run (every miner due at once, shards back to back), then
+Phases: a cold run (every miner due at once on fresh processes), a paced run of whole
+intervals (the first is warm-up), a warm capacity run (every miner due at once again), then
 pyasic-rs in a subprocess (it has aborted interpreters at exit). Prints one JSON object on its
 last line. Everything it starts is stopped, also on errors.
 """
@@ -51,8 +53,8 @@ from bench._django import (
 PASSWORD = "bench-telemetry-pw"
 PROTO_SHARE = 0.6  # 6,000 ProtoOS + 4,000 Antminer at 10,000, as in docs/simulator.md
 ON_TIME_GRACE = 0.10  # a poll is on time when it starts <= 1.1 x interval after the previous one
-IDENTIFY_BUDGET_S = 90.0  # pyasic-rs: identification of the whole fleet, then its warm-up
-WARM_BUDGET_S = 60.0
+IDENTIFY_BUDGET_S = 60.0  # pyasic-rs: identification of the whole fleet, then its warm-up
+WARM_BUDGET_S = 45.0
 WORKERS = 4  # docker/entrypoint.sh: celery worker --concurrency ${CELERY_CONCURRENCY:-4}
 TARGET = {"miners": 10_000, "on_time_share": 0.999, "p99_poll_to_stored_s": 2.0}
 
@@ -791,7 +793,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 deploy = Deployment(
                     workers, affinity=args.affinity, shard_size=config["shard_size"]
                 )
-                limit = 60.0 if args.quick else 90.0
+                limit = 60.0 if args.quick else 75.0
                 cold = all_due_phase(deploy, sim.pid, "cold", limit)
                 first_due = restagger(ids, interval, seed=7)
                 lookahead = dt.timedelta(seconds=beat) if args.lookahead else None
