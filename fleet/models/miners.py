@@ -67,7 +67,11 @@ class Miner(ScopedModel):
             models.UniqueConstraint(fields=["org", "identifier"], name="miner_identifier_unique"),
             models.UniqueConstraint(fields=["org", "host", "port"], name="miner_address_unique"),
         ]
-        indexes = [models.Index(fields=["org", "site", "health"], name="miner_org_site_health")]
+        indexes = [
+            models.Index(fields=["org", "site", "health"], name="miner_org_site_health"),
+            # the default ordering: the list page walks it instead of sorting the fleet
+            models.Index(fields=["org", "name", "id"], name="miner_org_name_id"),
+        ]
 
     def __str__(self) -> str:
         return self.name
