@@ -62,9 +62,15 @@ class MinerLatest(models.Model):
 
 
 class Sample(models.Model):
-    """One poll's headline figures, for charts (raw; rollups are kept separately)."""
+    """One poll's headline figures, for charts (raw; rollups are kept separately).
 
-    miner = models.ForeignKey(Miner, on_delete=models.CASCADE, related_name="samples")
+    On PostgreSQL the table is partitioned by hour of ``ts`` (``fleet.partitions``): the
+    database's primary key is ``(id, ts)``, and ``(miner_id, ts)`` serves lookups by miner,
+    so the foreign key has no index of its own."""
+
+    miner = models.ForeignKey(
+        Miner, on_delete=models.CASCADE, related_name="samples", db_index=False
+    )
     ts = models.DateTimeField()
     hashrate_ths = models.FloatField(null=True)
     power_w = models.FloatField(null=True)
@@ -80,9 +86,14 @@ class Sample(models.Model):
 
 class SampleRollup(models.Model):
     """Averages of a miner's samples over ``resolution`` seconds (300 or 3600) from ``ts``,
-    so charts over days and years don't read raw rows (which are kept only for a while)."""
+    so charts over days and years don't read raw rows (which are kept only for a while).
 
-    miner = models.ForeignKey(Miner, on_delete=models.CASCADE, related_name="rollups")
+    On PostgreSQL the table is partitioned by resolution, then by week (300) or month (3600)
+    of ``ts``; the unique bucket ``(miner, resolution, ts)`` serves lookups by miner."""
+
+    miner = models.ForeignKey(
+        Miner, on_delete=models.CASCADE, related_name="rollups", db_index=False
+    )
     resolution = models.PositiveIntegerField()
     ts = models.DateTimeField()
     hashrate_ths = models.FloatField(null=True)

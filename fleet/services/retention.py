@@ -1,18 +1,18 @@
 """Samples over time: raw rows for ``FLEET_RAW_SAMPLE_HOURS``, 5-minute averages for
 ``FLEET_ROLLUP_5M_DAYS``, hourly averages for ``FLEET_ROLLUP_1H_DAYS`` — rolled up and pruned
-by a periodic task."""
+by a periodic task (``fleet.rollup_samples``, every 5 minutes)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Avg, Count, F, Max
 from django.db.models.functions import Extract, Floor
 from django.utils import timezone
 
+from fleet import partitions
 from fleet.models import Sample, SampleRollup
 
 RESOLUTIONS = (300, 3600)
@@ -82,16 +82,30 @@ def rollup(*, now: dt.datetime | None = None, lookback: dt.timedelta | None = No
     return written
 
 
-@transaction.atomic
 def prune(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Remove what is past its horizon: on PostgreSQL whole time partitions are dropped (and
+    the ones ahead created, see ``fleet.partitions``); on SQLite the rows are deleted."""
     now = now or timezone.now()
-    raw, _ = Sample.objects.filter(
-        ts__lt=now - dt.timedelta(hours=settings.FLEET_RAW_SAMPLE_HOURS)
-    ).delete()
+    if connection.vendor == "postgresql":
+        report = partitions.partitions_maintain(now=now)
+        return {
+            **report.rows_dropped,
+            "partitions_created": report.created,
+            "partitions_dropped": report.dropped,
+            "default_rows_moved": report.absorbed,
+            "default_rows_deleted": report.deleted,
+            "partition_steps_skipped": report.skipped,
+        }
+    return _prune_rows(now)
+
+
+@transaction.atomic
+def _prune_rows(now: dt.datetime) -> dict[str, int]:
+    raw, _ = Sample.objects.filter(ts__lt=now - partitions.RAW.horizon()).delete()
     five, _ = SampleRollup.objects.filter(
-        resolution=300, ts__lt=now - dt.timedelta(days=settings.FLEET_ROLLUP_5M_DAYS)
+        resolution=300, ts__lt=now - partitions.FIVE_MINUTE.horizon()
     ).delete()
     hourly, _ = SampleRollup.objects.filter(
-        resolution=3600, ts__lt=now - dt.timedelta(days=settings.FLEET_ROLLUP_1H_DAYS)
+        resolution=3600, ts__lt=now - partitions.HOURLY.horizon()
     ).delete()
     return {"raw": raw, "5m": five, "1h": hourly}
