@@ -35,6 +35,12 @@ class AccountAdapter(DefaultAccountAdapter):
             )
         super().pre_authenticate(request, **credentials)
 
+    def get_logout_redirect_url(self, request: HttpRequest) -> str:
+        """An SSO session ends at the provider too (RP-initiated logout)."""
+        from accounts.sso.views import provider_logout_url
+
+        return provider_logout_url(request) or super().get_logout_redirect_url(request)
+
 
 class MFAAdapter(DefaultMFAAdapter):
     """TOTP secrets and recovery-code seeds are stored sealed with a key from FLEET_MASTER_KEY."""

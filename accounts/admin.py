@@ -262,9 +262,9 @@ class ActivityEventAdmin(ScopedAdmin):
 @admin.register(LoginEvent)
 class LoginEventAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin[Any]):
     scope_permission = "user:manage"  # other members' IPs and browsers
-    list_display = ["created_at", "email", "result", "method", "ip", "user_agent"]
+    list_display = ["created_at", "email", "result", "method", "sso_issuer", "ip", "user_agent"]
     list_filter = ["result", "method"]
-    search_fields = ["email", "ip"]
+    search_fields = ["email", "ip", "sso_subject"]
     date_hierarchy = "created_at"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -282,3 +282,6 @@ class TrackedSessionAdmin(ReadOnlyMixin, CatalogViewMixin, admin.ModelAdmin[Any]
         return TrackedSession.objects.filter(
             user__in=User.objects.restrict(request.user, self.scope_permission)
         )
+
+
+from accounts.sso import admin as _sso_admin  # noqa: E402, F401  (registers the SSO models)

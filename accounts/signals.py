@@ -33,6 +33,8 @@ def _method(request: Any, user: Any) -> str:
         return LoginMethod.RECOVERY if mfa[-1].get("type") == "recovery_codes" else LoginMethod.MFA
     if any(r.get("method") == "socialaccount" for r in records):
         return LoginMethod.SSO
+    if getattr(user, "rw_sso_identity", None) is not None:
+        return LoginMethod.SSO
     return LoginMethod.PASSWORD
 
 
@@ -41,12 +43,15 @@ def on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if request is None:
         return
     login_success_register(email=user.email)
+    identity = getattr(user, "rw_sso_identity", None)  # set by accounts.sso.backend
     login_event_record(
         result=LoginResult.SUCCESS,
         user=user,
         ip=client_ip(request),
         user_agent=user_agent(request),
         method=_method(request, user),
+        sso_issuer=getattr(identity, "issuer", ""),
+        sso_subject=getattr(identity, "subject", ""),
     )
     if hasattr(request, "session"):
         if not request.session.session_key:

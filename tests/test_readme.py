@@ -6,7 +6,6 @@ import importlib.util
 import re
 from pathlib import Path
 
-from django.conf import settings
 from django.urls import resolve
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -16,7 +15,10 @@ FEATURES = {
     "proxy": (r"\bproxy\b|web API .* through the server", importlib.util.find_spec("proxy")),
     "terminals": (r"\bterminals?\b|\bSSH\b", importlib.util.find_spec("terminals")),
     "fleet nodes": (r"\bfleet[- ]nodes?\b|\bagent\b", importlib.util.find_spec("fleetnode")),
-    "single sign-on": (r"\bsingle sign-on\b|\bSSO\b|\bOIDC\b", settings.SOCIALACCOUNT_PROVIDERS),
+    "single sign-on": (
+        r"\bsingle sign-on\b|\bSSO\b|\bOIDC\b",
+        importlib.util.find_spec("accounts.sso.backend"),
+    ),
     "miner actions": (
         r"\breboot\b|\bpools\b|\bcooling\b|\blocate LED\b",
         importlib.util.find_spec("fleet"),

@@ -15,6 +15,7 @@ from accounts.models.security import (
     LoginResult,
     TrackedSession,
 )
+from accounts.models.sso import SsoIdentity, SsoRoleMapping, SsoSeatLimit
 from accounts.models.tokens import ApiToken
 from accounts.models.user import User
 
@@ -38,6 +39,9 @@ __all__ = [
     "ScopedModel",
     "Site",
     "SiteRoleAssignment",
+    "SsoIdentity",
+    "SsoRoleMapping",
+    "SsoSeatLimit",
     "TrackedSession",
     "User",
     "forget_grants",

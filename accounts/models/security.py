@@ -11,6 +11,7 @@ class LoginResult(models.TextChoices):
     LOCKED = "locked", "Locked out"
     MFA_FAILURE = "mfa_failure", "Wrong MFA code"
     LOGOUT = "logout", "Signed out"
+    REFUSED = "refused", "Refused by policy"
 
 
 class LoginMethod(models.TextChoices):
@@ -38,6 +39,9 @@ class LoginEvent(models.Model):
     method = models.CharField(
         max_length=16, choices=LoginMethod.choices, default=LoginMethod.PASSWORD
     )
+    # SSO attempts: the provider and the subject it vouched for (the identity key).
+    sso_issuer = models.CharField(max_length=300, blank=True)
+    sso_subject = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -76,6 +76,8 @@ def login_event_record(
     ip: str | None = None,
     user_agent: str = "",
     method: str = LoginMethod.PASSWORD,
+    sso_issuer: str = "",
+    sso_subject: str = "",
 ) -> LoginEvent:
     from accounts.metrics import LOGIN_ATTEMPTS
 
@@ -89,6 +91,8 @@ def login_event_record(
         user_agent=user_agent[:300],
         result=result,
         method=method,
+        sso_issuer=sso_issuer[:300],
+        sso_subject=sso_subject[:255],
     )
 
 

@@ -65,9 +65,11 @@ def nav_section(context: dict[str, Any]) -> str:
         return _SECTIONS[name]
     for prefix, section in (
         ("users-", "users"),
+        ("sso-", "sso"),
         ("role-", "roles"),
         ("site-", "sites"),
         ("token-", "tokens"),
+        ("fleet-node", "nodes"),
         ("miner", "miners"),
         ("job-", "miners"),
         ("session", "security"),
