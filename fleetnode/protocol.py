@@ -246,9 +246,7 @@ def encrypt_credential(
     return {"nonce": b64encode(nonce), "ct": b64encode(ct), "v": str(version)}
 
 
-def decrypt_credential(
-    node_key: bytes, node_id: int, miner_id: int, blob: dict[str, Any]
-) -> bytes:
+def decrypt_credential(node_key: bytes, node_id: int, miner_id: int, blob: dict[str, Any]) -> bytes:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
