@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from fleet.models import Miner, MinerHealth, Sample, SampleRollup
@@ -61,44 +61,67 @@ def _series_rows(miner: Miner, start: dt.datetime, end: dt.datetime, step: int) 
     ).values_list(*columns)
 
 
-def _totals(queryset: QuerySet[Miner]) -> dict[str, Any]:
-    agg = queryset.aggregate(
-        miners=Count("id"),
-        hashrate_ths=Sum("latest__hashrate_ths"),
-        power_w=Sum("latest__power_w"),
-        max_temp_c=Max("latest__max_temp_c"),
-        avg_temp_c=Avg("latest__max_temp_c"),
-        reporting=Count("id", filter=Q(latest__updated_at__isnull=False)),
+_SUMS = ("miners", "reporting", "hashrate_ths", "power_w")
+
+
+def _groups(miners: QuerySet[Miner]) -> list[dict[str, Any]]:
+    """One GROUP BY site, health, model over the miners and their latest rows, in site order:
+    every figure of the summary is a sum (or max) of these few rows, so the fleet is read
+    once."""
+    return list(
+        miners.values("site_id", "site__name", "health", "model")
+        .annotate(
+            miners=Count("id"),
+            reporting=Count("id", filter=Q(latest__updated_at__isnull=False)),
+            hashrate_ths=Sum("latest__hashrate_ths"),
+            power_w=Sum("latest__power_w"),
+            max_temp_c=Max("latest__max_temp_c"),
+        )
+        .order_by("site__name", "site_id")
     )
-    hashrate, power = agg["hashrate_ths"] or 0.0, agg["power_w"] or 0.0
-    by_health = dict(queryset.values_list("health").annotate(n=Count("id")).order_by())
-    return {
-        "miners": agg["miners"],
-        "reporting": agg["reporting"],
+
+
+def _rollup(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of a set of groups (a site's, or all of them)."""
+    totals: dict[str, Any] = {key: sum(g[key] or 0 for g in groups) for key in _SUMS}
+    temps = [g["max_temp_c"] for g in groups if g["max_temp_c"] is not None]
+    health: dict[str, int] = defaultdict(int)
+    for group in groups:
+        health[group["health"]] += group["miners"]
+    hashrate, power = totals["hashrate_ths"], totals["power_w"]
+    return totals | {
         "hashrate_ths": round(hashrate, 3),
         "power_w": round(power, 1),
         "efficiency_jth": round(power / hashrate, 2) if hashrate else None,
-        "max_temp_c": agg["max_temp_c"],
-        "health": by_health,
+        "max_temp_c": max(temps, default=None),
+        "health": dict(health),
     }
 
 
 def fleet_summary(miners: QuerySet[Miner]) -> dict[str, Any]:
-    """Totals of the miners the caller can see: overall, per site and per model."""
-    per_site = []
-    sites = miners.values("site_id", "site__name").order_by("site__name", "site_id").distinct()
-    for site in sites:
-        per_site.append(
-            {"site": site["site_id"], "name": site["site__name"]}
-            | _totals(miners.filter(site_id=site["site_id"]))
-        )
-    per_model = [
-        {"model": row["model"], "miners": row["n"], "hashrate_ths": round(row["h"] or 0.0, 3)}
-        for row in miners.values("model")
-        .annotate(n=Count("id"), h=Sum("latest__hashrate_ths"))
-        .order_by("-n", "model")
+    """Totals of the miners the caller can see: overall, per site (by name) and per model (most
+    miners first). One grouped query whatever the number of sites or miners."""
+    groups = _groups(miners)
+    by_site: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for group in groups:
+        by_site[(group["site__name"], group["site_id"])].append(group)
+        by_model[group["model"]].append(group)
+    sites = [
+        {"site": site_id, "name": name} | _rollup(rows) for (name, site_id), rows in by_site.items()
     ]
-    return {"totals": _totals(miners), "sites": per_site, "models": per_model}
+    models = sorted(
+        (
+            {
+                "model": model,
+                "miners": sum(g["miners"] for g in rows),
+                "hashrate_ths": round(sum(g["hashrate_ths"] or 0.0 for g in rows), 3),
+            }
+            for model, rows in by_model.items()
+        ),
+        key=lambda row: (-row["miners"], row["model"]),
+    )
+    return {"totals": _rollup(groups), "sites": sites, "models": models}
 
 
 def fleet_series(

@@ -5,15 +5,17 @@ from django.db.models import Q, QuerySet
 
 from accounts.api.filters import visible
 from accounts.models import Site
+from fleet.api.pagination import stable_ordering
 from fleet.models import Miner, MinerHealth
 
 
 class StableOrdering(django_filters.OrderingFilter):
-    """Any column, then the id: pages never shuffle rows that tie (or have no figure yet)."""
+    """Any column, then the id: pages never shuffle rows that tie. Miners without figures (no
+    poll yet) come last whichever way a column is sorted."""
 
     def filter(self, qs: QuerySet[Miner], value: list[str] | None) -> QuerySet[Miner]:
         ordered: QuerySet[Miner] = super().filter(qs, value)
-        return ordered.order_by(*ordered.query.order_by, "id") if value else ordered
+        return stable_ordering(ordered) if value else ordered
 
 
 class MinerFilter(django_filters.FilterSet):

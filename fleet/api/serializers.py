@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -12,22 +14,47 @@ from fleet.models import Job, JobItem, JobStatus, Miner, MinerHealth, MinerLates
 from fleet.models.telemetry import LATEST_FIELDS
 
 
+class UtcDateTimeField(serializers.DateTimeField):
+    """ISO 8601 in UTC (``…Z``), as every API date-time. Given its zone, DRF skips looking up
+    the current one for each value: a fifth of the miner list's serialization."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", dt.UTC)
+        super().__init__(**kwargs)
+
+
+UTC_FIELD_MAPPING = {
+    **serializers.ModelSerializer.serializer_field_mapping,
+    models.DateTimeField: UtcDateTimeField,
+}
+
+
 class LatestSerializer(serializers.ModelSerializer[MinerLatest]):
     """The last successful poll (``updated_at``) and how the last attempt went."""
+
+    serializer_field_mapping = UTC_FIELD_MAPPING
 
     class Meta:
         model = MinerLatest
         fields = list(LATEST_FIELDS)
         read_only_fields = fields
 
+    def to_representation(self, instance: MinerLatest) -> Any:
+        # a row whose polls all failed has no figures yet: null, as for a miner never polled
+        return None if instance.updated_at is None else super().to_representation(instance)
+
 
 class MinerSerializer(serializers.ModelSerializer[Miner]):
+    serializer_field_mapping = UTC_FIELD_MAPPING
     site = scoped_related(Site, "site:read")(read_only=True)
     health = serializers.ChoiceField(choices=MinerHealth.choices, read_only=True)
     capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=40), read_only=True)
-    latest = serializers.SerializerMethodField(
-        help_text="The last poll's figures; null until the miner has been polled."
+    # declared (not a method field): its fields are built once per list, not once per row
+    latest = LatestSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The last poll's figures; null until the miner has been polled.",
     )
     requested_power_target_w = serializers.IntegerField(
         read_only=True,
@@ -64,13 +91,6 @@ class MinerSerializer(serializers.ModelSerializer[Miner]):
             "latest",
         ]
         read_only_fields = fields
-
-    @extend_schema_field(LatestSerializer(allow_null=True))
-    def get_latest(self, miner: Miner) -> dict[str, Any] | None:
-        latest = getattr(miner, "latest", None)
-        if latest is None or latest.updated_at is None:
-            return None
-        return dict(LatestSerializer(latest).data)
 
 
 class MinerCreateSerializer(serializers.Serializer[Any]):

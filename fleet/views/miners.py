@@ -26,6 +26,7 @@ from accounts.models import ActivityEvent, Organization, Site
 from accounts.views.base import PageRequest, render_page
 from fleet import dial
 from fleet.api.filters import MinerFilter
+from fleet.api.pagination import NarrowFirst
 from fleet.forms import (
     CredentialsForm,
     MinerAddForm,
@@ -110,7 +111,9 @@ def _list_context(request: PageRequest, org: Organization) -> dict[str, Any]:
         _distinct(visible, "model"),
         _distinct(visible, "firmware"),
     )
-    page = Paginator(filterset.qs, MINERS_PER_PAGE).get_page(params.get("page"))
+    # a deep page, or one sorted by a latest figure or the site, reads its ids first
+    rows: Any = NarrowFirst(filterset.qs)
+    page = Paginator(rows, MINERS_PER_PAGE).get_page(params.get("page"))
     ordering = params.get("ordering", "")
     filterset.is_valid()  # the fields that are valid filter the list (the others are shown)
     effective = filterset.form.cleaned_data
