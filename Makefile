@@ -67,7 +67,8 @@ collectstatic: venv assets
 # demo, fleet.demo seeds it, starts simulated miners (DEMO_PROTO/DEMO_ANTMINER), pairs them into
 # the demo org, runs the server and stops the simulators with it (README, docs/simulator.md).
 RUN_BANNER = Rigwarden on http://127.0.0.1:$(PORT)/  (embedded mode: SQLite in $(DATA_DIR), in-process tasks)
-SERVER = $(BIN)/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+# fleet-node frames over 1 MiB get a typed close (4400) from the consumer, not a TCP drop
+SERVER = $(BIN)/daphne -b 127.0.0.1 -p $(PORT) --websocket-max-message-size 4194304 --websocket-max-frame-size 4194304 config.asgi:application
 
 run: MANAGE_VERBOSITY := 0
 run: venv assets collectstatic migrate
@@ -89,7 +90,7 @@ fmt: dev-venv
 	$(BIN)/ruff format .
 
 typecheck: dev-venv
-	$(BIN)/mypy accounts config fleet miners
+	$(BIN)/mypy accounts config fleet fleetnode miners proxy terminals
 
 checks: dev-venv assets
 	$(BIN)/python manage.py makemigrations --check --dry-run
@@ -110,6 +111,9 @@ test: dev-venv assets
 
 bench: dev-venv
 	$(BIN)/python -m bench.sim --quick
+	bash scripts/ensure-services.sh
+	$(BIN)/python -m bench.telemetry --quick
+	$(BIN)/python -m bench.api --quick
 
 clean:
 	rm -rf $(VENV) static/vendor node_modules staticfiles

@@ -2,11 +2,13 @@
 `telemetry_ingest` → PostgreSQL) against a simulated fleet at the target interval, side by
 side with pyasic-rs `get_data` over the same miners at the same concurrency.
 
-Deployment modelled: one Celery beat ticking `fleet.poll_due` every 2 s (this process calls
-`due_shards` on that schedule) and a Celery prefork worker with `--concurrency 4` (as
-docker/entrypoint.sh runs it): worker processes forked after Django is loaded, each running
-one `poll_shard` at a time on its own miner loop (`fleet.runtime`), pulling shards from one
-queue (`--workers`, `--affinity` and `--lookahead` change that: docs/performance.md). The
+Deployment modelled, as docker/entrypoint.sh and compose run it: one Celery beat ticking
+`fleet.poll_due` every 2 s (this process does what the task does on that schedule:
+`due_shards`, `mark_sent`, each shard to its queue `poll.<k>`) and one single-process poll
+worker per queue (`FLEET_POLL_QUEUES` = `--workers`, default 4): processes forked after Django
+is loaded, each running one `poll_shard` at a time on its own miner loop (`fleet.runtime`),
+taking shards from its own queue only. The cache (the queues' backlog marks) is Redis
+(`BENCH_REDIS_URL`, a key prefix of its own) as in production; live updates stay in memory. The
 simulator runs in its own processes on a random 127.x block (real ports: pyasic-rs knows no
 others, so this needs root). The database is a scratch PostgreSQL database created and
 dropped by the run.
@@ -55,14 +57,15 @@ PROTO_SHARE = 0.6  # 6,000 ProtoOS + 4,000 Antminer at 10,000, as in docs/simula
 ON_TIME_GRACE = 0.10  # a poll is on time when it starts <= 1.1 x interval after the previous one
 IDENTIFY_BUDGET_S = 60.0  # pyasic-rs: identification of the whole fleet, then its warm-up
 WARM_BUDGET_S = 45.0
-WORKERS = 4  # docker/entrypoint.sh: celery worker --concurrency ${CELERY_CONCURRENCY:-4}
+WORKERS = 4  # FLEET_POLL_QUEUES' default: docker compose runs poll-0 .. poll-3
 TARGET = {"miners": 10_000, "on_time_share": 0.999, "p99_poll_to_stored_s": 2.0}
 
 
 # --- simulator ------------------------------------------------------------------------------
 def sim_processes(total: int, workers: int) -> int:
     """Shards the simulator needs: per ProtoOS rig two listeners plus two kept-alive
-    connections from every worker process; the hard RLIMIT_NOFILE here is 20,000."""
+    connections from every worker process (an upper bound since each rig has one poll
+    process; kept so runs compare with earlier ones); the hard RLIMIT_NOFILE is 20,000."""
     per_miner = 2 + 2 * workers
     return max(1, math.ceil(total * per_miner / 17_000))
 
@@ -196,6 +199,20 @@ def create_fleet(inventory: list[dict[str, Any]]) -> list[int]:
     return [m.pk for m in created]
 
 
+def shared_cache() -> None:
+    """The cache on Redis, as deployed (the beat reads the queues' backlog marks the workers
+    write), under a key prefix of this run's own. Live updates stay in memory."""
+    from django.core.cache import cache
+    from django.test.utils import override_settings
+
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    backend = "django.core.cache.backends.redis.RedisCache"
+    prefix = f"rw-bench-telemetry-{os.getpid()}"
+    override_settings(CACHES={"default": {"BACKEND": backend, "LOCATION": url,
+                                          "KEY_PREFIX": prefix}}).enable()  # fmt: skip
+    cache.set("ping", 1, 5)  # fails here, not mid-run, without Redis
+
+
 # --- the Celery worker stand-in --------------------------------------------------------------
 def worker_main(index: int, tasks: Any, results: Any) -> None:
     """A prefork child: one `poll_shard` at a time, observed from outside (fleet/ untouched):
@@ -256,7 +273,7 @@ def worker_main(index: int, tasks: Any, results: Any) -> None:
         task = tasks.get()
         if task is None:
             break
-        shard_id, phase, dispatched, miner_ids = task
+        shard_id, phase, dispatched, miner_ids, queue_k, scheduled = task
         close_old_connections()  # as Celery's Django fixup does around every task
         current.clear()
         events.clear()
@@ -266,7 +283,7 @@ def worker_main(index: int, tasks: Any, results: Any) -> None:
         db_cpu = proc_cpu(pid) if pid else 0.0
         error = ""
         try:
-            summary = polling.poll_shard(miner_ids)
+            summary = polling.poll_shard(miner_ids, queue=queue_k, scheduled=scheduled)
             polled, ok = summary.polled, summary.ok
         except Exception as exc:  # a shard that blew up is reported, the worker goes on
             error, polled, ok = f"{type(exc).__name__}: {exc}"[:300], 0, 0
@@ -296,24 +313,19 @@ def worker_main(index: int, tasks: Any, results: Any) -> None:
 
 # --- the beat and the phases ----------------------------------------------------------------
 class Deployment:
-    """Worker processes and the queue(s) between the beat and them. Without affinity, one
-    queue (any worker takes any shard, as Celery does); with affinity, a queue per worker and
-    every miner always on the same worker (id modulo workers), as a routed deployment would."""
+    """Worker processes and their queues: one queue per worker, every shard to the queue
+    `due_shards` chose for it (`poll.<miner id % workers>`), as the routed deployment does."""
 
-    def __init__(self, workers: int, *, affinity: bool, shard_size: int) -> None:
+    def __init__(self, workers: int) -> None:
         from django.db import connections
 
         ctx = multiprocessing.get_context("fork")  # Celery prefork: children of a loaded Django
-        self.affinity, self.shard_size, self.workers = affinity, shard_size, workers
-        self.queues = [ctx.Queue() for _ in range(workers if affinity else 1)]
+        self.workers = workers
+        self.queues = [ctx.Queue() for _ in range(workers)]
         self.results = ctx.Queue()
         connections.close_all()  # never share a connection with a child
         self.procs = [
-            ctx.Process(
-                target=worker_main,
-                args=(i, self.queues[i if affinity else 0], self.results),
-                daemon=True,
-            )
+            ctx.Process(target=worker_main, args=(i, self.queues[i], self.results), daemon=True)
             for i in range(workers)
         ]
         for proc in self.procs:
@@ -323,21 +335,16 @@ class Deployment:
         self.dispatched = 0
         self.abandoned = 0
 
-    def dispatch(self, shards: list[list[int]], phase: str) -> None:
+    def dispatch(self, shards: list[Any], phase: str) -> None:
+        """What `fleet.poll_due` does after claiming: mark the queues, publish each shard."""
+        from fleet.services.polling import mark_sent
+
+        mark_sent(shards)
         now = time.time()
-        if self.affinity:
-            groups: list[list[int]] = [[] for _ in self.queues]
-            for miner_id in (i for shard in shards for i in shard):
-                groups[miner_id % len(groups)].append(miner_id)
-            routed = [
-                (k, g[i : i + self.shard_size])
-                for k, g in enumerate(groups)
-                for i in range(0, len(g), self.shard_size)
-            ]
-        else:
-            routed = [(0, shard) for shard in shards]
-        for k, shard in routed:
-            self.queues[k].put((self.dispatched, phase, now, shard))
+        for shard in shards:
+            self.queues[shard.queue].put(
+                (self.dispatched, phase, now, shard.miner_ids, shard.queue, shard.scheduled)
+            )
             self.dispatched += 1
 
     def collect(self, timeout: float = 0.0) -> None:
@@ -375,8 +382,8 @@ class Deployment:
 
     def shutdown(self) -> None:
         self.discard_queued()
-        for i in range(len(self.procs)):
-            self.queues[i if self.affinity else 0].put(None)
+        for q in self.queues:
+            q.put(None)
         deadline = time.monotonic() + 60
         while len(self.exited) < len(self.procs) and time.monotonic() < deadline:
             self.collect(0.2)
@@ -447,11 +454,8 @@ def paced_phase(
     interval: float,
     intervals: int,
     beat: float,
-    lookahead: dt.timedelta | None,
 ) -> dict[str, Any]:
     """The beat: `due_shards` every `beat` seconds, shards to the workers, for `intervals`."""
-    from django.utils import timezone
-
     from fleet.services.polling import due_shards
 
     t0 = time.time()
@@ -463,8 +467,7 @@ def paced_phase(
         if "from" not in snaps and time.time() >= measure_from:
             snaps["from"] = snapshot(deploy, sim_pid)
         started = time.perf_counter()
-        # --lookahead: claim what falls due before the next tick (a proposed beat change)
-        shards = due_shards(now=timezone.now() + lookahead) if lookahead else due_shards()
+        shards = due_shards()
         tick_ms.append((time.perf_counter() - started) * 1000)
         deploy.dispatch(shards, "paced")
         ticks += 1
@@ -773,8 +776,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         deploy: Deployment | None = None
         try:
             clock = time.monotonic()
-            with django_on_scratch_db("telemetry") as database:
+            queues = {"FLEET_POLL_QUEUES": str(workers)}
+            with django_on_scratch_db("telemetry", extra_env=queues) as database:
                 from django.conf import settings
+
+                shared_cache()
 
                 interval = float(settings.FLEET_POLL_INTERVAL)
                 beat = float(settings.CELERY_BEAT_SCHEDULE["poll-due-miners"]["schedule"])
@@ -790,14 +796,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 clock = time.monotonic()
                 ids = list(create_fleet(inventory))
                 timings["create_fleet_s"] = round(time.monotonic() - clock, 1)
-                deploy = Deployment(
-                    workers, affinity=args.affinity, shard_size=config["shard_size"]
-                )
+                deploy = Deployment(workers)
                 limit = 60.0 if args.quick else 75.0
                 cold = all_due_phase(deploy, sim.pid, "cold", limit)
                 first_due = restagger(ids, interval, seed=7)
-                lookahead = dt.timedelta(seconds=beat) if args.lookahead else None
-                paced = paced_phase(deploy, sim.pid, interval, intervals, beat, lookahead)
+                paced = paced_phase(deploy, sim.pid, interval, intervals, beat)
                 warm = all_due_phase(deploy, sim.pid, "warm", limit)
                 deploy.shutdown()
                 results = {
@@ -833,8 +836,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "miners": {"protoos": proto, "antminer": antminer},
         "deployment": {
             "workers": workers,
-            "affinity": args.affinity,
-            "lookahead": args.lookahead,
             "simulator_processes": processes,
             "intervals": intervals,
             "warmup_intervals": 1,
@@ -865,11 +866,7 @@ def main() -> None:
         "--intervals", type=int, help="paced intervals incl. 1 warm-up (7; quick 3)"
     )
     parser.add_argument("--workers", type=int, default=WORKERS,
-                        help="poll worker processes (Celery prefork concurrency; default 4)")  # fmt: skip
-    parser.add_argument("--affinity", action="store_true",
-                        help="route every miner to the same worker (a proposed deployment)")  # fmt: skip
-    parser.add_argument("--lookahead", action="store_true",
-                        help="the beat claims what falls due before its next tick (proposed)")  # fmt: skip
+                        help="poll queues, one worker process each (FLEET_POLL_QUEUES; default 4)")  # fmt: skip
     parser.add_argument("--no-reference", action="store_true", help="skip pyasic-rs")
     parser.add_argument("--pyasic-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--inventory", help=argparse.SUPPRESS)

@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "accounts",
     "fleet",
+    "proxy",
+    "terminals",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.TrackedSessionMiddleware",
+    "accounts.sso.session.SsoSessionMiddleware",  # re-validates SSO logins (no-op without SSO)
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -171,8 +174,25 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "rw-asgi"},
+            "BACKEND": "config.channel_layer.BlockingRedisChannelLayer",
+            # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s channels_redis
+            # blocks in BZPOPMIN: an idle consumer died with 1011. Reads get 30 s. Its asyncio
+            # pool (100 connections by default) raises MaxConnectionsError instead of waiting,
+            # so a connect burst crashed consumers (403): the pool is sized explicitly and a
+            # burst beyond it waits up to 20 s for a connection (config/channel_layer.py).
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "max_connections": env_int(
+                            "CHANNEL_REDIS_MAX_CONNECTIONS", 1000, minimum=10, maximum=100000
+                        ),
+                        "pool_timeout": 20,
+                    }
+                ],
+                "prefix": "rw-asgi",
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -195,6 +215,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "prune-history": {"task": "accounts.prune_history", "schedule": 3600.0},
     "poll-due-miners": {"task": "fleet.poll_due", "schedule": 2.0},
     "rollup-samples": {"task": "fleet.rollup_samples", "schedule": 300.0},
+    "fleet-nodes-housekeeping": {"task": "fleet.nodes_housekeeping", "schedule": 30.0},
+    "proxy-refresh-tokens": {"task": "proxy.refresh_tokens", "schedule": 30.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -202,6 +224,7 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.sso.backend.SsoBackend",  # OIDC callback only; idle while OIDC_ISSUER is empty
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -236,7 +259,25 @@ ACCOUNT_RATE_LIMITS = {
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Rigwarden"
-SOCIALACCOUNT_PROVIDERS: dict[str, Any] = {}
+SOCIALACCOUNT_PROVIDERS: dict[str, Any] = {}  # allauth's social login stays off (SSO below)
+
+# --- Single sign-on (OIDC, mozilla-django-oidc; contracts.md "Single sign-on", docs/sso.md) ---
+# Never a start-up error: a wrong value shows on the SSO pages while passwords keep working.
+OIDC_ISSUER = (env_str("OIDC_ISSUER", "") or "").strip().rstrip("/")
+OIDC_CLIENT_ID = (env_str("OIDC_CLIENT_ID", "") or "").strip()
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "") or ""
+OIDC_SCOPES = env_str("OIDC_SCOPES", "openid email profile") or "openid email profile"
+OIDC_JIT = env_bool("OIDC_JIT", False)
+OIDC_ORG = (env_str("OIDC_ORG", "") or "").strip()
+OIDC_BUTTON_LABEL = env_str("OIDC_BUTTON_LABEL", "Sign in with SSO") or "Sign in with SSO"
+# the claim that vouches for the e-mail (Entra ID: xms_edov); only an explicit true links accounts
+OIDC_EMAIL_VERIFIED_CLAIM = (
+    env_str("OIDC_EMAIL_VERIFIED_CLAIM", "email_verified") or "email_verified"
+).strip()
+OIDC_TIMEOUT_SECONDS = env_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+OIDC_DISCOVERY_CACHE_SECONDS = env_int("OIDC_DISCOVERY_CACHE_SECONDS", 3600, minimum=0)
+# re-validate with the provider this often at the latest (sooner when the ID token ends first)
+OIDC_RENEW_SECONDS = env_int("OIDC_RENEW_SECONDS", 900, minimum=30, maximum=86400)
 
 LOGIN_LOCKOUT_THRESHOLD = env_int("LOGIN_LOCKOUT_THRESHOLD", 5, minimum=1)
 LOGIN_LOCKOUT_BASE_SECONDS = env_int("LOGIN_LOCKOUT_BASE_SECONDS", 60, minimum=1)
@@ -389,12 +430,17 @@ LOGGING = {
 
 # --- Product settings ---------------------------------------------------------------------
 DISCOVERY_ALLOWED_NETWORKS = env_networks("DISCOVERY_ALLOWED_NETWORKS")
+# miner proxy (proxy/): proxied requests per user per minute; other limits in proxy.limits
+PROXY_RATE_PER_MINUTE = env_int("PROXY_RATE_PER_MINUTE", 600, minimum=1)
 # Telemetry polling: every miner every interval; due miners split into shards of this size,
 # each polled with this many concurrent connections and this deadline per miner.
 FLEET_POLL_INTERVAL = env_int("FLEET_POLL_INTERVAL", 10, minimum=2, maximum=3600)
 FLEET_POLL_SHARD_SIZE = env_int("FLEET_POLL_SHARD_SIZE", 500, minimum=1, maximum=20000)
 FLEET_POLL_CONCURRENCY = env_int("FLEET_POLL_CONCURRENCY", 256, minimum=1, maximum=4096)
 FLEET_POLL_DEADLINE = float(env_int("FLEET_POLL_DEADLINE", 8, minimum=1, maximum=60))
+# Poll worker processes: shards go to queue poll.<miner id % FLEET_POLL_QUEUES>, one
+# single-process worker per queue (docs/fleet.md), so a rig is always polled by the same process.
+FLEET_POLL_QUEUES = env_int("FLEET_POLL_QUEUES", 4, minimum=1, maximum=256)
 # A full status (hashboards, fans, PSUs, errors: several requests) this often; summaries between.
 FLEET_FULL_STATUS_INTERVAL = env_int("FLEET_FULL_STATUS_INTERVAL", 60, minimum=10, maximum=86400)
 # Samples: raw for hours, 5-minute averages for days, hourly averages for days.
@@ -409,3 +455,12 @@ TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(n) for n in TRUSTED_PROXIES]
 METRICS_TOKEN = env_str("METRICS_TOKEN") or None
 ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 365, minimum=1)
 LOGIN_EVENT_RETENTION_DAYS = env_int("LOGIN_EVENT_RETENTION_DAYS", 180, minimum=1)
+
+# Terminals (docs/terminals.md): browser SSH sessions kept on the server.
+TERMINAL_GRACE_SECONDS = env_int("TERMINAL_GRACE_SECONDS", 600, minimum=1, maximum=86400)
+TERMINAL_IDLE_SECONDS = env_int("TERMINAL_IDLE_SECONDS", 3600, minimum=1, maximum=7 * 86400)
+TERMINAL_MAX_SECONDS = env_int("TERMINAL_MAX_SECONDS", 12 * 3600, minimum=1, maximum=30 * 86400)
+TERMINAL_PER_HOST = env_int("TERMINAL_PER_HOST", 2, minimum=1, maximum=1000)
+TERMINAL_PER_USER = env_int("TERMINAL_PER_USER", 10, minimum=1, maximum=1000)
+# Sessions are pinned to the replica that started them (a reattach elsewhere closes 4409).
+TERMINAL_REPLICA = env_str("TERMINAL_REPLICA") or f"{os.uname().nodename}:{os.getpid()}"

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts.permissions import PUBLIC
 from accounts.routes import declare
+from accounts.sso.urls import oidc_urlpatterns, page_urlpatterns
 from config import views
 from fleet import metrics as fleet_metrics
 
@@ -25,6 +26,8 @@ allauth_urls = [
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    path("", include(page_urlpatterns)),
+    path("oidc/", include(oidc_urlpatterns)),  # single sign-on (docs/sso.md)
     path("", include("fleet.urls")),
     path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", RedirectView.as_view(pattern_name="security"), name="accounts-home"),

@@ -14,6 +14,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from accounts.models import Site, grants_for
+from accounts.sso.session import sso_login_current
 from fleet import live
 from fleet.observability import LIVE_DROPPED
 from fleet.protocol import (
@@ -43,6 +44,8 @@ def session_user_id(session_key: str | None) -> str | None:
     if not session_key:
         return None
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    if not sso_login_current(store):  # an SSO login due for re-validation: 4401, page re-auths
+        return None
     value = store.get("_auth_user_id")
     return str(value) if value is not None else None
 
@@ -54,7 +57,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         self.tasks: list[asyncio.Task[None]] = []
         self.joined: set[str] = set()
-        if user is None or not user.is_authenticated:
+        session = self.scope.get("session")
+        if (
+            user is None
+            or not user.is_authenticated
+            or not await database_sync_to_async(sso_login_current)(session)
+        ):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return

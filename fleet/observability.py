@@ -74,5 +74,8 @@ _registered = False
 def register() -> None:
     global _registered
     if not _registered:
+        from fleet.nodes.metrics import NodeCollector
+
         REGISTRY.register(FleetCollector())
+        REGISTRY.register(NodeCollector())
         _registered = True

@@ -5,6 +5,10 @@ miner token cache (a ProtoOS rig allows one valid token: logging in on every pol
 revoke everyone else's) and the keep-alive pool. Both are bound to an event loop, so the
 process keeps one loop on a daemon thread and synchronous callers (services, Celery tasks)
 submit coroutines to it. A forked child (Celery prefork) starts its own on first use.
+
+The loop is uvloop's (bench.sim measured a quarter less CPU per RPC poll than asyncio's). The
+keep-alive pool holds at most two connections per rig: a FULL status' gathered reads share
+them instead of opening four TLS sessions on first contact.
 """
 
 from __future__ import annotations
@@ -12,15 +16,31 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import uvloop
 
 from miners import Registry, default_drivers
 from miners.http import HttpClient
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+LIMIT_PER_HOST = 2
+
+
+def _quiet_closed_tls(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """uvloop reports a TLS connection that a timeout (or the rig) closed while a record was
+    still being written as a "fatal error" with a traceback: nothing is lost (the poll already
+    failed or finished), so that one goes to debug; everything else to asyncio's handler."""
+    exc = context.get("exception")
+    if isinstance(exc, RuntimeError) and "handler is closed" in str(exc):
+        log.debug("TLS connection already closed: %s", exc)
+        return
+    loop.default_exception_handler(context)
 
 
 class _Runtime:
@@ -44,11 +64,12 @@ class _Runtime:
     def _start(self) -> tuple[asyncio.AbstractEventLoop, Registry]:
         with self.lock:
             if self.loop is None or self.registry is None or self.pid != os.getpid():
-                loop = asyncio.new_event_loop()
+                loop = uvloop.new_event_loop()
+                loop.set_exception_handler(_quiet_closed_tls)
                 threading.Thread(target=loop.run_forever, name="miners", daemon=True).start()
                 # pyasic-rs is not loaded in server processes (it has aborted interpreters at
                 # exit); miners only it would recognise can't be managed from the server yet.
-                self.http = HttpClient(limit=0, limit_per_host=4)
+                self.http = HttpClient(limit=0, limit_per_host=LIMIT_PER_HOST)
                 self.registry = Registry(default_drivers(include_pyasic=False, http=self.http))
                 self.loop, self.pid = loop, os.getpid()
             return self.loop, self.registry

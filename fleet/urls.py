@@ -1,9 +1,12 @@
 from django.urls import path
 
-from fleet.views import actions, dashboard, jobs, miners
+from fleet.views import actions, dashboard, jobs, miners, nodes
+from fleet.views import settings as fleet_settings
 
 urlpatterns = [
     path("fleet/", dashboard.fleet_dashboard, name="fleet-dashboard"),
+    path("fleet/settings/", fleet_settings.fleet_settings, name="fleet-settings"),
+    path("fleet/settings/save/", fleet_settings.fleet_settings_save, name="fleet-settings-save"),
     path("miners/", miners.miner_list, name="miners"),
     path("miners/add/", miners.miner_add, name="miner-add"),
     path("miners/actions/", actions.bulk_action, name="miners-bulk-action"),
@@ -18,4 +21,9 @@ urlpatterns = [
     ),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-page"),
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-page-cancel"),
+    path("nodes/", nodes.node_list, name="nodes"),
+    path("nodes/add/", nodes.node_add, name="node-add"),
+    path("nodes/<int:pk>/", nodes.node_detail, name="node-page"),
+    path("nodes/<int:pk>/confirm/", nodes.node_confirm, name="node-confirm"),
+    path("nodes/<int:pk>/revoke/", nodes.node_revoke, name="node-revoke"),
 ]

@@ -27,6 +27,7 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)  # the terminal tests start a real sshd
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -22,16 +22,12 @@ from typing import Any
 
 import pytest
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 PROTO, ANTMINER = 16, 8  # 24 miners: two of them get a fault (offline, overheat)
 NOT_REMADE = ["-o", "static/vendor/.stamp", "-o", "collectstatic"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def gone(pgid: int) -> bool:

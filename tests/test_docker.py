@@ -16,11 +16,13 @@ COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
 
 def test_compose_has_the_processes_with_health_checks() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
+    pollers = {f"poll-{k}": ["poller", str(k)] for k in range(4)}  # FLEET_POLL_QUEUES=4
+    assert set(services) == {"postgres", "redis", "web", "worker", "beat", *pollers}
     for name, service in services.items():
         assert "healthcheck" in service, f"{name} has no health check"
-    for name in ("web", "worker", "beat"):
-        assert services[name]["command"] == [name]
+    commands = {name: [name] for name in ("web", "worker", "beat")} | pollers
+    for name, command in commands.items():
+        assert services[name]["command"] == command
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://")
         assert env["REDIS_URL"] == "redis://redis:6379/0"

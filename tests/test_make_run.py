@@ -70,7 +70,8 @@ def make_run(tmp_path: Path, **env: str) -> list[str]:
 
 def test_make_run_prints_the_address_and_the_demo_login_last(tmp_path: Path) -> None:
     lines = make_run(tmp_path)
-    assert lines[-1].startswith("DAPHNE STARTED -b 127.0.0.1 -p 8765 config.asgi:application")
+    assert lines[-1].startswith("DAPHNE STARTED -b 127.0.0.1 -p 8765 ")
+    assert lines[-1].endswith(" config.asgi:application")
     assert lines[-4] == "Demo fleet: 3 simulated miners (stop with Ctrl-C)"
     assert lines[-3] == (
         "Rigwarden on http://127.0.0.1:8765/  (embedded mode: SQLite in "

@@ -178,6 +178,10 @@ def test_env_parsers_accept_good_values(tmp_path: Path) -> None:
         ({"ALLOWED_HOSTS": " , "}, "ALLOWED_HOSTS"),
         ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, "EMAIL_USE_SSL"),
         ({"EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS"),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:6379/14", "CHANNEL_REDIS_MAX_CONNECTIONS": "5"},
+            "CHANNEL_REDIS_MAX_CONNECTIONS",
+        ),
     ],
 )
 @pytest.mark.slow

@@ -69,7 +69,7 @@ def nav_section(context: dict[str, Any]) -> str:
         ("role-", "roles"),
         ("site-", "sites"),
         ("token-", "tokens"),
-        ("fleet-node", "nodes"),
+        ("node", "nodes"),
         ("miner", "miners"),
         ("job-", "miners"),
         ("session", "security"),

@@ -18,6 +18,7 @@ from accounts.models import Organization
 from fleet.actions import ACTIONS
 from fleet.api import serializers as s
 from fleet.api.filters import MinerFilter
+from fleet.api.pagination import CursorPageNumberPagination
 from fleet.models import Job, Miner
 from fleet.selectors import fleet_summary, miners_csv_rows, samples_series
 from fleet.services import jobs, miners
@@ -43,6 +44,7 @@ class MinerViewSet(
         **{f"action_{kind}": a.permission for kind, a in ACTIONS.items()},
     }
     filterset_class = MinerFilter
+    pagination_class = CursorPageNumberPagination
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     @extend_schema(request=s.MinerCreateSerializer, responses={201: s.MinerSerializer})
@@ -174,6 +176,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
 
     queryset = Job.unscoped.all()
     serializer_class = s.JobSerializer
+    pagination_class = CursorPageNumberPagination
     permissions = {
         "list": "miner:read",
         "retrieve": "miner:read",

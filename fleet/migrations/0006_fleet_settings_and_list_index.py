@@ -8,30 +8,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_token_org_invitations'),
-        ('fleet', '0005_full_status'),
+        ("accounts", "0002_token_org_invitations"),
+        ("fleet", "0005_full_status"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FleetSettings',
+            name="FleetSettings",
             fields=[
-                ('org', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='fleet_settings', serialize=False, to='accounts.organization')),
-                ('poll_interval_s', models.PositiveIntegerField(help_text='Seconds between two polls of each miner of the org.', validators=[django.core.validators.MinValueValidator(2), django.core.validators.MaxValueValidator(3600)])),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "org",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="fleet_settings",
+                        serialize=False,
+                        to="accounts.organization",
+                    ),
+                ),
+                (
+                    "poll_interval_s",
+                    models.PositiveIntegerField(
+                        help_text="Seconds between two polls of each miner of the org.",
+                        validators=[
+                            django.core.validators.MinValueValidator(2),
+                            django.core.validators.MaxValueValidator(3600),
+                        ],
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name_plural': 'fleet settings',
-                'ordering': ['org_id'],
+                "verbose_name_plural": "fleet settings",
+                "ordering": ["org_id"],
             },
             managers=[
-                ('unscoped', django.db.models.manager.Manager()),
+                ("unscoped", django.db.models.manager.Manager()),
             ],
         ),
         migrations.AddIndex(
-            model_name='miner',
-            index=models.Index(fields=['org', 'name', 'id'], name='miner_org_name_id'),
+            model_name="miner",
+            index=models.Index(fields=["org", "name", "id"], name="miner_org_name_id"),
         ),
     ]

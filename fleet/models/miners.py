@@ -46,8 +46,15 @@ class Miner(ScopedModel):
     tags = models.JSONField(default=list, blank=True)
     rack = models.CharField(max_length=60, blank=True)
     position = models.CharField(max_length=60, blank=True)
-    # who dials it: "cloud" (the server) or a fleet node (comes with fleet nodes)
+    # who dials it: "cloud" (the server) or "node:<id>" (that fleet node, also in ``node``)
     managed_by = models.CharField(max_length=40, default="cloud")
+    node = models.ForeignKey(
+        "fleet.FleetNode",
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="miners",
+    )
     health = models.CharField(
         max_length=20, choices=MinerHealth.choices, default=MinerHealth.UNKNOWN
     )

@@ -29,6 +29,7 @@ from fleet import crypto, dial, live, runtime
 from fleet.actions import ACTIONS, Action, ActionError, Params, needed_capability, render_worker
 from fleet.models import ItemStatus, Job, JobItem, JobStatus, Miner
 from fleet.netguard import AddressRefused
+from fleet.nodes.actions import NodeCall, node_action, node_call
 from fleet.protocol import JobMessage, JobProgress, org_group
 from fleet.services.credentials import credentials_for
 from miners import Credentials, DeviceInfo, MinerError, Registry
@@ -238,11 +239,17 @@ def job_execute(job_id: int) -> None:
 def _run_batch(
     job: Job, action: Action, params: Params, items: list[JobItem], actor: Actor
 ) -> None:
-    calls: list[tuple[DeviceInfo, Credentials | None, Params] | str] = []
+    calls: list[tuple[DeviceInfo, Credentials | None, Params] | NodeCall | str] = []
     for item in items:
         miner = item.miner
         if miner is None:
             calls.append("The miner was deleted.")
+            continue
+        if miner.node_id is not None:  # its fleet node dials it: a signed command
+            calls.append(node_call(miner, _for_miner(action, params, miner), item.pk))
+            continue
+        if miner.managed_by != "cloud":
+            calls.append("Nobody dials this miner: its fleet node was revoked.")
             continue
         try:
             dial.check_address(miner.host)
@@ -258,9 +265,11 @@ def _run_batch(
         )
 
     async def work(registry: Registry) -> list[str]:
-        async def one(call: tuple[DeviceInfo, Credentials | None, Params] | str) -> str:
+        async def one(call: tuple[DeviceInfo, Credentials | None, Params] | NodeCall | str) -> str:
             if isinstance(call, str):
                 return call
+            if isinstance(call, NodeCall):
+                return await node_action(call, action.kind, actor)
             info, credentials, miner_params = call
             driver = registry.get(info.driver)
             device = driver.connect(

@@ -13,6 +13,7 @@ from accounts.models import Organization
 from accounts.services.security import mfa_secrets_reseal
 from fleet import crypto
 from fleet.models import DataKey, Miner
+from fleet.nodes.keys import node_secrets_reencrypt
 
 
 @transaction.atomic
@@ -51,5 +52,6 @@ def _rotate_org(org_id: int) -> int:
     for miner in miners:
         miner.secret = crypto.encrypt(plain[miner.pk], org_id=org_id, label=miner.secret_label)
         miner.save(update_fields=["secret"])
+    nodes = node_secrets_reencrypt(org_id)  # command keys, node data keys
     DataKey.objects.filter(org_id=org_id).exclude(pk=new.pk).delete()
-    return len(miners)
+    return len(miners) + nodes

@@ -116,6 +116,12 @@ def _miner_create(
     existing = Miner.unscoped.filter(org_id=site.org_id, identifier=identifier).first()
     if existing is None:
         existing = Miner.unscoped.filter(org_id=site.org_id, host=info.host, port=info.port).first()
+    if existing is not None and existing.managed_by != "cloud":
+        raise ApplicationError(
+            f"'{existing.name}' is paired to a fleet node; unpair it before pairing it to the "
+            "cloud.",
+            field="host",
+        )
     if existing is not None:
         raise ApplicationError(
             f"This miner is already in the fleet as '{existing.name}'.", field="host"

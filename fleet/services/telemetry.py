@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.services.activity import activity_record
@@ -22,6 +21,7 @@ from fleet.models import Miner, MinerLatest, Sample
 from fleet.models.telemetry import LATEST_FIELDS
 from fleet.poller import PollOutcome
 from fleet.protocol import HealthMessage, MinerDelta, TelemetryMessage, site_group
+from fleet.services.fleet_settings import poll_intervals
 from miners import Detail, MinerStatus
 
 POLLER = Actor.system("poller")
@@ -65,11 +65,29 @@ def _latest_from_status(
     row.last_error = None
 
 
+# what a poll rewrites in the latest row: a summary leaves the boards, fans and PSUs of the last
+# FULL status alone, a failed poll only counts itself
+SUMMARY_FIELDS = [
+    f for f in LATEST_FIELDS if f not in ("fans", "hashboards", "psus", "issues", "full_at")
+]
+FAILED_FIELDS = ["polled_at", "failures", "last_error"]
+# what ingest reads of the stored row: the failure count and what a failed poll's live delta
+# repeats
+_READ_FIELDS = ("miner_id", "failures", "state", "hashrate_ths", "power_w", "max_temp_c",
+                "updated_at")  # fmt: skip
+
+
 @transaction.atomic
 def telemetry_ingest(
-    outcomes: Sequence[PollOutcome], *, interval: dt.timedelta, actor: Actor = POLLER
+    outcomes: Sequence[PollOutcome],
+    *,
+    scheduled: float | None = None,
+    interval: dt.timedelta | None = None,
+    actor: Actor = POLLER,
 ) -> IngestSummary:
-    now = timezone.now()
+    """Store a batch of outcomes. The next due time of each miner is ``scheduled`` (the tick
+    that scheduled the poll; default: the batch's first poll start) plus its org's poll
+    interval (``interval`` overrides it for the whole batch)."""
     ids = [o.miner_id for o in outcomes]
     miners = {
         m.pk: m
@@ -78,8 +96,11 @@ def telemetry_ingest(
         )
     }
     confirmed: list[int] = []
-    latest = {row.miner_id: row for row in MinerLatest.objects.filter(miner_id__in=ids)}
-    rows: list[MinerLatest] = []
+    stored = {
+        row["miner_id"]: row
+        for row in MinerLatest.objects.filter(miner_id__in=ids).values(*_READ_FIELDS)
+    }
+    rows: dict[str, list[MinerLatest]] = {"full": [], "summary": [], "failed": []}
     samples: list[Sample] = []
     changed: list[Miner] = []
     outbox = Outbox()
@@ -88,7 +109,7 @@ def telemetry_ingest(
         miner = miners.get(outcome.miner_id)
         if miner is None:
             continue  # deleted while it was being polled
-        row = latest.get(miner.pk) or MinerLatest(miner_id=miner.pk)
+        row = MinerLatest(**stored.get(miner.pk, {"miner_id": miner.pk}))
         at = dt.datetime.fromtimestamp(outcome.started, tz=dt.UTC)
         row.polled_at = at
         if outcome.status is not None:
@@ -105,10 +126,11 @@ def telemetry_ingest(
                     max_temp_c=row.max_temp_c,
                 )
             )
+            rows["full" if outcome.detail is Detail.FULL else "summary"].append(row)
         else:
             row.failures += 1
             row.last_error = outcome.error.to_dict() if outcome.error else None
-        rows.append(row)
+            rows["failed"].append(row)
         health = rules.next_health(miner.health, row.failures, outcome.status, outcome.error)
         if health != miner.health:
             activity_record(
@@ -123,16 +145,43 @@ def telemetry_ingest(
             miner.health = health
             changed.append(miner)
         outbox.delta(miner, row)
-    MinerLatest.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["miner"], update_fields=list(LATEST_FIELDS)
-    )
+    for kind, fields in (("full", LATEST_FIELDS), ("summary", SUMMARY_FIELDS),
+                         ("failed", FAILED_FIELDS)):  # fmt: skip
+        if rows[kind]:
+            MinerLatest.objects.bulk_create(
+                rows[kind], update_conflicts=True, unique_fields=["miner"], update_fields=fields
+            )
     Sample.objects.bulk_create(samples)
     Miner.unscoped.bulk_update(changed, ["health"])
     if confirmed:
         Miner.unscoped.filter(pk__in=confirmed).update(requested_power_target_w=None)
-    Miner.unscoped.filter(pk__in=list(miners)).update(next_poll_at=now + interval)
+    _schedule_next(list(miners.values()), outcomes, scheduled, interval)
     transaction.on_commit(outbox.send)
-    return IngestSummary(len(rows), ok, len(rows) - ok, len(changed))
+    polled = sum(len(r) for r in rows.values())
+    return IngestSummary(polled, ok, polled - ok, len(changed))
+
+
+def _schedule_next(
+    miners: list[Miner],
+    outcomes: Sequence[PollOutcome],
+    scheduled: float | None,
+    interval: dt.timedelta | None,
+) -> None:
+    """One UPDATE per org (per interval) of the batch: anchor + that org's interval."""
+    if not miners:
+        return
+    if scheduled is None:
+        scheduled = min(o.started for o in outcomes)
+    anchor = dt.datetime.fromtimestamp(scheduled, tz=dt.UTC)
+    by_org: dict[int, list[int]] = {}
+    for miner in miners:
+        by_org.setdefault(miner.org_id, []).append(miner.pk)
+    intervals = dict.fromkeys(by_org, interval) if interval is not None else poll_intervals(by_org)
+    by_interval: dict[dt.timedelta, list[int]] = {}
+    for org_id, miner_ids in by_org.items():
+        by_interval.setdefault(intervals[org_id], []).extend(miner_ids)
+    for every, miner_ids in by_interval.items():
+        Miner.unscoped.filter(pk__in=miner_ids).update(next_poll_at=anchor + every)
 
 
 def target_taken(requested: int | None, reported: float | None) -> bool:

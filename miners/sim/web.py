@@ -202,7 +202,10 @@ class _HalfCloseHandler(web.RequestHandler):
         self.client_done = True
         if not self._messages:
             self.close()  # nothing queued: close once the request in hand (if any) is answered
-        return True  # keep the transport open for the replies
+        # keep the transport open for the replies; over TLS asyncio closes it anyway (a
+        # close_notify ends the session) and logs a warning for every True
+        transport = self.transport
+        return transport is None or transport.get_extra_info("ssl_object") is None
 
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None

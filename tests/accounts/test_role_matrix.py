@@ -41,6 +41,9 @@ from accounts.models import (
 from accounts.services.activity import activity_record
 from accounts.services.invitations import member_invite
 from accounts.services.tokens import api_token_create
+from fleet.api import gateway as fleet_gateway
+from fleet.api import nodes as fleet_node_views
+from fleet.api import settings as fleet_settings_api
 from fleet.api import views as fleet_views
 from fleet.models import Miner
 from tests.accounts.conftest import browser, fresh, sign_in
@@ -331,6 +334,98 @@ class TestActivity(RouteMatrix):
 
 class TestMe(RouteMatrix):
     viewset = views.MeViewSet
+
+
+def matrix_node(world: OrgWorld, i: int = 0) -> Model:
+    """A fleet node awaiting confirmation (its fingerprint is known, so confirm succeeds)."""
+    from fleet.models import FleetNode
+
+    key = bytes([i, len(world.org.slug)]) + world.org.slug.encode().ljust(30, b"k")[:30]
+    return FleetNode.unscoped.create(
+        org=world.org, name=f"{world.org.slug} node {i}", identity_key=key, fingerprint=f"{i:016x}"
+    )
+
+
+class TestFleetNodes(RouteMatrix):
+    """Nodes are seen with fleetnode:read; enrolling, confirming, revoking, pairing through and
+    pinging a node need fleetnode:manage (owner and admin)."""
+
+    viewset = fleet_node_views.FleetNodeViewSet
+
+    def make_object(self, world: OrgWorld, i: int = 0) -> Model:
+        return matrix_node(world, i)
+
+    def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
+        if action == "confirm" and obj is not None:
+            return {"fingerprint": getattr(obj, "fingerprint", "")}
+        if action == "enrollment_codes":
+            return {"org": world.org.pk}
+        if action == "pair_miner":
+            return {
+                "site": world.sites[0].pk,
+                "host": "127.0.0.1",
+                "port": 80,
+                "driver": "antminer",
+            }
+        return {}
+
+    def expected(self, principal: Principal, route: ApiRoute) -> set[int]:
+        wanted = super().expected(principal, route)
+        if route.action == "pair_miner" and wanted == CUSTOM_SUCCESS:
+            return {400}  # the node awaits confirmation: it can't own miners yet
+        return wanted
+
+
+class TestNodeGateway(RouteMatrix):
+    """Public (nodes prove themselves, no user): the same answer for every principal — an
+    empty body is a 400, a session call without the node's api key a 401."""
+
+    viewset = fleet_gateway.NodeGatewayViewSet
+
+    def expected(self, principal: Principal, route: ApiRoute) -> set[int]:
+        return {401} if route.action.startswith("session_") else {400}
+
+    def test_list_query_ceiling(  # type: ignore[override]
+        self, org_a: OrgWorld, org_b: OrgWorld, django_assert_max_num_queries: Any
+    ) -> None:
+        """No list here: nothing a caller could page through."""
+        assert not [r for r in api_routes() if r.viewset is self.viewset and r.action == "list"]
+
+
+class TestFleetSettings(RouteMatrix):
+    """One object per org, no id in the path: reading needs fleet:read in the caller's org,
+    PUT/PATCH org:manage (org A named in the body: not a valid choice for anyone else)."""
+
+    viewset = fleet_settings_api.FleetSettingsViewSet
+
+    def make_object(self, world: OrgWorld, i: int = 0) -> Model:
+        from fleet.models import FleetSettings
+
+        row, _ = FleetSettings.unscoped.update_or_create(
+            org=world.org, defaults={"poll_interval_s": 20 + i}
+        )
+        return row
+
+    def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
+        return {"org": world.org.pk, "poll_interval_s": 45}
+
+    def leaks(self, principal: Principal, response: Any, obj: Model | None) -> Iterator[str]:
+        """One object: the caller's own org's (their only one), never org A's for B."""
+        org_a = obj.pk if obj is not None else None
+        got = response.json()["org"]
+        if principal.org == "a" and got != org_a:
+            yield f"org A's caller got org {got}'s settings"
+        if principal.org != "a" and got == org_a:
+            yield "another org's caller got org A's settings"
+
+    def test_list_query_ceiling(
+        self, org_a: OrgWorld, org_b: OrgWorld, django_assert_max_num_queries: Any
+    ) -> None:
+        """No list: the one GET reads the grants, the org and the row."""
+        self.make_object(org_a)
+        client = api_client_for(org_a.users["viewer"])
+        with django_assert_max_num_queries(6):
+            assert client.get("/api/v1/fleet/settings/").status_code == 200
 
 
 # --- coverage of the matrix itself --------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,11 +18,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connections
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from accounts.actor import Actor
@@ -38,6 +35,7 @@ from tests.conftest import PASSWORD, OrgWorld
 from tests.fleet import conftest as fleet_fixtures
 from tests.fleet.conftest import PASSWORD as RIG_PASSWORD
 from tests.fleet.conftest import ThreadedFleet
+from tests.support import free_port, shared_database_url
 
 pytestmark = [
     pytest.mark.browser,
@@ -51,21 +49,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DAPHNE = Path(sys.executable).parent / "daphne"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _test_database_url() -> str:
-    db = connections["default"].settings_dict
-    assert "postgresql" in db["ENGINE"], "the daphne process needs a database it can share"
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def asgi_server(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """daphne on a free port, on the test database; stopped before the tables are flushed."""
@@ -74,12 +57,12 @@ def asgi_server(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(
-        DATABASE_URL=_test_database_url(),
+        DATABASE_URL=shared_database_url(),
         FLEET_TESTING="1",  # the suite's password hasher, throttles off
         SECRET_KEY=django_settings.SECRET_KEY,
         PYTHONDONTWRITEBYTECODE="1",
     )
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "daphne.log"
     log = log_path.open("w")
     server = subprocess.Popen(

@@ -99,9 +99,10 @@ def test_garbage_replies_count_as_a_failed_poll(fleet: list[Miner], rigs: Thread
 
 def test_due_shards_claim_what_is_due(fleet: list[Miner], settings: Any) -> None:
     settings.FLEET_POLL_SHARD_SIZE = 2
+    settings.FLEET_POLL_QUEUES = 1
     shards = polling.due_shards()
-    assert sorted(i for shard in shards for i in shard) == sorted(m.pk for m in fleet)
-    assert [len(s) for s in shards] == [2, 1]
+    assert sorted(i for shard in shards for i in shard.miner_ids) == sorted(m.pk for m in fleet)
+    assert [len(s.miner_ids) for s in shards] == [2, 1]
     assert polling.due_shards() == []  # claimed: the next tick doesn't take them again
 
 
@@ -128,7 +129,9 @@ def test_the_beat_tick_polls_through_the_shard_task(fleet: list[Miner], settings
 
     app.conf.task_always_eager = True
     try:
-        assert tasks.poll_due.delay().get() == 1
+        # one shard per queue the three miners fall in (poll.<id % FLEET_POLL_QUEUES>)
+        queues = {m.pk % settings.FLEET_POLL_QUEUES for m in fleet}
+        assert tasks.poll_due.delay().get() == len(queues)
     finally:
         app.conf.task_always_eager = False
     assert MinerLatest.objects.filter(miner__in=fleet, updated_at__isnull=False).count() == 3

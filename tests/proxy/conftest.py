@@ -1,0 +1,89 @@
+"""Proxy tests: real simulated rigs on loopback, the real ASGI app, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from accounts.models import User
+from fleet.models import Miner
+from fleet.services.credentials import credentials_store
+from tests.conftest import OrgWorld
+from tests.fleet.conftest import PASSWORD, ThreadedFleet, loopback_allowed, rigs
+from tests.proxy.support import Browser
+
+__all__ = ["loopback_allowed", "rigs"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(settings: Any) -> Iterator[None]:
+    """Each test starts without cached tokens, gates or rate counters."""
+    import redis
+
+    from proxy import asgi, store
+
+    store._local._items.clear()
+    store._local._sets.clear()
+    asgi._recent.clear()
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter("rw:proxy:*"):
+            client.delete(key)
+    yield
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> Any:
+    """The pooled clients belong to the test's event loop: close them with it."""
+    yield
+    from proxy import store, upstream
+
+    await upstream.close()
+    await store.close()
+
+
+def add_proto(org: OrgWorld, fleet: ThreadedFleet, index: int = 0, **extra: Any) -> Miner:
+    entry = [e for e in fleet.inventory if e["kind"] == "protoos"][index]
+    miner = Miner.unscoped.create(
+        org=org.org,
+        site=org.sites[0],
+        identifier=f"mac:{entry['mac']}-{org.org.slug}",
+        name=f"proto-{index}",
+        host=entry["host"],
+        port=entry["ports"]["http"],
+        scheme="http",
+        driver="protoos",
+        **extra,
+    )
+    credentials_store(miner, username="", password=PASSWORD)
+    return miner
+
+
+@pytest.fixture
+def proto(org_a: OrgWorld, rigs: ThreadedFleet, loopback_allowed: None) -> Miner:
+    return add_proto(org_a, rigs)
+
+
+async def browser_for(user: User) -> Browser:
+    browser = Browser()
+    await sync_to_async(browser.sign_in)(user)
+    return browser
+
+
+@pytest.fixture
+def issued(rigs: ThreadedFleet, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every token the simulated rigs issue: ``("login" | "refresh", host)``."""
+    from miners.sim import proto as sim_proto
+
+    seen: list[tuple[str, str]] = []
+    original = sim_proto._issue
+
+    def counting(m: Any, now: float, login: bool = True) -> str:
+        seen.append(("login" if login else "refresh", m.host))
+        return original(m, now, login)
+
+    monkeypatch.setattr(sim_proto, "_issue", counting)
+    return seen
