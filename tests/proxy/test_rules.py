@@ -12,7 +12,7 @@ from proxy.headers import request_headers, response_headers
 from proxy.pathmap import ADMIN, CREDENTIAL, POOLS, PROTOOS, classify
 from proxy.paths import PathRefused, split
 
-SPEC = Path(__file__).resolve().parents[3] / "shared/specs/protoos-mdk-api-1.8.2.json"
+SPEC = Path(__file__).resolve().parents[2] / "specs/protoos-mdk-api-1.8.2.json"
 METHODS = ("get", "put", "post", "delete", "patch")
 
 
