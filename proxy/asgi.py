@@ -181,19 +181,9 @@ async def _exchange(rig: Rig, request: Request, path: str, body: bytes) -> aioht
     forwarded = headers.request_headers(request.headers)
     path_qs = path + (f"?{request.query}" if request.query else "")
     try:
-        entry = await tokens.token_for(rig)
-        reply = await upstream.send(
-            rig,
-            entry.scheme,
-            request.method,
-            path_qs,
-            headers=forwarded,
-            body=body,
-            token=entry.access,
-        )
-        if reply.status == 401:
-            reply.release()
-            entry = await tokens.token_for(rig, failed=entry.access)
+        failed: str | None = None
+        for _ in range(2):  # the token we hold, then once a renewed one
+            entry = await tokens.token_for(rig, failed=failed)
             reply = await upstream.send(
                 rig,
                 entry.scheme,
@@ -203,9 +193,12 @@ async def _exchange(rig: Rig, request: Request, path: str, body: bytes) -> aioht
                 body=body,
                 token=entry.access,
             )
-            if reply.status == 401:
-                reply.release()
-                raise AuthFailed("the rig refused the renewed token")
+            if reply.status != 401:
+                break
+            reply.release()
+            failed = entry.access
+        else:
+            raise AuthFailed("the rig refused the renewed token")
     except AuthFailed as exc:
         raise access.Refusal(502, CREDENTIALS_REJECTED, detail=str(exc)) from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
