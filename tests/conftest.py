@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -88,6 +89,18 @@ def isolated_cache(settings: object) -> None:
         if "locmem" in conf["BACKEND"].lower():
             conf["LOCATION"] = conf["KEY_PREFIX"]
     settings.CACHES = caches
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Each test gets its own channel layer: a Redis layer's pools and receive lock are bound
+    to the event loop that first used them, and pytest-asyncio gives every test a new loop, so
+    a layer shared across tests could leave one test's consumer waiting on a dead loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)

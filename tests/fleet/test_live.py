@@ -57,6 +57,7 @@ async def test_anonymous_is_closed_with_4401(db: None) -> None:
     socket, connected, _ = await connect(None)
     assert connected
     assert (await socket.receive_output(timeout=2))["code"] == 4401
+    await socket.disconnect()
 
 
 async def test_telemetry_is_coalesced_and_scoped(org_a: OrgWorld, org_b: OrgWorld) -> None:
