@@ -90,7 +90,7 @@ fmt: dev-venv
 	$(BIN)/ruff format .
 
 typecheck: dev-venv
-	$(BIN)/mypy accounts config fleet fleetnode miners proxy terminals
+	$(BIN)/mypy accounts config discovery fleet fleetnode miners proxy terminals
 
 checks: dev-venv assets
 	$(BIN)/python manage.py makemigrations --check --dry-run
@@ -114,6 +114,7 @@ bench: dev-venv
 	bash scripts/ensure-services.sh
 	$(BIN)/python -m bench.telemetry --quick
 	$(BIN)/python -m bench.api --quick
+	$(BIN)/python -m bench.discovery --quick
 
 clean:
 	rm -rf $(VENV) static/vendor node_modules staticfiles

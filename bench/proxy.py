@@ -156,16 +156,36 @@ async def load(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    base: str, prefix: str, headers: dict[str, str], put_headers: dict[str, str], args: Any
+    base: str,
+    prefix: str,
+    headers: dict[str, str],
+    put_headers: dict[str, str],
+    args: Any,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
+    """p50 at concurrency 1 and req/s at ``args.concurrency``; with ``server_pid`` also the
+    server process's CPU per request at concurrency 1 (what the proxy costs, whatever else
+    the box is busy with — latency on a shared box is not)."""
     out: dict[str, Any] = {}
     for name, method, hdrs in (("get", "GET", headers), ("put", "PUT", put_headers)):
         path = prefix + ("/api/v1/mining" if method == "GET" else "/api/v1/mining/target")
         await load(base, path, hdrs, method=method, concurrency=4, seconds=0.5)  # warm up
+        cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
         latency = await load(
             base, path, hdrs, method=method, concurrency=1, seconds=args.seconds / 2
         )
+        if server_pid:
+            spent = cpu_seconds(server_pid) - cpu_before
+            latency["server_cpu_ms_per_request"] = round(
+                spent * 1000 / max(latency["requests"], 1), 3
+            )
         throughput = await load(
             base, path, hdrs, method=method, concurrency=args.concurrency, seconds=args.seconds
         )
@@ -268,7 +288,11 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         world = await sync_to_async(make_world)(1, slug="bench")
         miner, operator = await sync_to_async(make_rig)(world, host, rig_port)
         cookie, csrf = await sync_to_async(session_for)(operator)
-        result: dict[str, Any] = {"target": TARGET, "redis": bool(args.redis)}
+        result: dict[str, Any] = {
+            "target": TARGET,
+            "redis": bool(args.redis),
+            "load_average_at_start": os.getloadavg(),
+        }
 
         token = await login(host, rig_port)
         bearer = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -316,8 +340,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "Origin": origin,
         }
         result["proxy"] = await measure(
-            origin, f"/api-proxy/miners/{miner.pk}", browser, put_browser, args
+            origin, f"/api-proxy/miners/{miner.pk}", browser, put_browser, args, daphne.pid
         )
+        result["load_average_at_end"] = os.getloadavg()
         c = f"c{args.concurrency}"
         for kind in ("get", "put"):
             proxy, direct = result["proxy"][kind], result["direct"][kind]

@@ -34,14 +34,14 @@ if os.environ.get("FLEET_EMBEDDED_SCHEDULER") == "1":
 
 def allow_registered_close_codes() -> None:
     """daphne closes through autobahn's public ``sendClose``, which takes only 1000 and
-    3000-4999; RFC 6455 also registers 1001/1012/1013, and fleet nodes get 1012 (service
-    restart) after ``goaway`` when a replica drains. Those go out as a plain close frame."""
+    3000-4999; RFC 6455 also registers 1001/1011/1012/1013, and fleet nodes get 1012 (service
+    restart) after ``goaway`` when a replica drains, 1011 when their hello failed server-side. Those go out as a plain close frame."""
     from daphne.ws_protocol import WebSocketProtocol
 
     original = WebSocketProtocol.serverClose
 
     def server_close(self: Any, code: int | None = None) -> None:
-        if code in (1001, 1012, 1013):
+        if code in (1001, 1011, 1012, 1013):
             self.sendCloseFrame(code=code, isReply=False)
         else:
             original(self, code)

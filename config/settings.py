@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "accounts",
     "fleet",
+    "discovery",
     "proxy",
     "terminals",
 ]
@@ -216,7 +217,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "poll-due-miners": {"task": "fleet.poll_due", "schedule": 2.0},
     "rollup-samples": {"task": "fleet.rollup_samples", "schedule": 300.0},
     "fleet-nodes-housekeeping": {"task": "fleet.nodes_housekeeping", "schedule": 30.0},
+    "discovery-housekeeping": {"task": "discovery.housekeeping", "schedule": 30.0},
     "proxy-refresh-tokens": {"task": "proxy.refresh_tokens", "schedule": 30.0},
+    "terminals-prune-recordings": {"task": "terminals.prune_recordings", "schedule": 3600.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -399,6 +402,9 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "fleet.models.jobs.JobStatus",
         "InvitationStatusEnum": "accounts.models.invitations.InvitationStatus",
         "MinerHealthEnum": "fleet.models.miners.MinerHealth",
+        "TerminalSessionStateEnum": "terminals.models.SessionState",
+        # the invitations' "state" keeps the name it had before terminal sessions had one
+        "StateEnum": ["pending", "expired", "accepted", "declined", "revoked"],
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # The API speaks JSON. Form posts are still parsed (an HTML form may post to it), but an empty

@@ -29,6 +29,8 @@ urlpatterns = [
     path("", include(page_urlpatterns)),
     path("oidc/", include(oidc_urlpatterns)),  # single sign-on (docs/sso.md)
     path("", include("fleet.urls")),
+    path("", include("terminals.urls")),
+    path("", include("discovery.urls")),
     path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", RedirectView.as_view(pattern_name="security"), name="accounts-home"),
     path("accounts/", include(allauth_urls)),
@@ -37,6 +39,8 @@ urlpatterns = [
     path("api/v1/", views.api_v1_root, name="api-v1"),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("fleet.api.urls")),
+    path("api/v1/", include("discovery.api.urls")),
+    path("api/v1/", include("terminals.api.urls")),
     path("api/schema/", declare(PUBLIC)(SpectacularAPIView.as_view()), name="schema"),
     path(
         "api/docs/",

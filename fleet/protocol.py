@@ -5,6 +5,8 @@ Every message is one JSON object with ``type``:
 - ``telemetry``: ``{"type": "telemetry", "miners": [MinerDelta, …]}`` — coalesced per second.
 - ``health``: ``{"type": "health", "miner": id, "name", "from", "to"}`` — a transition.
 - ``job``: ``{"type": "job", "job": {id, kind, status, total, done, failed}}`` — progress.
+- ``node``: ``{"type": "node", "node": {id, status, state, connected, last_seen_at,
+  agent_version}}`` — a fleet node's state changed (``fleet.nodes.live``), to its org's group.
 - ``dropped``: ``{"type": "dropped", "count": n}`` — this socket fell behind and n updates were
   dropped (the page should refetch); never silent.
 """

@@ -41,8 +41,14 @@ def rollup_samples() -> dict[str, int]:
 
 @shared_task(name="fleet.nodes_housekeeping")
 def nodes_housekeeping() -> dict[str, int]:
-    """Expire unconfirmed registrations (24 h) and time out commands nobody acked."""
+    """Expire unconfirmed registrations (24 h), time out commands nobody acked, and tell the
+    browsers about nodes that went stale or offline by silence alone."""
     from fleet.nodes.commands import commands_expire
     from fleet.nodes.enrollment import nodes_expire_unconfirmed
+    from fleet.nodes.live import node_states_sweep
 
-    return {"expired_nodes": nodes_expire_unconfirmed(), "timed_out": commands_expire()}
+    return {
+        "expired_nodes": nodes_expire_unconfirmed(),
+        "timed_out": commands_expire(),
+        "state_changes": node_states_sweep(),
+    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fleet.views import actions, dashboard, jobs, miners, nodes
+from fleet.views import actions, dashboard, jobs, miner_view, miners, nodes
 from fleet.views import settings as fleet_settings
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("miners/add/", miners.miner_add, name="miner-add"),
     path("miners/actions/", actions.bulk_action, name="miners-bulk-action"),
     path("miners/<int:pk>/", miners.miner_detail, name="miner-page"),
+    path("miners/<int:pk>/view/", miner_view.miner_view, name="miner-view"),
     path("miners/<int:pk>/edit/", miners.miner_edit, name="miner-edit"),
     path("miners/<int:pk>/move/", miners.miner_move, name="miner-move"),
     path("miners/<int:pk>/credentials/", miners.miner_credentials, name="miner-credentials"),
@@ -23,6 +24,7 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-page-cancel"),
     path("nodes/", nodes.node_list, name="nodes"),
     path("nodes/add/", nodes.node_add, name="node-add"),
+    path("nodes/codes/<int:pk>/cancel/", nodes.enrollment_code_cancel, name="node-code-cancel"),
     path("nodes/<int:pk>/", nodes.node_detail, name="node-page"),
     path("nodes/<int:pk>/confirm/", nodes.node_confirm, name="node-confirm"),
     path("nodes/<int:pk>/revoke/", nodes.node_revoke, name="node-revoke"),

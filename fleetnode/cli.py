@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fleetnode import __version__
-from fleetnode.enroll import EnrollError, enroll
+from fleetnode.enroll import EnrollError, EnrollRevoked, EnrollUsage, enroll, revoked_seen
 from fleetnode.gateway import normalize_server
 from fleetnode.state import DEFAULT_STATE_DIR, State, StateError
 from fleetnode.telemetry import TelemetryBuffer
@@ -76,17 +76,19 @@ def _metrics_address(value: str) -> tuple[str, int | None]:
 
 def status_report(state: State) -> dict[str, Any]:
     config = state.config()
+    last = state.status()
+    revoked = config is not None and revoked_seen(state)
     report: dict[str, Any] = {
         "state_dir": str(state.dir),
         "agent_version": __version__,
-        "enrolled": bool(config and state.api_key()),
-        "awaiting_confirmation": bool(config and not state.api_key()),
+        "revoked": revoked,
+        "enrolled": bool(config and state.api_key()) and not revoked,
+        "awaiting_confirmation": bool(config and not state.api_key()) and not revoked,
     }
     if config is None:
         return report
     buffer = TelemetryBuffer(state)
     assignment = state.assignment() or {}
-    last = state.status()
     report.update(
         {
             "server": config.server,
@@ -122,7 +124,13 @@ def print_status(report: dict[str, Any]) -> None:
         return
     last = report.get("last") or {}
     telemetry = report["telemetry"]
-    state = "enrolled" if report["enrolled"] else "awaiting confirmation"
+    state = (
+        "revoked (enroll a new node with a new code and another --state-dir)"
+        if report.get("revoked")
+        else "enrolled"
+        if report["enrolled"]
+        else "awaiting confirmation"
+    )
     lines = [
         f"Node {report['node_id']} '{report['name']}' — {state}",
         f"  server:       {report['server']}",
@@ -187,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print_status(report)
         return 0
-    except ValueError as exc:
+    except EnrollRevoked as exc:
+        print(f"fleetnode: {exc}", file=sys.stderr)
+        return 3
+    except (ValueError, EnrollUsage) as exc:
         print(f"fleetnode: {exc}", file=sys.stderr)
         return 2
     except PermissionError as exc:

@@ -40,6 +40,7 @@ from fleetnode.protocol import (
     dump_frame,
     parse_frame,
 )
+from fleetnode.tunnel import Tunnels
 
 log = logging.getLogger("fleetnode.client")
 
@@ -75,6 +76,8 @@ class Client:
         self.ssl = ssl_context(config.ca_file)
         self.backoff = backoff or Backoff(base=1.0, cap=60.0)
         self.dispatcher = Dispatcher(node, self.send, pool_size=pool_size)
+        self.tunnels = Tunnels(node, self._send_now)  # frames of this connection only
+        self.dispatcher.disconnected()  # until the first welcome
         self.health = HostHealth(node.state.dir)
         self.token: SessionToken | None = None
         self.outbox: deque[str] = deque()
@@ -143,6 +146,7 @@ class Client:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
         await self.dispatcher.stop()
+        await self.tunnels.stop()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -254,13 +258,16 @@ class Client:
             ]
             for task in tasks:
                 task.add_done_callback(lambda done: self._task_ended(done, ws))
+            self.dispatcher.connected()
             try:
                 await self._read(ws)
             finally:
+                self.dispatcher.disconnected()
                 self.metrics.connected.set(0)
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                self.tunnels.close_all()
                 self.wire.clear()
             return ws.close_code or 1006
 
@@ -356,6 +363,8 @@ class Client:
                 delay = 0
             self.goaway_s = min(MAX_GOAWAY_S, float(delay) / 1000.0)
             log.info("goaway: the server will close; reconnecting after %.1f s", self.goaway_s)
+        elif kind.startswith("tunnel_"):
+            self.tunnels.handle(frame)
         elif kind == "welcome":
             log.warning("ignoring a second welcome")
         else:
@@ -385,7 +394,8 @@ class Client:
 
     def _batch_ack(self, frame: dict[str, Any]) -> None:
         if "command_id" in frame:
-            return  # a discovery batch's ack
+            self.dispatcher.batch_ack(frame)  # a discovery batch's ack
+            return
         seq = frame.get("batch_seq")
         if isinstance(seq, bool) or not isinstance(seq, int):
             self.metrics.bad_frames.inc()

@@ -16,6 +16,7 @@ from typing import Any
 
 from fleetnode.actions import run_action
 from fleetnode.assignment import AssignmentError
+from fleetnode.discover import Discovery
 from fleetnode.node import Node
 from fleetnode.protocol import EXCLUSIVE_KINDS, MINER_ACTION_KINDS
 from fleetnode.trust import Command, Rejected
@@ -54,9 +55,14 @@ class Dispatcher:
         *,
         pool_size: int = DEFAULT_POOL,
         handlers: dict[str, Handler] | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         self.node = node
         self.send = send
+        self.online = True  # the client says when the control stream is down
+        self.discovery = discovery or Discovery(
+            send, registry=node.registry, online=lambda: self.online
+        )
         self.pool_size = max(1, pool_size)
         self.exclusive: asyncio.Task[None] | None = None
         self.pool: set[asyncio.Task[None]] = set()
@@ -99,6 +105,21 @@ class Dispatcher:
         else:
             self.quick = {t for t in self.quick if not t.done()}
             self.quick.add(self._start(command))
+
+    def connected(self) -> None:
+        """A new control-stream connection: unacknowledged discovery batches go again."""
+        self.online = True
+        self.discovery.reconnected()
+
+    def disconnected(self) -> None:
+        self.online = False
+
+    def batch_ack(self, frame: dict[str, Any]) -> None:
+        """A ``batch_ack`` naming a ``command_id`` (a discovery batch's)."""
+        if not self.discovery.batch_ack(frame):
+            log.debug(
+                "batch_ack for discovery command %s not running here", frame.get("command_id")
+            )
 
     def _busy(self, command: Command, why: str) -> None:
         log.info("busy: command %s (%s): %s", command.command_id, command.kind, why)
@@ -158,7 +179,8 @@ class Dispatcher:
             return Final("rejected", {}, exc.reason)
 
     async def _discover(self, command: Command) -> Final:
-        return Final("rejected", {}, "this agent version does not run discovery scans yet")
+        status, result, error = await self.discovery.run(command.command_id, command.payload)
+        return Final(status, result, error)
 
     async def _miner_action(self, command: Command) -> Final:
         outcome = await run_action(

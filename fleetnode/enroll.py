@@ -25,7 +25,31 @@ DEFAULT_WAIT_S = 24 * 3600.0  # an unconfirmed registration expires after 24 h o
 
 
 class EnrollError(RuntimeError):
-    """Enrollment can't go on; the message tells the operator what to do."""
+    """Enrollment can't go on; the message tells the operator what to do (exit 1)."""
+
+
+class EnrollUsage(EnrollError):
+    """The command line lacks what enrollment needs (exit 2, like any bad usage)."""
+
+
+class EnrollRevoked(EnrollError):
+    """The server revoked (or rejected) this registration: waiting can't help (exit 3)."""
+
+
+def revoked_seen(state: State) -> bool:
+    """Whether this state dir's node was told it is revoked (a refused registration, or the
+    control stream closed with 4403)."""
+    last = state.status()
+    close = last.get("last_close")
+    return bool(last.get("revoked")) or (isinstance(close, dict) and close.get("code") == 4403)
+
+
+def mark_revoked(state: State) -> None:
+    """``status`` reads it: the node is revoked, not enrolled nor awaiting confirmation."""
+    try:
+        state.set_status({**state.status(), "revoked": True, "revoked_seen_at": time.time()})
+    except OSError as exc:
+        log.warning("can't write status.json: %s", exc)
 
 
 async def enroll(
@@ -39,6 +63,11 @@ async def enroll(
     say: Callable[[str], None] = print,
     backoff: Backoff | None = None,
 ) -> NodeConfig:
+    if state.config() is not None and revoked_seen(state):
+        raise EnrollRevoked(
+            f"the node in {state.dir} was revoked by the server; enroll a new one with a new "
+            "code and another --state-dir"
+        )
     if state.api_key():
         config = state.config()
         raise EnrollError(
@@ -52,7 +81,7 @@ async def enroll(
         say(f"Resuming: node {config.node_id} is registered and awaiting confirmation.")
     else:
         if not code:
-            raise EnrollError("--code is required (create one on the server's Fleet nodes page)")
+            raise EnrollUsage("--code is required (create one on the server's Fleet nodes page)")
         try:
             registration = await Gateway(server, ca_file=ca_file).register(
                 key, code=code, name=name
@@ -104,7 +133,13 @@ async def wait_for_api_key(
                     "the server already issued this node's api key (is another copy of this "
                     "state directory running?). Revoke the node on the server and enroll again."
                 ) from exc
-            if exc.status in {400, 401, 403, 404}:
+            if exc.status == 403:
+                mark_revoked(state)
+                raise EnrollRevoked(
+                    f"the server revoked this registration: {exc}. Enroll again with a new "
+                    "code and another --state-dir."
+                ) from exc
+            if exc.status in {400, 401, 404}:
                 raise EnrollError(f"the server refused this node: {exc}") from exc
             if exc.status != 409:
                 log.warning("%s; retrying", exc)

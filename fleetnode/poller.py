@@ -48,7 +48,10 @@ async def poll_miner(
     node_key: bytes | None,
     node_id: int,
     deadline: float = DEFAULT_DEADLINE,
+    identify: bool = False,
 ) -> dict[str, Any]:
+    """One poll; with ``identify`` (a miner's first successful poll here) the outcome also
+    carries its ``identity``."""
     started, clock = time.time(), time.monotonic()
     try:
         credentials = open_credentials(miner, node_key=node_key, node_id=node_id)
@@ -72,8 +75,32 @@ async def poll_miner(
         return _outcome(miner.miner_id, started, time.monotonic() - clock, detail, None, error)
     finally:
         await device.close()
-    seconds = time.monotonic() - clock
-    return _outcome(miner.miner_id, started, seconds, detail, status.to_dict(), None)
+    outcome = _outcome(
+        miner.miner_id, started, time.monotonic() - clock, detail, status.to_dict(), None
+    )
+    if identify:
+        found = await _identity(driver, miner, credentials, deadline)
+        if found:
+            outcome["identity"] = found
+    return outcome
+
+
+async def _identity(
+    driver: Any, miner: AssignedMiner, credentials: Credentials, deadline: float
+) -> dict[str, str]:
+    """Who the miner says it is (make, model, firmware, serial, MAC, hostname): the server
+    stores it on the miner, as it does for the miners it identified itself."""
+    try:
+        info = await driver.identify(
+            miner.info.host, miner.info.port, timeout=deadline, credentials=credentials
+        )
+    except Exception:  # identity is a nicety: never let it cost the status
+        log.debug("identify of miner %s failed", miner.miner_id, exc_info=True)
+        return {}
+    if info is None:
+        return {}
+    fields = ("make", "model", "firmware", "serial", "mac", "hostname")
+    return {name: str(getattr(info, name)) for name in fields if getattr(info, name)}
 
 
 class Poller:
@@ -91,6 +118,7 @@ class Poller:
         self.gate = asyncio.Semaphore(max(1, concurrency))
         self.deadline = deadline
         self._last_full: dict[int, float] = {}
+        self._identified: set[int] = set()  # miners whose identity went out with a poll
 
     def _detail(self, miner_id: int, now: float) -> Detail:
         if now - self._last_full.get(miner_id, float("-inf")) >= FULL_EVERY_S:
@@ -106,14 +134,19 @@ class Poller:
 
         async def bounded(miner: AssignedMiner) -> dict[str, Any]:
             detail = self._detail(miner.miner_id, now)
+            known = bool(miner.info.model and (miner.info.mac or miner.info.serial))
             async with self.gate:
-                return await poll_miner(
+                outcome = await poll_miner(
                     self.registry,
                     miner,
                     detail,
                     node_key=node_key,
                     node_id=node_id,
                     deadline=self.deadline,
+                    identify=not known and miner.miner_id not in self._identified,
                 )
+            if outcome["status"] is not None:
+                self._identified.add(miner.miner_id)
+            return outcome
 
         return list(await asyncio.gather(*(bounded(m) for m in miners.values())))

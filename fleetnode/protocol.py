@@ -75,6 +75,81 @@ COMMAND_FIELDS: Final = (
 )
 
 
+# --- tunnels (docs/protocol.md "Tunnels") ----------------------------------------------------
+# server → node: tunnel_request (HTTP to an assigned miner), tunnel_open (a TCP stream);
+# node → server: tunnel_response, tunnel_opened; both ways: tunnel_data, tunnel_window,
+# tunnel_close. ``id`` is 32 lowercase hex characters, chosen by the server.
+TUNNEL_TYPES: Final = frozenset(
+    {
+        "tunnel_request",
+        "tunnel_response",
+        "tunnel_open",
+        "tunnel_opened",
+        "tunnel_data",
+        "tunnel_window",
+        "tunnel_close",
+    }
+)
+TUNNEL_CHUNK: Final = 256 * 1024  # raw bytes in one tunnel_data (base64 stays well under 1 MiB)
+TUNNEL_WINDOW: Final = 1024 * 1024  # unacknowledged data bytes per tunnel and direction
+TUNNEL_MAX_FRAMES: Final = 16  # unacknowledged data frames per tunnel and direction
+TUNNEL_MAX_OPEN: Final = 32  # tunnels open at once on one node connection
+TUNNEL_REQUEST_MAX: Final = 1024 * 1024  # an HTTP tunnel's request body
+TUNNEL_RESPONSE_MAX: Final = 64 * 1024 * 1024  # an HTTP tunnel's response body
+TUNNEL_HEADERS_MAX: Final = 64  # header pairs either way
+# why a tunnel closed (tunnel_close.reason); anything else reads as "error"
+TUNNEL_REASONS: Final = frozenset(
+    {
+        "done",
+        "cancelled",
+        "refused",
+        "unreachable",
+        "timeout",
+        "auth_failed",
+        "too_large",
+        "busy",
+        "node_offline",
+        "error",
+    }
+)
+
+
+def tunnel_id(frame: dict[str, Any]) -> str:
+    value = frame.get("id")
+    if (
+        not isinstance(value, str)
+        or len(value) != 32
+        or any(c not in "0123456789abcdef" for c in value)
+    ):
+        raise ProtocolError(f"{frame.get('type')}.id: expected 32 lowercase hex characters")
+    return value
+
+
+def tunnel_data(tid: str, data: bytes, *, eof: bool = False) -> dict[str, Any]:
+    return {"type": "tunnel_data", "id": tid, "data": b64encode(data), "eof": eof}
+
+
+def tunnel_data_bytes(frame: dict[str, Any]) -> bytes:
+    raw = b64decode(frame.get("data", ""), field="tunnel_data.data")
+    if len(raw) > TUNNEL_CHUNK:
+        raise ProtocolError(f"tunnel_data over {TUNNEL_CHUNK} bytes")
+    return raw
+
+
+def tunnel_window_bytes(frame: dict[str, Any]) -> int:
+    value = frame.get("bytes")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= TUNNEL_WINDOW:
+        raise ProtocolError(f"tunnel_window.bytes: an integer 1-{TUNNEL_WINDOW}")
+    return value
+
+
+def tunnel_close(tid: str, reason: str, error: str = "") -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "tunnel_close", "id": tid, "reason": reason}
+    if error:
+        frame["error"] = error[:500]
+    return frame
+
+
 class ProtocolError(ValueError):
     """Bad input on the wire; ``code`` is the close code it deserves."""
 

@@ -24,7 +24,7 @@ from miners.errors import (
 )
 from miners.http import HttpClient, close_shared_http, shared_http
 from miners.protoos import ProtoOSDriver
-from miners.registry import Registry, default_drivers
+from miners.registry import EMBEDDED_VIEW_DRIVERS, Registry, default_drivers
 from miners.tokens import TokenCache
 from miners.types import (
     Capability,
@@ -47,6 +47,7 @@ from miners.types import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "EMBEDDED_VIEW_DRIVERS",
     "IDENTIFY_TIMEOUT",
     "AntminerDriver",
     "AuthFailed",

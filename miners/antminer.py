@@ -353,6 +353,7 @@ def companion_port(port: int, real: int, other: int) -> int:
 class AntminerDriver(Driver):
     name = "antminer"
     priority = 20
+    embedded_view_available = True  # the single-miner view reads its web CGI via the proxy
     discovery_ports = (RPC_PORT, WEB_PORT)
     default_credentials: ClassVar[Credentials | None] = Credentials(
         password=DEFAULT_PASSWORD, username=DEFAULT_USER

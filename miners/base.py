@@ -171,6 +171,9 @@ class Driver(ABC):
     discovery_ports: ClassVar[tuple[int, ...]]
     """Ports worth probing during a scan, most telling first."""
     default_credentials: ClassVar[Credentials | None] = None
+    embedded_view_available: ClassVar[bool] = False
+    """Whether the single-miner view can show this kind of miner: it reads the driver's native
+    API through the proxy, so it exists only for APIs whose payloads the view knows."""
 
     def claims(self, port: int) -> bool:
         """Whether identify() is worth trying on `port` during a scan."""
@@ -193,6 +196,14 @@ class Driver(ABC):
             )
         except MinerError:
             return None
+
+    async def same_device(
+        self, host: str, port: int, known: DeviceInfo, *, timeout: float = IDENTIFY_TIMEOUT
+    ) -> DeviceInfo | None:
+        """During a scan: `known` (this driver's answer on another port of `host`) as seen on
+        `port`, when one cheap read proves the same device answers there; None means "not
+        proven" and the scanner identifies `port` in full. By default nothing is proven."""
+        return None
 
     @abstractmethod
     async def _identify(

@@ -11,7 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from miners.errors import AuthFailed
 
 ANTMINER_REALM = "antMiner Configuration"
 
@@ -83,3 +87,50 @@ def authorization(
     if challenge.opaque is not None:
         parts.append(f'opaque="{challenge.opaque}"')
     return "Digest " + ", ".join(parts)
+
+
+class Reply(Protocol):
+    """What ``exchange`` needs of an HTTP response (an aiohttp ``ClientResponse`` is one)."""
+
+    status: int
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def release(self) -> Any: ...
+
+
+R = TypeVar("R", bound=Reply)
+
+
+async def exchange(
+    send: Callable[[str | None], Awaitable[R]],
+    challenge: Challenge | None,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    remember: Callable[[Challenge | None], None],
+) -> R:
+    """One request behind digest auth, streamed by the caller: ``send(authorization)`` answers
+    the known ``challenge`` (none yet: no header), a 401 is answered once with its fresh
+    challenge (given to ``remember``), and a second 401 is ``AuthFailed`` (``remember(None)``:
+    the credentials are wrong, not the nonce). Shared by the server's proxy and the node's
+    tunnel."""
+    for attempt in range(2):
+        auth = None
+        if challenge is not None:
+            auth = authorization(challenge, username, password, method, uri)
+        reply = await send(auth)
+        if reply.status != 401:
+            return reply
+        fresh = parse_challenge(reply.headers.get("WWW-Authenticate"))
+        reply.release()
+        if fresh is None:
+            raise AuthFailed("the miner answered 401 without a digest challenge", status=401)
+        if attempt == 1:
+            break  # a fresh challenge answered and still refused: wrong credentials
+        challenge = fresh
+        remember(fresh)
+    remember(None)
+    raise AuthFailed(f"web login refused for user {username!r}", status=401)

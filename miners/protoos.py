@@ -9,13 +9,21 @@ PSU faults only in `/power-supplies`, `os.hostname`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from miners.base import Detail, Device, Driver, as_dict, as_list, gather_or_fail, integer, num
-from miners.deadline import DEFAULT_TIMEOUT
-from miners.errors import BadResponse, Rebooting, Rejected, Unreachable, Unsupported
+from miners.deadline import DEFAULT_TIMEOUT, IDENTIFY_TIMEOUT, within
+from miners.errors import (
+    BadResponse,
+    MinerError,
+    Rebooting,
+    Rejected,
+    Unreachable,
+    Unsupported,
+)
 from miners.http import HttpClient, is_refused, shared_http
 from miners.protoos_client import FACTORY_PASSWORD, ProtoOSClient
 from miners.tokens import TokenCache
@@ -520,6 +528,7 @@ class ProtoOSDriver(Driver):
     priority = 10
     discovery_ports = (443, 80, 8080)
     default_credentials: ClassVar[Credentials | None] = Credentials(password=FACTORY_PASSWORD)
+    embedded_view_available = True
 
     def __init__(self, http: HttpClient | None = None, tokens: TokenCache | None = None) -> None:
         self._http = http
@@ -541,14 +550,16 @@ class ProtoOSDriver(Driver):
         if not (isinstance(mac, str) and mac and isinstance(serial, str) and serial):
             return None
         # `/pairing/info` alone proves a ProtoOS rig. A rebooting one answers it but drops the
-        # connection on `/system` (and `/network`) for a while: still a known rig.
-        system_body, network_body = await gather_or_fail(
-            _identity_read(client, "/system"), _identity_read(client, "/network")
-        )
+        # connection on `/system` (and `/network`) for a while: still a known rig. The reads
+        # go one after the other on the connection `/pairing/info` opened (a scan's client
+        # keeps one per rig), and `/network` only when `/system` didn't name the host.
+        system_body = await _identity_read(client, "/system")
         rebooting = isinstance(system_body, Unreachable)
         system = as_dict(as_dict(system_body).get("system-info"))
         os_info = as_dict(system.get("os"))
-        network = as_dict(as_dict(network_body).get("network-info"))
+        network: dict[str, Any] = {}
+        if not _text(os_info.get("hostname")):
+            network = as_dict(as_dict(await _identity_read(client, "/network")).get("network-info"))
         return DeviceInfo(
             driver=self.name,
             host=client.host,
@@ -563,6 +574,24 @@ class ProtoOSDriver(Driver):
             extra={k: system[k] for k in ("product_name", "board", "soc") if k in system},
             state=MinerState.REBOOTING if rebooting else None,
         )
+
+    async def same_device(
+        self, host: str, port: int, known: DeviceInfo, *, timeout: float = IDENTIFY_TIMEOUT
+    ) -> DeviceInfo | None:
+        """A rig answering on 443 and 80 is one rig: `/pairing/info` on the second port naming
+        the same MAC and serial proves it (one request instead of a full identify's three)."""
+        client = self._client(host, port, None, None)
+        try:
+            pairing = as_dict(
+                await within(
+                    timeout, f"{host}:{port} identify", client.get_json("/pairing/info", auth=False)
+                )
+            )
+        except MinerError:
+            return None
+        if not known.mac or (pairing.get("mac"), pairing.get("cb_sn")) != (known.mac, known.serial):
+            return None
+        return dataclasses.replace(known, host=client.host, port=port, scheme=client.scheme)
 
     def connect(
         self,

@@ -77,9 +77,14 @@ def error_for(reply: HttpReply, what: str) -> MinerError:
     return BadResponse(text, code=code, status=status)
 
 
+PLAIN_HTTP_PORTS = frozenset({80, 8080})
+"""Ports where an unknown rig is asked over plain http first (`ProtoOSClient.schemes_to_try`)."""
+
+
 class ProtoOSClient:
     """Requests to one rig. `scheme` None means "not known yet": the first request tries
-    https, then plain http on the same port, and remembers what answered."""
+    https (plain http first on 80 and 8080), then the other scheme on the same port, and
+    remembers what answered."""
 
     def __init__(
         self,
@@ -127,28 +132,36 @@ class ProtoOSClient:
             return await self.http.request(
                 method, url, headers=headers, json_body=json_body, params=params
             )
+        first, second = self.schemes_to_try()
         try:
             reply = await self.http.request(
                 method,
-                f"https://{self._netloc}{API}{path}",
+                f"{first}://{self._netloc}{API}{path}",
                 headers=headers,
                 json_body=json_body,
                 params=params,
             )
-            self.scheme = "https"
+            self.scheme = first
             return reply
         except Unreachable as exc:
             if is_refused(exc):
                 raise
         reply = await self.http.request(
             method,
-            f"http://{self._netloc}{API}{path}",
+            f"{second}://{self._netloc}{API}{path}",
             headers=headers,
             json_body=json_body,
             params=params,
         )
-        self.scheme = "http"
+        self.scheme = second
         return reply
+
+    def schemes_to_try(self) -> tuple[str, str]:
+        """The scheme order while the rig's is unknown: plain http first on the ports web
+        servers serve it on (80, 8080: a TLS handshake there only fails), https first
+        everywhere else (443 and any other port: the firmware's default). Either way the
+        other one is tried next on the same port, so no rig is missed."""
+        return ("http", "https") if self.port in PLAIN_HTTP_PORTS else ("https", "http")
 
     async def login(self) -> str:
         """A fresh access token (callers go through the shared cache, not here)."""

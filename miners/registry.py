@@ -33,6 +33,16 @@ def default_drivers(*, include_pyasic: bool = True, http: HttpClient | None = No
     return drivers
 
 
+EMBEDDED_VIEW_DRIVERS = frozenset(
+    driver.name for driver in (ProtoOSDriver, AntminerDriver) if driver.embedded_view_available
+)
+"""Driver names the single-miner view can show (the adapter's miners never can)."""
+
+NATIVE_API_PREFIXES: dict[str, str] = {"protoos": "/api/v1", "antminer": "/cgi-bin"}
+"""Per driver with an HTTP API: the path prefix of that API, which the server's proxy forwards
+under ``/api-proxy/miners/<id>`` (ProtoOS REST; the stock Antminer web CGIs)."""
+
+
 class Registry:
     def __init__(self, drivers: Iterable[Driver]) -> None:
         self.drivers = sorted(drivers, key=lambda d: d.priority)

@@ -1,9 +1,10 @@
 """Who is calling and what they may do to which miner: the proxy's only database work.
 
-Runs synchronously in one thread hop per request (``sync_to_async``): the session (or API
-token), the tracked-session and SSO checks the page middleware would do, the scoped miner
-lookup (404 outside the caller's scope), the permission for the mapped method + path, and the
-request-time address check. It returns a ``Rig`` snapshot; no ORM object leaves this module.
+Runs synchronously in one hop per request to the proxy's database threads (``proxy.db``):
+the session (or API token), the tracked-session and SSO checks the page middleware would do,
+the scoped miner lookup (404 outside the caller's scope), the permission for the mapped
+method + path, and the request-time address check. It returns a ``Grant`` with a ``Rig``
+snapshot; no ORM object leaves this module. The audit insert of a write runs here too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fleet.dial import check_address
 from fleet.models import Miner
 from fleet.netguard import AddressRefused
 from fleet.services.credentials import credentials_for
-from proxy.pathmap import POOL_ACTION, POOLS, PREFIXES, classify
+from proxy.pathmap import POOL_ACTION, POOLS, PREFIXES, UNSAFE_GET, classify, http_port
 from proxy.paths import under_prefix
 from proxy.rigs import Rig
 
@@ -83,7 +84,17 @@ def _tracked(session_key: str, user: Any) -> bool:
     return row is None or row[0] == user.pk
 
 
-def resolve(caller: Caller, *, miner_id: int, method: str, path: str) -> tuple[Rig, str]:
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What one call may do: the rig to dial, the permission it used, and whether it is
+    handled as a write (audited, same-origin) — a stock CGI can be a write on GET."""
+
+    rig: Rig
+    permission: str
+    write: bool
+
+
+def resolve(caller: Caller, *, miner_id: int, method: str, path: str) -> Grant:
     """The rig and the permission the call used, or a ``Refusal``."""
     miner = (
         Miner.objects.restrict(caller.user, "miner:read")
@@ -106,20 +117,18 @@ def resolve(caller: Caller, *, miner_id: int, method: str, path: str) -> tuple[R
             "pool changes go through the audited action",
             action=POOL_ACTION.replace("{id}", str(miner.pk)),
         )
+    if decision.refusal == UNSAFE_GET:
+        raise Refusal(405, "this CGI changes the miner on GET: send it as a POST")
     if decision.refusal is not None or decision.permission is None:
         raise Refusal(403, "password and credential endpoints are not proxied")
     if not has_perm(caller.user, decision.permission, miner.org_id, miner.site_id):
         raise Refusal(
             403, f"you need {decision.permission} for this", permission=decision.permission
         )
-    if miner.node_id is not None:
-        raise Refusal(
-            501,
-            f"this miner is behind fleet node {miner.node}; "
-            "proxying through nodes is not available yet",
-        )
+    if miner.node_id is not None:  # the node dials it, checks it and holds its credentials
+        return Grant(node_rig(miner), decision.permission, decision.write)
     try:
-        return rig_of(miner), decision.permission
+        return Grant(rig_of(miner), decision.permission, decision.write)
     except AddressRefused as exc:
         raise Refusal(502, f"miner address refused: {exc}") from exc
 
@@ -133,9 +142,38 @@ def rig_of(miner: Miner) -> Rig:
         name=miner.name,
         driver=miner.driver,
         host=check_address(miner.host),
-        port=miner.port,
+        port=web_port(miner),
         scheme=miner.scheme or None,
         credentials=credentials_for(miner),
+    )
+
+
+def web_port(miner: Miner) -> int:
+    """The port of the miner's HTTP API (a stock Antminer's web CGI, not its RPC port)."""
+    info = miner.device_info
+    return http_port(
+        miner.driver, miner.port, info.get("ports") if isinstance(info, dict) else None
+    )
+
+
+def node_rig(miner: Miner) -> Rig:
+    """The snapshot of a node-owned miner: reached through ``proxy.tunnelled``."""
+    node = miner.node
+    assert node is not None
+    if not node.channel_name:
+        raise Refusal(502, f"fleet node {node.name} is not connected")
+    return Rig(
+        miner_id=miner.pk,
+        org_id=miner.org_id,
+        site_id=miner.site_id,
+        name=miner.name,
+        driver=miner.driver,
+        host=miner.host,
+        port=web_port(miner),  # the node dials it: the web CGI, not an Antminer's RPC port
+        scheme=miner.scheme or None,
+        credentials=None,
+        node_label=f"fleet node {node.name}",
+        node_id=node.pk,
     )
 
 

@@ -1,9 +1,12 @@
 """``/api-proxy/``: a raw ASGI handler in front of Django's (sync) middleware stack.
 
 ``config.asgi`` routes the prefix here. Order: path shape → Host → browser-navigation and
-same-origin rules → caller + miner + permission (one thread hop, ``proxy.access``) → rate
-limit → request body (capped) → per-miner gate → the rig with its token (401 → one renewal →
-one retry) → response headers filtered, body streamed under a cap → audit for writes.
+same-origin rules → caller + miner + permission (one hop to a small database thread pool,
+``proxy.access``) → rate limit → request body (capped) → per-miner gate → the rig with its
+token or digest answer (401 → one renewal → one retry) → response headers filtered, body
+streamed under a cap. A write's audit event is written while the response streams, and the
+response's last chunk is held back until it is committed: no client sees a write complete
+that the activity log does not have.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
@@ -27,7 +29,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 
 from accounts.actor import client_ip
 from miners.errors import AuthFailed, MinerError, Unreachable
-from proxy import access, headers, limits, tokens, upstream
+from proxy import access, antminer, db, headers, limits, tokens, tunnelled, upstream
 from proxy.pathmap import READ_METHODS
 from proxy.paths import PathRefused, split
 from proxy.refresh import mark_busy
@@ -87,8 +89,12 @@ def _browser_rules(request: Request, host: str) -> None:
         raise access.Refusal(403, "the proxy is an API, not a page: open the miner's view")
     if not mode and accept.lstrip().lower().startswith("text/html"):
         raise access.Refusal(403, "the proxy is an API, not a page: open the miner's view")
-    if not request.is_write:
-        return
+    if request.is_write:
+        _same_origin(request, host)
+
+
+def _same_origin(request: Request, host: str) -> None:
+    """A write (by method, or a CGI the map treats as one) comes from our pages or no browser."""
     site = request.header("sec-fetch-site")
     if site and site not in ("same-origin", "none"):
         raise access.Refusal(403, "cross-site writes are refused")
@@ -111,7 +117,7 @@ def _csrf_view(_request: Any) -> HttpResponse:  # pragma: no cover - never calle
     return HttpResponse()
 
 
-def _authorize(request: Request, miner_id: int, path: str) -> tuple[access.Caller, Rig, str]:
+def _authorize(request: Request, miner_id: int, path: str) -> tuple[access.Caller, access.Grant]:
     """The thread-hop part: caller, CSRF for session writes, miner, permission."""
     cookies = parse_cookie(request.header("cookie"))
     django_request = request.django()
@@ -125,18 +131,20 @@ def _authorize(request: Request, miner_id: int, path: str) -> tuple[access.Calle
             raise access.Refusal(403, "writes need an Origin header")
         if not _csrf_ok(request):
             raise access.Refusal(403, "CSRF check failed: send the X-CSRFToken header")
-    rig, permission = access.resolve(caller, miner_id=miner_id, method=request.method, path=path)
-    return caller, rig, permission
+    grant = access.resolve(caller, miner_id=miner_id, method=request.method, path=path)
+    return caller, grant
 
 
 _recent: OrderedDict[tuple[str, int, str, str], tuple[float, Any]] = OrderedDict()
 
 
-async def _authorized(request: Request, miner_id: int, path: str) -> tuple[access.Caller, Rig, str]:
+async def _authorized(
+    request: Request, miner_id: int, path: str
+) -> tuple[access.Caller, access.Grant]:
     """``_authorize``, remembered for ``AUTH_CACHE_SECONDS`` for reads only: a page's live
     reads repeat the same few calls every second. Writes always take the full path."""
     if request.is_write:
-        return await sync_to_async(_authorize)(request, miner_id, path)
+        return await db.run(_authorize, request, miner_id, path)
     ident = hashlib.sha256(
         (request.header("authorization") + "\0" + request.header("cookie")).encode()
     ).hexdigest()
@@ -145,7 +153,9 @@ async def _authorized(request: Request, miner_id: int, path: str) -> tuple[acces
     found = _recent.get(key)
     if found is not None and found[0] > now:
         return found[1]  # type: ignore[no-any-return]
-    result = await sync_to_async(_authorize)(request, miner_id, path)
+    result = await db.run(_authorize, request, miner_id, path)
+    if result[1].write:
+        return result  # a CGI that is a write on GET: never reused
     _recent[key] = (now + limits.limit("AUTH_CACHE_SECONDS", limits.AUTH_CACHE_SECONDS), result)
     _recent.move_to_end(key)
     while len(_recent) > limits.AUTH_CACHE_ENTRIES:
@@ -176,29 +186,38 @@ async def _body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
+async def _bearer_exchange(
+    rig: Rig, method: str, path_qs: str, forwarded: dict[str, str], body: bytes
+) -> aiohttp.ClientResponse:
+    """ProtoOS: the shared token; one renewal and one retry after a 401, never more."""
+    failed: str | None = None
+    for _ in range(2):  # the token we hold, then once a renewed one
+        entry = await tokens.token_for(rig, failed=failed)
+        reply = await upstream.send(
+            rig,
+            entry.scheme,
+            method,
+            path_qs,
+            headers=forwarded,
+            body=body,
+            authorization=f"Bearer {entry.access}",
+        )
+        if reply.status != 401:
+            return reply
+        reply.release()
+        failed = entry.access
+    raise AuthFailed("the rig refused the renewed token")
+
+
 async def _exchange(rig: Rig, request: Request, path: str, body: bytes) -> aiohttp.ClientResponse:
-    """The rig's response: one token renewal and one retry after a 401, never more."""
+    """The rig's response, authenticated the way its driver's API wants."""
     forwarded = headers.request_headers(request.headers)
     path_qs = path + (f"?{request.query}" if request.query else "")
     try:
-        failed: str | None = None
-        for _ in range(2):  # the token we hold, then once a renewed one
-            entry = await tokens.token_for(rig, failed=failed)
-            reply = await upstream.send(
-                rig,
-                entry.scheme,
-                request.method,
-                path_qs,
-                headers=forwarded,
-                body=body,
-                token=entry.access,
-            )
-            if reply.status != 401:
-                break
-            reply.release()
-            failed = entry.access
+        if rig.driver == "antminer":
+            reply = await antminer.exchange(rig, request.method, path_qs, forwarded, body)
         else:
-            raise AuthFailed("the rig refused the renewed token")
+            reply = await _bearer_exchange(rig, request.method, path_qs, forwarded, body)
     except AuthFailed as exc:
         raise access.Refusal(502, CREDENTIALS_REJECTED, detail=str(exc)) from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -224,7 +243,15 @@ def _location(reply: aiohttp.ClientResponse, rig: Rig) -> list[tuple[str, str]]:
     return [("location", f"/api-proxy/miners/{rig.miner_id}{target.path}{query}")]
 
 
-async def _stream(send: Any, reply: aiohttp.ClientResponse, rig: Rig, started: list[bool]) -> None:
+async def _stream(
+    send: Any,
+    reply: aiohttp.ClientResponse,
+    rig: Rig,
+    started: list[bool],
+    before_end: asyncio.Future[None] | None = None,
+) -> None:
+    """Headers, then the body chunk by chunk under the cap. The last chunk waits for
+    ``before_end`` (a write's audit insert): if that fails the connection is cut instead."""
     cap = int(limits.limit("RESPONSE_MAX_BYTES", limits.RESPONSE_MAX_BYTES))
     if (reply.content_length or 0) > cap:
         raise access.Refusal(502, f"the miner's response is over {cap} bytes")
@@ -234,12 +261,17 @@ async def _stream(send: Any, reply: aiohttp.ClientResponse, rig: Rig, started: l
     started[0] = True
     await send({"type": "http.response.start", "status": reply.status, "headers": _enc(pairs)})
     sent = 0
+    held = b""
     async for chunk in reply.content.iter_chunked(CHUNK):
         sent += len(chunk)
         if sent > cap:
             raise ConnectionAbortedError("response over the cap: connection cut")
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+        if held:
+            await send({"type": "http.response.body", "body": held, "more_body": True})
+        held = chunk
+    if before_end is not None:
+        await before_end
+    await send({"type": "http.response.body", "body": held})
 
 
 async def _proxy(scope: Scope, receive: Any, send: Any, started: list[bool]) -> None:
@@ -253,7 +285,10 @@ async def _proxy(scope: Scope, receive: Any, send: Any, started: list[bool]) -> 
     except DisallowedHost as exc:
         raise access.Refusal(400, "host not allowed") from exc
     _browser_rules(request, host)
-    caller, rig, permission = await _authorized(request, target.miner_id, target.path)
+    caller, grant = await _authorized(request, target.miner_id, target.path)
+    rig, permission, write = grant.rig, grant.permission, grant.write
+    if write and not request.is_write:
+        _same_origin(request, host)
     if await _rate_limited(caller):
         raise access.Refusal(429, "too many proxied requests: slow down")
     body = await _body(receive)
@@ -263,7 +298,25 @@ async def _proxy(scope: Scope, receive: Any, send: Any, started: list[bool]) -> 
     except TimeoutError as exc:
         raise access.Refusal(503, "the miner is busy with other proxied requests") from exc
     status = 502
+    audit: asyncio.Future[None] | None = None
     try:
+        if rig.node_id is not None:  # a node-owned miner: through the node's control stream
+
+            def opened(code: int) -> asyncio.Future[None] | None:
+                nonlocal status, audit
+                status = code
+                if write:
+                    audit = _audit(caller, rig, request, target.path, code, permission)
+                return audit
+
+            try:
+                await tunnelled.forward(
+                    rig, request, target.path, body, receive, send, started, opened
+                )
+            except access.Refusal as refusal:
+                status = refusal.status if audit is None else status
+                raise
+            return
         try:
             reply = await _exchange(rig, request, target.path, body)
         except access.Refusal as refusal:
@@ -271,23 +324,34 @@ async def _proxy(scope: Scope, receive: Any, send: Any, started: list[bool]) -> 
             raise
         async with reply:
             status = reply.status
-            await mark_busy(rig.miner_id)
-            if request.is_write:
-                await _audit(caller, rig, request, target.path, status, permission)
-            await _stream(send, reply, rig, started)
+            mark_busy(rig.miner_id)
+            if write:
+                audit = _audit(caller, rig, request, target.path, status, permission)
+            await _stream(send, reply, rig, started, audit)
     except access.Refusal:
-        if request.is_write and status >= 500:
+        if write and audit is None and status >= 500:
             await _audit(caller, rig, request, target.path, status, permission)
         raise
     finally:
         gate.release()
+        if audit is not None and not audit.done():
+            await asyncio.shield(audit)  # a cut stream still records the write
 
 
-async def _audit(
+def _audit(
     caller: access.Caller, rig: Rig, request: Request, path: str, status: int, permission: str
-) -> None:
-    await sync_to_async(access.record_write)(
-        caller, rig, method=request.method, path=path, status=status, permission=permission
+) -> asyncio.Future[None]:
+    """The write's activity event, inserted from now on (concurrently with the streaming)."""
+    return asyncio.ensure_future(
+        db.run(
+            access.record_write,
+            caller,
+            rig,
+            method=request.method,
+            path=path,
+            status=status,
+            permission=permission,
+        )
     )
 
 

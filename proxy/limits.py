@@ -23,6 +23,8 @@ RATE_PER_MINUTE = 600
 AUTH_CACHE_SECONDS = 2.0
 """How long a read's authorization is reused (a revoke or a role change waits this long)."""
 AUTH_CACHE_ENTRIES = 10_000
+DB_THREADS = 4
+"""Threads (and so database connections) per web process for the proxy's auth and audit."""
 
 _gates: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, OrderedDict[int, asyncio.Semaphore]

@@ -2,22 +2,19 @@
 
 Works on the raw request path (before percent-decoding), so an encoded slash or dot can't hide
 a traversal from the checks; the path must already be in the one form normalisation keeps.
+The rule itself lives in ``fleetnode.paths``: a node applies the same one to tunnelled calls.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote
+
+from fleetnode.paths import PathRefused, check, under_prefix
+
+__all__ = ["ROUTE", "PathRefused", "Target", "check", "split", "under_prefix"]
 
 ROUTE = re.compile(r"^/api-proxy/miners/(?P<id>[0-9]{1,18})(?P<rest>/.*)?$")
-_SAFE = re.compile(r"^[A-Za-z0-9\-._~/%!$&'()*+,;=:]*$")
-_BAD_ESCAPES = re.compile(r"%(2f|5c|2e|00|0a|0d|40|25)", re.IGNORECASE)
-
-
-class PathRefused(ValueError):
-    """Not a path the proxy forwards; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,35 +32,3 @@ def split(raw_path: str) -> Target:
     rest = match.group("rest")
     check(rest)
     return Target(int(match.group("id")), rest)
-
-
-def check(path: str) -> None:
-    """Refuse anything but a plain, already-normal absolute path."""
-    if "\\" in path:
-        raise PathRefused("backslash in path")
-    if "@" in path:
-        raise PathRefused("'@' in path")
-    if "\r" in path or "\n" in path or "\x00" in path:
-        raise PathRefused("control character in path")
-    if _BAD_ESCAPES.search(path):
-        raise PathRefused("encoded slash, dot, backslash, '@', '%' or control character")
-    if not _SAFE.match(path):
-        raise PathRefused("character not allowed in a path")
-    decoded = unquote(path)
-    segments = decoded.split("/")
-    if any(segment in (".", "..") for segment in segments):
-        raise PathRefused("dot segment in path")
-    if "//" in decoded:
-        raise PathRefused("empty path segment")
-    trimmed = decoded[:-1] if decoded.endswith("/") and len(decoded) > 1 else decoded
-    if posixpath.normpath(decoded) != trimmed or not decoded.startswith("/"):
-        raise PathRefused("path changes under normalisation")
-
-
-def under_prefix(path: str, prefix: str) -> str | None:
-    """``path`` relative to ``prefix`` (e.g. ``/system`` of ``/api/v1/system``), else None."""
-    if path == prefix or path == prefix + "/":
-        return "/"
-    if path.startswith(prefix + "/"):
-        return path[len(prefix) :]
-    return None

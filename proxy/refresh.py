@@ -11,22 +11,54 @@ from __future__ import annotations
 import asyncio
 import time
 
+from redis.exceptions import RedisError
+
 from fleet.models import Miner
 from fleet.netguard import AddressRefused
 from miners.errors import MinerError
 from proxy import store, upstream
 from proxy.access import rig_of
-from proxy.pathmap import PREFIXES
 from proxy.rigs import Rig
 from proxy.tokens import token_due, token_for
 
+TOKEN_DRIVERS = ("protoos",)
+"""Drivers whose proxied API uses tokens (a stock Antminer answers digest challenges)."""
 BUSY_KEY = "rw:proxy:busy"
 BUSY_FOR = 300.0
 AHEAD = 90.0
 
 
-async def mark_busy(miner_id: int) -> None:
-    await store.store().touch(BUSY_KEY, str(miner_id), time.time())
+MARK_EVERY = 10.0
+"""A miner is marked busy in the shared store at most this often per process."""
+_marked: dict[int, float] = {}
+_pending: set[asyncio.Task[None]] = set()
+
+
+def mark_busy(miner_id: int) -> None:
+    """Note (in the background, at most every ``MARK_EVERY`` s) that ``miner_id`` is in use:
+    only a hint for the refresh task, so it stays off the request's path."""
+    now = time.monotonic()
+    if now - _marked.get(miner_id, -MARK_EVERY) < MARK_EVERY:
+        return
+    _marked[miner_id] = now
+    if len(_marked) > 10_000:
+        _marked.clear()
+    task = asyncio.ensure_future(_touch(miner_id))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+async def _touch(miner_id: int) -> None:
+    try:
+        await store.store().touch(BUSY_KEY, str(miner_id), time.time())
+    except (RedisError, OSError):
+        _marked.pop(miner_id, None)  # try again on the next request
+
+
+async def marks_written() -> None:
+    """Wait for the busy marks still being written (tests, shutdown)."""
+    if _pending:
+        await asyncio.gather(*_pending, return_exceptions=True)
 
 
 async def _busy_ids() -> list[int]:
@@ -62,7 +94,7 @@ def tokens_refresh_due() -> int:
     ids = asyncio.run(busy())
     rigs: list[Rig] = []
     miners = Miner.unscoped.filter(
-        pk__in=ids, node__isnull=True, driver__in=list(PREFIXES), secret__isnull=False
+        pk__in=ids, node__isnull=True, driver__in=TOKEN_DRIVERS, secret__isnull=False
     )
     for miner in miners:
         try:

@@ -20,6 +20,8 @@ class Rig:
     credentials: Credentials | None
     node_label: str | None = None
     """Set when a fleet node owns the miner (the server can't dial it itself)."""
+    node_id: int | None = None
+    """That node: the proxy goes through its control stream (``proxy.tunnelled``)."""
 
     @property
     def token_key(self) -> str:

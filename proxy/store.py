@@ -108,44 +108,47 @@ class LocalStore:
 
 
 class RedisStore:
-    """The same operations on Redis: SET NX PX for the lock, a compare-and-delete release."""
+    """The same operations on Redis: SET NX PX for the lock, a compare-and-delete release.
+    Every key is put under ``namespace`` (``PROXY_STORE_NAMESPACE``; empty by default), so
+    deployments or test runs sharing one Redis database never see each other's state."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, namespace: str = "") -> None:
         self.redis = redis
+        self.namespace = namespace
 
     async def get(self, key: str) -> str | None:
-        value = await self.redis.get(key)
+        value = await self.redis.get(self.namespace + key)
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
     async def put(self, key: str, value: str, ttl: float) -> None:
-        await self.redis.set(key, value, px=max(1, int(ttl * 1000)))
+        await self.redis.set(self.namespace + key, value, px=max(1, int(ttl * 1000)))
 
     async def delete(self, key: str) -> None:
-        await self.redis.delete(key)
+        await self.redis.delete(self.namespace + key)
 
     async def acquire(self, key: str, ttl: float) -> str | None:
         owner = uuid.uuid4().hex
-        got = await self.redis.set(key, owner, nx=True, px=max(1, int(ttl * 1000)))
+        got = await self.redis.set(self.namespace + key, owner, nx=True, px=max(1, int(ttl * 1000)))
         return owner if got else None
 
     async def release(self, key: str, owner: str) -> None:
-        await self.redis.eval(_RELEASE, 1, key, owner)
+        await self.redis.eval(_RELEASE, 1, self.namespace + key, owner)
 
     async def hit(self, key: str, window: float) -> int:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.pexpire(key, max(1, int(window * 1000)), nx=True)
+            pipe.incr(self.namespace + key)
+            pipe.pexpire(self.namespace + key, max(1, int(window * 1000)), nx=True)
             count, _ = await pipe.execute()
         return int(count)
 
     async def touch(self, key: str, member: str, now: float) -> None:
-        await self.redis.zadd(key, {member: now})
+        await self.redis.zadd(self.namespace + key, {member: now})
 
     async def members_since(self, key: str, since: float) -> list[str]:
-        await self.redis.zremrangebyscore(key, "-inf", f"({since}")
-        found = await self.redis.zrangebyscore(key, since, "+inf")
+        await self.redis.zremrangebyscore(self.namespace + key, "-inf", f"({since}")
+        found = await self.redis.zrangebyscore(self.namespace + key, since, "+inf")
         return [m.decode() if isinstance(m, bytes) else str(m) for m in found]
 
 
@@ -161,9 +164,10 @@ def store() -> Store:
     if not url:
         return _local
     loop = asyncio.get_running_loop()
+    namespace = str(getattr(settings, "PROXY_STORE_NAMESPACE", ""))
     found = _redis.get(loop)
-    if found is None:
-        found = RedisStore(Redis.from_url(url, socket_timeout=5))
+    if found is None or found.namespace != namespace:
+        found = RedisStore(Redis.from_url(url, socket_timeout=5), namespace)
         _redis[loop] = found
     return found
 

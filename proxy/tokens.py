@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 from miners.errors import AuthFailed, MinerError, Unreachable
@@ -67,19 +68,38 @@ def _entry(grant: Grant, base: Entry | None, scheme: str, via: str) -> Entry:
     return Entry(grant.access, refresh, renew_at, refresh_exp, scheme, via)
 
 
+MEMO_ENTRIES = 10_000
+_memo: OrderedDict[str, Entry] = OrderedDict()
+"""This process's copy of the shared entries it last saw: a hit costs no store round trip. A
+copy made stale by another process's login shows as the rig's 401, whose retry reads the
+shared store again (``failed``)."""
+
+
+def _remember(rig: Rig, entry: Entry | None) -> Entry | None:
+    if entry is None:
+        _memo.pop(rig.token_key, None)
+        return None
+    _memo[rig.token_key] = entry
+    _memo.move_to_end(rig.token_key)
+    while len(_memo) > MEMO_ENTRIES:
+        _memo.popitem(last=False)
+    return entry
+
+
 async def _load(rig: Rig) -> Entry | None:
     raw = await store().get(rig.token_key)
     if raw is None:
-        return None
+        return _remember(rig, None)
     try:
-        return Entry(**json.loads(raw))
+        return _remember(rig, Entry(**json.loads(raw)))
     except (TypeError, ValueError):
-        return None
+        return _remember(rig, None)
 
 
 async def _save(rig: Rig, entry: Entry) -> None:
     horizon = max(entry.renew_at, entry.refresh_expires_at or entry.renew_at) - time.time()
     await store().put(rig.token_key, json.dumps(asdict(entry)), min(max(horizon, 1.0), MAX_KEEP))
+    _remember(rig, entry)
 
 
 async def _renew(rig: Rig, base: Entry | None) -> Entry:
@@ -107,6 +127,9 @@ async def token_for(rig: Rig, *, failed: str | None = None, renew: bool = False)
     """A usable token for ``rig``. ``failed`` is a token the rig just refused: it is renewed
     unless a neighbour already replaced it. ``renew`` renews a still-valid token (the
     refresh task does that for busy miners ahead of expiry)."""
+    memo = _memo.get(rig.token_key)
+    if memo is not None and not renew and memo.usable(failed, time.time()):
+        return memo
     deadline = time.monotonic() + WAIT_FOR_LOGIN
     shared = store()
     while True:

@@ -49,13 +49,16 @@ async def send(
     *,
     headers: dict[str, str],
     body: bytes,
-    token: str,
+    authorization: str | None,
 ) -> aiohttp.ClientResponse:
     """One request to the rig, never following redirects; the caller releases the response."""
+    sent = dict(headers)
+    if authorization is not None:
+        sent["Authorization"] = authorization
     return await session().request(
         method,
         URL(origin(rig, scheme) + path_qs, encoded=True),
-        headers={**headers, "Authorization": f"Bearer {token}"},
+        headers=sent,
         data=body if body else None,
         allow_redirects=False,
         skip_auto_headers=("User-Agent", "Content-Type"),

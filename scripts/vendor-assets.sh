@@ -16,3 +16,7 @@ copy() { install -D -m 0644 "node_modules/$1" "static/vendor/$2"; }
 copy htmx.org/dist/htmx.min.js htmx.min.js
 copy uplot/dist/uPlot.iife.min.js uplot.min.js
 copy uplot/dist/uPlot.min.css uplot.min.css
+copy @xterm/xterm/lib/xterm.js xterm/xterm.js
+copy @xterm/xterm/css/xterm.css xterm/xterm.css
+copy @xterm/addon-fit/lib/addon-fit.js xterm/addon-fit.js
+copy @xterm/addon-search/lib/addon-search.js xterm/addon-search.js

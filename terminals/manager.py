@@ -24,8 +24,11 @@ import asyncssh
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from fleet import dial
+from accounts.errors import ApplicationError
+from fleet import crypto, dial
+from fleet.models import Miner
 from fleet.netguard import AddressRefused
+from fleet.nodes import tunnel as node_tunnel
 from terminals.close_codes import (
     CLOSE_HOST_KEY_CHANGED,
     CLOSE_NORMAL,
@@ -33,8 +36,10 @@ from terminals.close_codes import (
     CLOSE_SSH_FAILED,
 )
 from terminals.models import AuthMethod, SessionState, SshHost, TerminalSession
+from terminals.recorder import Recorder
 from terminals.ring import Ring
 from terminals.services import hosts as host_services
+from terminals.services import recordings as recording_services
 from terminals.services import sessions as session_services
 
 RING_BYTES = 1 << 20
@@ -134,12 +139,17 @@ class Session:
         self.started = self.last_activity = self.loop.time()
         self.detached_at: float | None = self.started
         self.conn: asyncssh.SSHClientConnection | None = None
+        self.jump: asyncssh.SSHClientConnection | None = None  # the jump host's connection
         self.chan: asyncssh.SSHClientChannel[bytes] | None = None
         self.watchdog: asyncio.Task[None] | None = None
+        self.recorder: Recorder | None = None  # asciinema v2, when the org records
+        self.recording_id: int | None = None
 
     # --- output -------------------------------------------------------------------------
     def output(self, data: bytes) -> None:
         self.ring.append(data)
+        if self.recorder is not None:
+            self.recorder.output(data)
         self.last_activity = self.loop.time()
         for attachment in self.attachments:
             attachment.wake.set()
@@ -222,17 +232,23 @@ class Session:
         while self.chan.get_write_buffer_size() > MAX_WRITE_BUFFER and not self.closed:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         self.chan.write(data)
+        if self.recorder is not None:
+            self.recorder.input(data)
         self.bytes_in += len(data)
         self.last_activity = self.loop.time()
 
     def resize(self, cols: int, rows: int) -> None:
         if self.chan is not None and not self.closed:
             self.chan.change_terminal_size(cols, rows)
+            if self.recorder is not None:
+                self.recorder.resize(cols, rows)
 
     # --- lifetime -----------------------------------------------------------------------
     async def _watch(self) -> None:
         while not self.closed:
             await asyncio.sleep(TICK)
+            if self.recorder is not None:
+                self.recorder.flush()
             now = self.loop.time()
             if now - self.last_activity > self.limits.idle:
                 await self.close("idle timeout", CLOSE_SESSION_GONE)
@@ -252,19 +268,33 @@ class Session:
         _sessions.pop(self.id, None)
         if self.conn is not None:
             self.conn.close()
-        for attachment in list(self.attachments):
+        if self.jump is not None:
+            self.jump.close()
+        viewers = list(self.attachments)
+        self.attachments.clear()
+        for attachment in viewers:
             if attachment.task is not None:
                 attachment.task.cancel()
             await self._flush(attachment)
-            with contextlib.suppress(Exception):
-                await attachment.viewer.send_event({"type": "closed", "reason": reason})
-                await attachment.viewer.ended(code, reason)
-        self.attachments.clear()
+        # the row and the recording are final before any viewer hears of the end
+        await self.finish_recording()
         await sync_to_async(session_services.session_end)(
             self.id, reason=reason, bytes_in=self.bytes_in, bytes_out=self.ring.end
         )
+        for attachment in viewers:
+            with contextlib.suppress(Exception):
+                await attachment.viewer.send_event({"type": "closed", "reason": reason})
+                await attachment.viewer.ended(code, reason)
         if self.watchdog is not None and self.watchdog is not asyncio.current_task():
             self.watchdog.cancel()
+
+    async def finish_recording(self) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None and self.recording_id is not None:
+            size, duration = recorder.close()
+            await sync_to_async(recording_services.recording_finish)(
+                self.recording_id, size=size, duration=duration
+            )
 
     async def _flush(self, attachment: Attachment) -> None:
         """The last output (the shell's goodbye) before the close, within the window."""
@@ -317,23 +347,43 @@ async def _start(row: TerminalSession) -> Session:
     return session
 
 
-def _host_login(host_id: int) -> tuple[SshHost, str]:
-    host = SshHost.unscoped.get(pk=host_id)
-    return host, host_services.host_secret(host)
+def _node_of(miner_id: int) -> int | None:
+    return Miner.unscoped.filter(pk=miner_id).values_list("node_id", flat=True).first()
 
 
-async def _connect(row: TerminalSession) -> Session:
-    host, secret = await sync_to_async(_host_login)(row.host_id)
+def _host_login(host_id: int) -> tuple[SshHost, str, SshHost | None, str]:
+    host = SshHost.unscoped.select_related("jump_host").get(pk=host_id)
+    jump = host.jump_host
+    jump_secret = host_services.host_secret(jump) if jump is not None else ""
+    return host, host_services.host_secret(host), jump, jump_secret
+
+
+async def _login(
+    host: SshHost, secret: str, tunnel: asyncssh.SSHClientConnection | None = None
+) -> asyncssh.SSHClientConnection:
+    """An SSH connection to ``host`` (directly, or through ``tunnel``: the jump host's), its
+    host key trusted on first use and checked after."""
     if host.presented_key:
-        raise SessionError(CLOSE_HOST_KEY_CHANGED, "The host key changed; re-trust it first.")
+        raise SessionError(
+            CLOSE_HOST_KEY_CHANGED, f"The host key of {host.name} changed; re-trust it first."
+        )
     try:
         address = dial.check_address(host.address)
     except AddressRefused as exc:
         raise SessionError(CLOSE_SSH_FAILED, str(exc)) from exc
-    try:
-        sock = await asyncio.wait_for(_tcp(address, host.port), CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
-        raise SessionError(CLOSE_SSH_FAILED, f"Can't reach {address}:{host.port}.") from exc
+    sock: socket.socket | None = None
+    if tunnel is None:
+        # a host on a node-owned miner is reached through that node (its allowlist decides)
+        node_id = await sync_to_async(_node_of)(host.miner_id) if host.miner_id else None
+        try:
+            opening = (
+                node_tunnel.open_socket(node_id, address, host.port)
+                if node_id
+                else _tcp(address, host.port)
+            )
+            sock = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, node_tunnel.TunnelError) as exc:
+            raise SessionError(CLOSE_SSH_FAILED, f"Can't reach {address}:{host.port}.") from exc
     client = _Client(trust_first=not host.host_key)
     trusted = [asyncssh.import_public_key(host.host_key)] if host.host_key else []
     auth: dict[str, Any] = (
@@ -341,12 +391,12 @@ async def _connect(row: TerminalSession) -> Session:
         if host.auth_method == AuthMethod.PASSWORD
         else {"client_keys": [asyncssh.import_private_key(secret)], "password": None}
     )
+    route: dict[str, Any] = {"sock": sock} if sock is not None else {"tunnel": tunnel}
     try:
         conn = await asyncio.wait_for(
             asyncssh.connect(
                 address,
                 host.port,
-                sock=sock,
                 username=host.username,
                 known_hosts=(trusted, [], []),
                 client_factory=lambda: client,
@@ -354,32 +404,75 @@ async def _connect(row: TerminalSession) -> Session:
                 agent_path=None,
                 gss_host=None,
                 kbdint_auth=False,
+                # asyncssh's connect_timeout spans the login too: through a jump host it
+                # bounds the tunnel's connect plus the login; directly, _tcp bounded the
+                # connect and login_timeout bounds the handshake and authentication
+                connect_timeout=CONNECT_TIMEOUT + LOGIN_TIMEOUT if tunnel is not None else None,
                 login_timeout=LOGIN_TIMEOUT,
                 keepalive_interval=KEEPALIVE_SECONDS,
                 keepalive_count_max=3,
+                **route,
                 **auth,
             ),
-            LOGIN_TIMEOUT + 1,
+            CONNECT_TIMEOUT + LOGIN_TIMEOUT + 1,
         )
     except asyncssh.HostKeyNotVerifiable as exc:
-        sock.close()
+        if sock is not None:
+            sock.close()
         if client.presented is not None:
             line = client.presented.export_public_key().decode().strip()
             await sync_to_async(host_services.host_key_seen)(host.pk, line)
-        raise SessionError(CLOSE_HOST_KEY_CHANGED, "The host key changed.") from exc
+        raise SessionError(CLOSE_HOST_KEY_CHANGED, f"The host key of {host.name} changed.") from exc
     except asyncssh.PermissionDenied as exc:
-        sock.close()
-        raise SessionError(CLOSE_SSH_FAILED, "The host refused the login.") from exc
+        if sock is not None:
+            sock.close()
+        raise SessionError(CLOSE_SSH_FAILED, f"{host.name} refused the login.") from exc
     except (OSError, TimeoutError, asyncssh.Error) as exc:
-        sock.close()
-        raise SessionError(CLOSE_SSH_FAILED, f"SSH failed: {exc}") from exc
+        if sock is not None:
+            sock.close()
+        raise SessionError(CLOSE_SSH_FAILED, f"SSH to {host.name} failed: {exc}") from exc
     key = conn.get_server_host_key()
     line = key.export_public_key().decode().strip() if key is not None else ""
     if not await sync_to_async(host_services.host_key_seen)(host.pk, line):
         conn.close()
-        raise SessionError(CLOSE_HOST_KEY_CHANGED, "The host key changed.")
+        raise SessionError(CLOSE_HOST_KEY_CHANGED, f"The host key of {host.name} changed.")
+    return conn
+
+
+async def connect_host(
+    host_id: int,
+) -> tuple[asyncssh.SSHClientConnection, asyncssh.SSHClientConnection | None]:
+    """A logged-in connection to the host (and the jump host's, to close with it); also what
+    remote commands (``terminals.remote``) run over."""
+    try:
+        host, secret, jump_host, jump_secret = await sync_to_async(_host_login)(host_id)
+    except (SshHost.DoesNotExist, ApplicationError, crypto.SecretError) as exc:
+        raise SessionError(CLOSE_SSH_FAILED, "The host's credentials can't be read.") from exc
+    jump = await _login(jump_host, jump_secret) if jump_host is not None else None
+    try:
+        conn = await _login(host, secret, jump)
+    except SessionError:
+        if jump is not None:
+            jump.close()
+        raise
+    return conn, jump
+
+
+async def _connect(row: TerminalSession) -> Session:
+    conn, jump = await connect_host(row.host_id)
     session = Session(row, Limits.from_settings())
-    session.conn = conn
+    session.conn, session.jump = conn, jump
+    plan = await sync_to_async(recording_services.recording_start)(row.pk)
+    if plan is not None:
+        session.recording_id = plan.id
+        session.recorder = Recorder(
+            plan.path,
+            cols=row.cols,
+            rows=row.rows,
+            term=row.term,
+            with_input=plan.with_input,
+            title=plan.title,
+        )
     try:
         chan, _ = await conn.create_session(
             lambda: _Channel(session),
@@ -389,6 +482,9 @@ async def _connect(row: TerminalSession) -> Session:
         )
     except (OSError, asyncssh.Error) as exc:
         conn.close()
+        if jump is not None:
+            jump.close()
+        await session.finish_recording()
         raise SessionError(CLOSE_SSH_FAILED, f"No shell: {exc}") from exc
     session.chan = chan
     return session

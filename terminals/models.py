@@ -42,6 +42,10 @@ class SshHost(ScopedModel):
     miner = models.ForeignKey(
         "fleet.Miner", on_delete=models.SET_NULL, null=True, blank=True, related_name="ssh_hosts"
     )
+    # reached through this host (``ssh -J``): another host of the same org
+    jump_host = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="jumped"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -107,3 +111,44 @@ class TerminalSession(ScopedModel):
 
     def __str__(self) -> str:
         return f"{self.host.name} #{self.pk}"
+
+
+class TerminalPolicy(models.Model):
+    """An organization's terminal policy: whether sessions are recorded, whether keystrokes
+    are too (off unless the org says so), and how long recordings are kept."""
+
+    org = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="+")
+    record_sessions = models.BooleanField(default=True)
+    record_input = models.BooleanField(default=False)
+    retention_days = models.PositiveIntegerField(default=30)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"terminal policy of org {self.org_id}"
+
+
+class Recording(ScopedModel):
+    """The asciinema v2 recording of one session (a ``.cast`` file under
+    ``DATA_DIR/recordings``): output and resizes, keystrokes only by org policy."""
+
+    scope_org = "org"
+    scope_site: ClassVar[str | None] = "site"
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    session = models.OneToOneField(
+        TerminalSession, on_delete=models.CASCADE, related_name="recording"
+    )
+    path = models.CharField(max_length=255)  # relative to the recordings directory
+    with_input = models.BooleanField(default=False)
+    size = models.BigIntegerField(default=0)
+    duration = models.FloatField(default=0.0)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["org", "ended_at"], name="recording_org_ended")]
+
+    def __str__(self) -> str:
+        return f"recording of session {self.session_id}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -89,6 +91,30 @@ def isolated_cache(settings: object) -> None:
         if "locmem" in conf["BACKEND"].lower():
             conf["LOCATION"] = conf["KEY_PREFIX"]
     settings.CACHES = caches
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_connections_at_teardown(
+    django_db_setup: None, django_db_blocker: Any
+) -> Iterator[None]:
+    """Thread pools (the proxy's, the control stream's) keep connections to the test database;
+    they are cut before pytest-django drops it, so no test database is left behind."""
+    yield
+    from django.db import DatabaseError, connection
+
+    if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith(
+        "test_"
+    ):
+        return  # no test database was made (a run without database tests)
+    with (
+        django_db_blocker.unblock(),
+        contextlib.suppress(DatabaseError),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -239,3 +239,21 @@ def test_admin_sign_in_is_ours() -> None:
     response = Client().get("/admin/login/?next=/admin/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def _api_routes() -> list[str]:
+    return [
+        route
+        for route, _callback in iter_routes()
+        if "api/v1/" in route and "(?P<format>" not in route and ".*" not in route
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", _api_routes())
+def test_no_method_on_any_api_route_answers_5xx_to_anonymous_callers(route: str) -> None:
+    """Public routes included: a method a route doesn't serve is 405, never a 500."""
+    client = Client()
+    for method in ("get", "post", "put", "patch", "delete", "options"):
+        response = getattr(client, method)(_concrete(route), content_type="application/json")
+        assert response.status_code < 500, (route, method, response.status_code)

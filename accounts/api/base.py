@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model, QuerySet
 from django.utils.cache import patch_cache_control
+from rest_framework import exceptions, serializers, viewsets
 from rest_framework import permissions as drf_permissions
-from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -78,7 +78,12 @@ class ScopedViewSet(viewsets.GenericViewSet[Any]):
         return cls.permissions.get(action)
 
     def permission_for_action(self) -> str:
-        perm = self.permission_for(getattr(self, "action", None))
+        action = getattr(self, "action", None)
+        perm = self.permission_for(action)
+        if perm is None and action is None:  # no handler for this method on this route: 405
+            raise exceptions.MethodNotAllowed(str(getattr(self.request, "method", "")))
+        if perm is None and action == "metadata":  # OPTIONS on action-only routes
+            return AUTHENTICATED
         if perm is None:
             raise ImproperlyConfigured(
                 f"{type(self).__name__} declares no permission for {self.action!r}"

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from accounts.api.base import CurrentOrgDefault, scoped_related
 from accounts.api.serializers import ModelSerializer, Serializer
 from accounts.models import Organization, Site
+from fleet.api.serializers import MinerSerializer
 from fleet.models import FleetNode, NodeCommand, NodeStatus
 from fleet.nodes.state import connection_state
 from fleetnode import protocol
@@ -18,7 +19,9 @@ class FleetNodeSerializer(ModelSerializer):
     site = scoped_related(Site, "site:read")(read_only=True, allow_null=True)
     status = serializers.ChoiceField(choices=NodeStatus.choices, read_only=True)
     connected = serializers.SerializerMethodField()
-    state = serializers.SerializerMethodField(help_text="online, stale or offline")
+    state = serializers.SerializerMethodField(
+        help_text="online, stale or offline; revoked, or pending (awaiting confirmation)"
+    )
     miners = serializers.SerializerMethodField(help_text="Miners this node owns")
 
     class Meta:
@@ -48,10 +51,11 @@ class FleetNodeSerializer(ModelSerializer):
         read_only_fields = fields
 
     def get_connected(self, node: FleetNode) -> bool:
-        return bool(node.channel_name)
+        # a revoked node's socket is being closed (4403): it is not connected any more
+        return bool(node.channel_name) and node.status == NodeStatus.CONFIRMED
 
     def get_state(self, node: FleetNode) -> str:
-        return connection_state(bool(node.channel_name), node.last_seen_at)
+        return connection_state(bool(node.channel_name), node.last_seen_at, status=str(node.status))
 
     def get_miners(self, node: FleetNode) -> int:
         count = getattr(node, "miner_count", None)
@@ -89,6 +93,22 @@ class NodeMinerCreateSerializer(Serializer):
     password = serializers.CharField(
         max_length=256, required=False, write_only=True, trim_whitespace=False
     )
+
+
+class NodeMinerSerializer(MinerSerializer):
+    """A miner just paired through a node: its identity (make, model, firmware, serial, MAC)
+    comes with the node's first poll of it, ``identity: "pending"`` until then."""
+
+    identity = serializers.SerializerMethodField(
+        help_text="pending (until the node's first report of the miner) or known"
+    )
+
+    class Meta(MinerSerializer.Meta):
+        fields = [*MinerSerializer.Meta.fields, "identity"]
+        read_only_fields = fields
+
+    def get_identity(self, miner: Any) -> str:
+        return "known" if miner.model or miner.serial or miner.mac else "pending"
 
 
 class NodeCommandSerializer(ModelSerializer):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import cast
 
-from django.db.models import Count
+import django_filters
+from django.db.models import Count, QuerySet
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -13,15 +14,36 @@ from rest_framework.response import Response
 
 from accounts.api.base import ScopedViewSet, no_store
 from fleet.api import node_serializers as s
-from fleet.api.serializers import MinerSerializer
-from fleet.models import FleetNode, NodeCommand
+from fleet.models import FleetNode, NodeCommand, NodeStatus
 from fleet.nodes import enrollment, lifecycle, ownership
 from fleet.nodes.commands import node_ping
 from fleet.nodes.state import LIVE_NODES
 
 
 def enroll_command(request: Request, code: str) -> str:
-    return f"python -m fleetnode enroll --server {request.build_absolute_uri('/').rstrip('/')} --code {code}"
+    return enrollment.enroll_command(request.build_absolute_uri("/").rstrip("/"), code)
+
+
+class NodeFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter is untyped
+    status = django_filters.ChoiceFilter(choices=NodeStatus.choices)
+    ordering = django_filters.OrderingFilter(
+        fields=(
+            ("name", "name"),
+            ("status", "status"),
+            ("last_seen_at", "last_seen_at"),
+            ("created_at", "created_at"),
+        )
+    )
+
+    class Meta:
+        model = FleetNode
+        fields = ["status"]
+
+    def filter_queryset(self, queryset: QuerySet[FleetNode]) -> QuerySet[FleetNode]:
+        filtered: QuerySet[FleetNode] = super().filter_queryset(queryset)
+        if self.form.cleaned_data.get("ordering"):
+            filtered = filtered.order_by(*filtered.query.order_by, "id")
+        return filtered
 
 
 _PING = inline_serializer(
@@ -44,6 +66,7 @@ class FleetNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         .order_by("org_id", "name", "id")
     )
     serializer_class = s.FleetNodeSerializer
+    filterset_class = NodeFilter
     permissions = {
         "list": "fleetnode:read",
         "retrieve": "fleetnode:read",
@@ -101,7 +124,7 @@ class FleetNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         )
         return Response(s.FleetNodeSerializer(self._fresh(node)).data)
 
-    @extend_schema(request=s.NodeMinerCreateSerializer, responses={201: MinerSerializer})
+    @extend_schema(request=s.NodeMinerCreateSerializer, responses={201: s.NodeMinerSerializer})
     @action(detail=True, methods=["post"], url_path="miners")
     def pair_miner(self, request: Request, pk: str | None = None) -> Response:
         """Pair a miner on the node's LAN to this node (the cloud never dials it)."""
@@ -120,7 +143,7 @@ class FleetNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
             password=data.get("password"),
             name=data["name"],
         )
-        return Response(MinerSerializer(miner).data, status=status.HTTP_201_CREATED)
+        return Response(s.NodeMinerSerializer(miner).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: _PING})
     @action(detail=True, methods=["post"])
@@ -133,13 +156,14 @@ class FleetNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
             {"command_id": outcome.command_id, "status": outcome.status, "error": outcome.error}
         )
 
-    @extend_schema(responses={200: s.NodeCommandSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses={200: s.NodeCommandSerializer(many=True)}, filters=False)
+    @action(detail=True, methods=["get"], filterset_class=None)
     def commands(self, request: Request, pk: str | None = None) -> Response:
-        """The node's latest 100 commands and what became of them."""
+        """The node's commands, newest first, and what became of them (paginated)."""
         node = cast(FleetNode, self.get_object())
-        rows = NodeCommand.unscoped.filter(node=node).order_by("-issued_at", "-id")[:100]
-        return Response(s.NodeCommandSerializer(rows, many=True).data)
+        rows = NodeCommand.unscoped.filter(node=node).order_by("-issued_at", "-id")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.NodeCommandSerializer(page, many=True).data)
 
     def _fresh(self, node: FleetNode) -> FleetNode:
         return cast(FleetNode, self.get_queryset().get(pk=node.pk))

@@ -12,6 +12,7 @@ from accounts.models import Site
 from fleet.actions import ACTIONS, POOL_URL_PATTERN
 from fleet.models import Job, JobItem, JobStatus, Miner, MinerHealth, MinerLatest
 from fleet.models.telemetry import LATEST_FIELDS
+from miners.registry import NATIVE_API_PREFIXES
 
 
 class UtcDateTimeField(serializers.DateTimeField):
@@ -61,6 +62,17 @@ class MinerSerializer(serializers.ModelSerializer[Miner]):
         allow_null=True,
         help_text="A power target an action set that no poll has shown applied yet (else null).",
     )
+    embedded_view_available = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether the single-miner view (/miners/<id>/view/) can show this miner; "
+        "when false, device_ui_url is the rig's own web UI.",
+    )
+    device_ui_url = serializers.CharField(read_only=True, help_text="The rig's own web UI.")
+    proxy_url = serializers.SerializerMethodField(
+        help_text="Where this miner's own API is reached through the server's proxy, e.g. "
+        "/api-proxy/miners/42/api/v1 (ProtoOS) or /api-proxy/miners/42/cgi-bin (stock "
+        "Antminer); null for drivers without an HTTP API (docs/proxy.md)."
+    )
 
     class Meta:
         model = Miner
@@ -88,9 +100,17 @@ class MinerSerializer(serializers.ModelSerializer[Miner]):
             "created_at",
             "updated_at",
             "requested_power_target_w",
+            "embedded_view_available",
+            "device_ui_url",
+            "proxy_url",
             "latest",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_proxy_url(self, miner: Miner) -> str | None:
+        prefix = NATIVE_API_PREFIXES.get(miner.driver)
+        return None if prefix is None else f"/api-proxy/miners/{miner.pk}{prefix}"
 
 
 class MinerCreateSerializer(serializers.Serializer[Any]):

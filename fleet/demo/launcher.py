@@ -200,8 +200,7 @@ class Demo:
             "--base", s.base, "--port-offset", str(s.port_offset),
             "--inventory", str(self.inventory), "--control", control,
         ]  # fmt: skip
-        if single:
-            cmd += ["--single-address", SINGLE_ADDRESS]
+        cmd += ["--single-address", SINGLE_ADDRESS] if single else ["--ssh"]  # SSH: an address each
         with open(self.dir / "sim.log", "wb") as log:
             self.sim = _spawn(cmd, self.env, log)
         (self.dir / "sim.pid").write_text(f"{self.sim.pid}\n")
@@ -283,6 +282,9 @@ class Demo:
             last = (paired.stderr.strip().splitlines() or ["?"])[-1]
             return f"Demo fleet: pairing failed ({last}); see {self.dir / 'setup.log'}"
         self.login = "\n".join(paired.stdout.strip().splitlines()[:-1])  # seed_demo's lines
+        if not single:  # a few SSH hosts to open terminals to (terminals.seed_demo_ssh)
+            ssh = self.manage("seed_demo_ssh", "--inventory", str(self.inventory))
+            self.note(ssh.stdout + ssh.stderr)
         if s.faults:
             self.inject_faults(inventory)
         where = f"on {SINGLE_ADDRESS}, one port block each" if single else f"in {network}"

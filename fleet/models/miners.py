@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organization, ScopedModel, Site
-from miners import DeviceInfo
+from miners import EMBEDDED_VIEW_DRIVERS, DeviceInfo
 
 
 class MinerHealth(models.TextChoices):
@@ -72,7 +72,19 @@ class Miner(ScopedModel):
         ordering = ["org_id", "name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["org", "identifier"], name="miner_identifier_unique"),
-            models.UniqueConstraint(fields=["org", "host", "port"], name="miner_address_unique"),
+            # an address is unique per dialler: the cloud's miners per org, each node's miners
+            # per node (two sites behind two nodes may both use 192.168.1.x); unassigned miners
+            # (their node was revoked) wait to be claimed and hold no address
+            models.UniqueConstraint(
+                fields=["org", "host", "port"],
+                condition=models.Q(managed_by="cloud"),
+                name="miner_address_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["org", "node", "host", "port"],
+                condition=models.Q(node__isnull=False),
+                name="miner_address_per_node",
+            ),
         ]
         indexes = [
             models.Index(fields=["org", "site", "health"], name="miner_org_site_health"),
@@ -89,6 +101,21 @@ class Miner(ScopedModel):
         stored = {k: v for k, v in self.device_info.items() if k not in ("host", "port")}
         base = {"driver": self.driver, "make": self.make, "model": self.model}
         return DeviceInfo.from_dict({**base, **stored, "host": self.host, "port": self.port})
+
+    @property
+    def embedded_view_available(self) -> bool:
+        """Whether the single-miner view (through the proxy) can show this miner's driver."""
+        return self.driver in EMBEDDED_VIEW_DRIVERS
+
+    @property
+    def device_ui_url(self) -> str:
+        """The rig's own web UI, for drivers the single-miner view can't show."""
+        ports = self.device_info.get("ports") or {}
+        port = ports.get("web", self.port)  # Antminer: the web CGIs, not the RPC port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = self.scheme or ("https" if port == 443 else "http")
+        default = {"http": 80, "https": 443}.get(scheme)
+        return f"{scheme}://{host}/" if port == default else f"{scheme}://{host}:{port}/"
 
     @property
     def secret_label(self) -> str:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.errors import ApplicationError
-from fleet.models import CommandStatus, FleetNode, NodeCommand, NodeStatus
+from fleet.models import CommandKey, CommandStatus, FleetNode, NodeCommand, NodeStatus
 from fleet.models.nodes import FINAL_COMMAND_STATUSES
 from fleet.nodes.keys import command_key_active, private_key, take_seq
 from fleet.nodes.metrics import COMMANDS
@@ -70,54 +70,112 @@ def command_sign(
     ).count()
     if open_count >= MAX_IN_FLIGHT:
         raise ApplicationError(f"The node has {open_count} commands in flight; try again later.")
-    from fleet.models import CommandKey
-
     key = CommandKey.unscoped.get(pk=key_id) if key_id else command_key_active(node.org_id)
-    seq = take_seq(key)
-    now = int(time.time())
-    command_id = str(uuid.uuid4())
-    body = {
-        "type": "command",
-        "command_id": command_id,
-        "seq": seq,
-        "kind": kind,
-        "actor": actor.label[:200],
-        "issued_at": now,
-        "expires_at": now + ttl_s,
-        "payload": payload,
-        "kid": key.kid,
-    }
-    signed = protocol.sign_command(private_key(key), body)
-    row = NodeCommand.unscoped.create(
-        org_id=node.org_id,
-        node=node,
-        command_id=command_id,
-        kid=key.kid,
-        seq=seq,
-        kind=kind,
-        payload=payload if stored_payload is None else stored_payload,
-        actor_label=actor.label[:200],
-        issued_at=dt.datetime.fromtimestamp(now, tz=dt.UTC),
-        expires_at=dt.datetime.fromtimestamp(now + ttl_s, tz=dt.UTC),
+    (row, signed), *_ = _build(
+        node,
+        key,
+        take_seq(key),
+        [(kind, payload, stored_payload)],
+        actor,
+        ttl_s=ttl_s,
         job_item_id=job_item_id,
     )
+    row.save(force_insert=True)
     COMMANDS.labels(kind, "sent").inc()
     return row, signed
 
 
+CommandSpec = tuple[str, dict[str, Any], dict[str, Any] | None]  # kind, payload, stored payload
+
+
+def commands_sign_set_up(
+    *, node: FleetNode, key: CommandKey, specs: list[CommandSpec], actor: Actor
+) -> list[dict[str, Any]]:
+    """Sign and record the set-up commands a node gets on hello, by ``key`` (the org's active
+    key, already read) in two queries: one block of ``seq`` values, one INSERT of the rows.
+
+    Not counted against ``MAX_IN_FLIGHT``: without them the node can't work at all, and the
+    commands still in flight from its previous connection never block its reconnect."""
+    if not specs:
+        return []
+    if node.status != NodeStatus.CONFIRMED:
+        raise ApplicationError("Only a confirmed node takes commands.")
+    built = _build(node, key, take_seq(key, len(specs)), specs, actor)
+    NodeCommand.unscoped.bulk_create([row for row, _ in built])
+    for kind, _payload, _stored in specs:
+        COMMANDS.labels(kind, "sent").inc()
+    return [signed for _, signed in built]
+
+
+def _build(
+    node: FleetNode,
+    key: CommandKey,
+    first_seq: int,
+    specs: list[CommandSpec],
+    actor: Actor,
+    *,
+    ttl_s: int = DEFAULT_TTL_S,
+    job_item_id: int | None = None,
+) -> list[tuple[NodeCommand, dict[str, Any]]]:
+    """Signed bodies and their (unsaved) rows, ``seq`` from ``first_seq`` on."""
+    private = private_key(key)
+    now = int(time.time())
+    out = []
+    for offset, (kind, payload, stored_payload) in enumerate(specs):
+        if kind not in protocol.COMMAND_KINDS:
+            raise ApplicationError(f"Unknown command kind '{kind}'.", field="kind")
+        command_id = str(uuid.uuid4())
+        body = {
+            "type": "command",
+            "command_id": command_id,
+            "seq": first_seq + offset,
+            "kind": kind,
+            "actor": actor.label[:200],
+            "issued_at": now,
+            "expires_at": now + ttl_s,
+            "payload": payload,
+            "kid": key.kid,
+        }
+        row = NodeCommand(
+            org_id=node.org_id,
+            node=node,
+            command_id=command_id,
+            kid=key.kid,
+            seq=first_seq + offset,
+            kind=kind,
+            payload=payload if stored_payload is None else stored_payload,
+            actor_label=actor.label[:200],
+            issued_at=dt.datetime.fromtimestamp(now, tz=dt.UTC),
+            expires_at=dt.datetime.fromtimestamp(now + ttl_s, tz=dt.UTC),
+            job_item_id=job_item_id,
+        )
+        out.append((row, protocol.sign_command(private, body)))
+    return out
+
+
 def command_finish(
-    command_id: str, status: str, *, result: Any = None, error: str = ""
+    command_id: str,
+    status: str,
+    *,
+    result: Any = None,
+    error: str = "",
+    row: NodeCommand | None = None,
 ) -> NodeCommand | None:
-    """Record a final status once (the first final status wins)."""
-    row = NodeCommand.unscoped.filter(command_id=command_id).first()
+    """Record a final status once (the first final status wins). ``row``: the command as the
+    caller just read it (saves the lookup); the conditional UPDATE decides either way."""
+    if row is None:
+        row = NodeCommand.unscoped.filter(command_id=command_id).first()
     if row is None or row.status in FINAL_COMMAND_STATUSES:
         return row
+    now = timezone.now()
     updated = NodeCommand.unscoped.filter(
         pk=row.pk, status__in=[CommandStatus.SENT, CommandStatus.ACCEPTED]
-    ).update(status=status, result=result, error=error[:500], finished_at=timezone.now())
+    ).update(status=status, result=result, error=error[:500], finished_at=now)
     if updated:
         COMMANDS.labels(row.kind, status).inc()
-    row.refresh_from_db()
+        row.status, row.result, row.error, row.finished_at = status, result, error[:500], now
+    else:  # another final status won the race: report that one
+        row.refresh_from_db()
     return row
 
 
@@ -206,4 +264,7 @@ def node_ping(*, actor: Actor, node: FleetNode) -> Outcome:
     from accounts.authz import authorize_on
 
     authorize_on(actor, "fleetnode:manage", node)
+    if node.status != NodeStatus.CONFIRMED:
+        what = "revoked" if node.status == NodeStatus.REVOKED else "not confirmed yet"
+        raise ApplicationError(f"'{node.name}' is {what}: it can't be pinged.", field="node")
     return async_to_sync(command_run)(node=node, kind="ping", payload={}, actor=actor, ttl_s=10)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -20,23 +22,47 @@ from django.utils import timezone
 
 from accounts.permissions import PUBLIC
 from fleet.models import NodeStatus
-from fleet.nodes import ownership, sessions, stream
+from fleet.nodes import live as node_live
+from fleet.nodes import ownership, sessions, stream, tunnel
 from fleet.nodes.commands import node_group
 from fleet.nodes.metrics import CLOSES, MESSAGES, SOCKETS
+from fleet.nodes.state import ONLINE_WITHIN
 from fleetnode import protocol
 from fleetnode.protocol import ProtocolError
 
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
+CLOSE_SERVER_ERROR = 1011  # RFC 6455 "internal error": the node reconnects with backoff
+log = logging.getLogger(__name__)
 OUT_QUEUE = 256  # frames waiting for the socket; beyond that they are dropped and counted
 RATE_PER_S = 50.0  # frames per second a node may send, sustained
 RATE_BURST = 200.0
 RECHECK_S = 30.0
 MAX_WAITERS = 1024
 HEARTBEAT_WRITE_S = 5.0  # at most one heartbeat write per node per 5 s (a flood stays cheap)
+# The stream's database work runs on these threads, not on the process's one thread-sensitive
+# thread (which every sync view and consumer of the process queues on): session lookups,
+# hellos, acks and batches of many nodes overlap. Each thread keeps its own connection
+# (CONN_MAX_AGE). Per-node order holds: the consumer awaits each frame's work before the next.
+DB_THREADS = 4
+HELLO_DRAIN_S = 5.0  # a disconnect waits this long for a hello's database step to end
+_DB_POOL = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="rw-node-db")
+
+
+def db(fn: Any) -> Any:
+    """``fn`` on the stream's database threads (see ``DB_THREADS``)."""
+    return database_sync_to_async(fn, thread_sensitive=False, executor=_DB_POOL)
+
+
 _HANDLERS = {
     "telemetry_batch": stream.telemetry_handle,
     "discovery_batch": stream.discovery_handle,
 }
+
+
+def handler_register(kind: str, handler: Any) -> None:
+    """An app built on fleet (discovery) takes over a node → server frame kind: fleet never
+    imports the apps above it. ``handler(node_id, msg)`` runs sync and returns a reply or None."""
+    _HANDLERS[kind] = handler
 
 
 def bearer(scope: dict[str, Any]) -> str | None:
@@ -64,13 +90,16 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.tasks: list[asyncio.Task[None]] = []
         self.waiters: dict[str, str] = {}
         self.outbox: asyncio.Queue[str] = asyncio.Queue(OUT_QUEUE)
+        self.tunnels = tunnel.Relay(self.channel_layer, self.channel_name, self._enqueue)
         self.tokens, self.refilled = RATE_BURST, time.monotonic()
         self.beat_written = 0.0
-        token = bearer(self.scope)
-        found = (
-            await database_sync_to_async(sessions.session_authenticate)(token) if token else None
-        )
+        self.heard = time.monotonic()  # the last heartbeat (or welcome): silence means stale
+        self.revoked = False  # closed for a revoke: the revoke itself told the browsers
+        # accepted before the session lookup: daphne's handshake timeout (5 s) never depends on
+        # the database under a connect burst; frames wait until connect() returns
         await self.accept()
+        token = bearer(self.scope)
+        found = await db(sessions.session_authenticate)(token) if token else None
         if found is None:
             await self._close(protocol.CLOSE_UNAUTHENTICATED)
             return
@@ -81,7 +110,7 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if session.revoked_at is not None:
             await self._close(protocol.CLOSE_UNAUTHENTICATED)
             return
-        self.node_id, self.org_id = node.pk, node.org_id
+        self.node, self.node_id, self.org_id = node, node.pk, node.org_id
         self.session_id, self.session_expires = session.pk, session.expires_at
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
         SOCKETS.inc()
@@ -94,11 +123,19 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def disconnect(self, code: int) -> None:
         self.closing = True  # a hello still being worked on stops at its next step
         for task in self.tasks:
-            task.cancel()
+            if task is not self.hello_task:
+                task.cancel()
+        if self.hello_task is not None and not self.hello_task.done():
+            # its database step can't be cancelled (a thread): let it end (it stops at its
+            # next step), so its attach never lands after the detach below
+            await asyncio.wait([self.hello_task], timeout=HELLO_DRAIN_S)
+        await self.tunnels.close_all("node_offline", "the node disconnected")
         if self.node_id is not None:
             SOCKETS.dec()
             await self.channel_layer.group_discard(node_group(self.node_id), self.channel_name)
-            await database_sync_to_async(stream.stream_detach)(self.node_id, self.channel_name)
+            detached = await db(stream.stream_detach)(self.node_id, self.channel_name)
+            if detached and self.hello_done and not self.revoked:  # not replaced: now stale
+                node_live.node_status_publish(self.node, connected=False)
 
     def _gone(self) -> bool:
         return self.closing or (self.app_task is not None and self.app_task.done())
@@ -124,7 +161,8 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         """Belt and braces for a lost revoke signal: the session and node, every 30 s."""
         while not self.closing:
             await asyncio.sleep(RECHECK_S)
-            if not await database_sync_to_async(sessions.session_alive)(self.session_id):
+            if not await db(sessions.session_alive)(self.session_id):
+                self.revoked = True
                 await self._close(protocol.CLOSE_REVOKED)
 
     async def _sender(self) -> None:
@@ -175,19 +213,24 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if kind == "hello":
             raise ProtocolError("hello twice")
         if kind == "ack":
-            relay = await database_sync_to_async(stream.ack_handle)(self.node_id, msg)
+            relay = await db(stream.ack_handle)(self.node_id, msg)
             if relay is not None:
                 await self._relay(*relay)
         elif kind == "heartbeat":
             fields = stream.heartbeat_fields(msg)
-            if time.monotonic() - self.beat_written >= HEARTBEAT_WRITE_S:
-                self.beat_written = time.monotonic()
-                await database_sync_to_async(stream.heartbeat_store)(self.node_id, fields)
+            now = time.monotonic()
+            silent = now - self.heard > ONLINE_WITHIN.total_seconds()  # browsers show stale
+            self.heard = now
+            if silent or now - self.beat_written >= HEARTBEAT_WRITE_S:
+                self.beat_written = now
+                await db(stream.heartbeat_store)(self.node_id, fields)
+            if silent:
+                self.node.last_seen_at = fields["last_seen_at"]
+                node_live.node_status_publish(self.node, connected=True)
         elif kind.startswith(protocol.TUNNEL_PREFIX):
-            # no tunnel is ever opened by this server yet: nothing to attach it to
-            await database_sync_to_async(stream.report_dropped)(self.node_id, "tunnel_unknown")
+            await self.tunnels.from_node(self.node_id, msg)
         else:
-            reply = await database_sync_to_async(_HANDLERS[kind])(self.node_id, msg)
+            reply = await db(_HANDLERS[kind])(self.node_id, msg)
             if reply is not None:
                 self._enqueue(reply)
 
@@ -196,6 +239,10 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self._hello_work(msg)
         except ProtocolError as exc:
             await self._close(exc.code)
+        except Exception:  # the database or the channel layer failed: the node retries
+            log.warning("hello of node %s failed", self.node_id, exc_info=True)
+            with contextlib.suppress(Exception):
+                await self._close(CLOSE_SERVER_ERROR)
 
     async def _hello_work(self, msg: dict[str, Any]) -> None:
         """Attach + welcome, then the signed commands: each step only while the socket is open
@@ -203,11 +250,20 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         assert self.node_id is not None
         if self._gone():
             return
-        welcome, node = await database_sync_to_async(stream.hello_handle)(
-            self.node_id, self.session_expires, msg, channel=self.channel_name, replica=REPLICA
-        )
-        if self._gone():
+
+        def attach() -> tuple[dict[str, Any], Any, Any] | None:
+            # checked again on the database thread: under a burst the step waits there, and
+            # a node that gave up meanwhile costs no UPDATE (read across threads: a bool)
+            if self._gone():
+                return None
+            return stream.hello_handle(
+                self.node, self.session_expires, msg, channel=self.channel_name, replica=REPLICA
+            )
+
+        attached = await db(attach)()
+        if attached is None or self._gone():
             return
+        welcome, node, chain = attached
         self.hello_done = True
         # newest connection wins, on every replica: the others close with 4409
         await self.channel_layer.group_send(
@@ -215,14 +271,14 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         )
         await self.send(text_data=protocol.dump_frame(welcome))
         MESSAGES.labels("out", "welcome").inc()
+        self.heard = time.monotonic()
+        node_live.node_status_publish(node, connected=True)
         self.tasks.append(asyncio.create_task(self._sender()))
         if self._gone():
             return
-        # signing touches no connection state: off the process's one database thread, on its
-        # own connection (closed after), so hellos of many nodes overlap
-        commands = await database_sync_to_async(
-            ownership.commands_on_hello, thread_sensitive=False
-        )(node)
+        commands = await db(
+            lambda: [] if self._gone() else ownership.commands_on_hello(node, chain)
+        )()
         for command in commands:
             if not self._gone():
                 self._enqueue(command)
@@ -242,7 +298,7 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         except asyncio.QueueFull:
             assert self.node_id is not None
             node_id = self.node_id
-            task = asyncio.create_task(database_sync_to_async(stream.events_dropped)(node_id, 1))
+            task = asyncio.create_task(db(stream.events_dropped)(node_id, 1))
             self.tasks.append(task)
             return False
         MESSAGES.labels("out", str(frame.get("type"))).inc()
@@ -263,11 +319,16 @@ class NodeControlConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 {"type": "node.ack", "status": "failed", "error": "Dropped: the queue is full."},
             )
 
+    async def node_tunnel(self, event: dict[str, Any]) -> None:
+        if self.hello_done and not self.closing:
+            await self.tunnels.to_node(event)
+
     async def node_replace(self, event: dict[str, Any]) -> None:
         if event.get("channel") != self.channel_name:
             await self._close(protocol.CLOSE_REPLACED)
 
     async def node_revoked(self, event: dict[str, Any]) -> None:
+        self.revoked = True
         await self._close(protocol.CLOSE_REVOKED)
 
     async def node_goaway(self, event: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import sys
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,6 +23,16 @@ from fleetnode import protocol
 
 CODE_PREFIX = "rwe_"
 API_KEY_PREFIX = "rwk_"
+
+
+def enroll_command(server: str, code: str) -> str:
+    """The agent command "Add node" and the API print: the interpreter running this server
+    (so it works as printed on this machine; ``docs/fleet-node.md`` installs the agent
+    elsewhere and runs it with ``python3``), a state dir and a name to edit."""
+    return (
+        f"{sys.executable} -m fleetnode --state-dir ./fleetnode-state enroll "
+        f"--server {server} --code {code} --name node-1"
+    )
 
 
 @records_refusals("fleetnode.enrollment_code")
@@ -49,6 +60,37 @@ def enrollment_code_create(
         details={"expires_at": row.expires_at.isoformat()},
     )
     return code, row
+
+
+def enrollment_codes_outstanding(org: Organization) -> list[EnrollmentCode]:
+    """Unused codes of ``org`` still valid (the code itself is not stored: only its row)."""
+    now = timezone.now()
+    rows = EnrollmentCode.unscoped.filter(org=org, used_at__isnull=True, expires_at__gt=now)
+    return list(rows.select_related("site", "created_by").order_by("-created_at", "-id")[:50])
+
+
+@records_refusals("fleetnode.enrollment_code_cancel")
+@transaction.atomic
+def enrollment_code_cancel(*, actor: Actor, code: EnrollmentCode) -> EnrollmentCode:
+    """An unused code stops working now (it expires at once: a node can't register with it)."""
+    authorize(actor, "fleetnode:manage", code.org_id, code.site_id)
+    row = EnrollmentCode.unscoped.select_for_update().get(pk=code.pk)
+    now = timezone.now()
+    if row.used_at is not None:
+        raise ApplicationError("This enrollment code was already used.", field="code")
+    if row.expires_at <= now:
+        raise ApplicationError("This enrollment code has already expired.", field="code")
+    row.expires_at = now
+    row.save(update_fields=["expires_at"])
+    activity_record(
+        actor=actor,
+        verb="fleetnode.enrollment_code_cancel",
+        org=row.org_id,
+        site=row.site_id,
+        target=row,
+        details={},
+    )
+    return row
 
 
 @transaction.atomic

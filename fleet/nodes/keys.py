@@ -73,31 +73,45 @@ def private_keys_forget() -> None:
 
 
 _TAKE_SEQ = (
-    "UPDATE fleet_commandkey SET next_seq = next_seq + 1 WHERE id = %s RETURNING next_seq - 1"
+    "UPDATE fleet_commandkey SET next_seq = next_seq + %s WHERE id = %s RETURNING next_seq - %s"
 )
 
 
-def take_seq(key: CommandKey) -> int:
-    """The next ``seq`` of this key: the per-key sequence, atomic across processes.
+def take_seq(key: CommandKey, n: int = 1) -> int:
+    """The next ``seq`` of this key (the first of a block of ``n``): the per-key sequence,
+    atomic across processes.
 
     One ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35): the row lock is held for that
     statement only, not across a separate SELECT FOR UPDATE and UPDATE.
     """
+    if n < 1:
+        raise ValueError("take_seq: n must be at least 1")
     with connection.cursor() as cursor:
-        cursor.execute(_TAKE_SEQ, [key.pk])
+        cursor.execute(_TAKE_SEQ, [n, key.pk, n])
         row = cursor.fetchone()
     if row is None:
         raise CommandKey.DoesNotExist(f"command key {key.pk}")
     return int(row[0])
 
 
-def command_keys_public(org_id: int) -> list[dict[str, object]]:
-    """The org's key set for ``welcome``: every key not retired, newest first."""
-    rows = CommandKey.unscoped.filter(org_id=org_id, retired_at__isnull=True)
+def command_keys_public(
+    org_id: int, chain: list[CommandKey] | None = None
+) -> list[dict[str, object]]:
+    """The org's key set for ``welcome``: every key not retired, newest first (from ``chain``,
+    the org's keys as ``command_keys_all`` reads them, when the caller has it already)."""
+    if chain is None:
+        rows = list(CommandKey.unscoped.filter(org_id=org_id, retired_at__isnull=True))
+    else:
+        rows = [k for k in reversed(chain) if k.retired_at is None]
     return [
         {"kid": k.kid, "public_key": protocol.b64encode(bytes(k.public_key)), "active": k.active}
         for k in rows
     ]
+
+
+def command_keys_all(org_id: int) -> list[CommandKey]:
+    """Every command key of the org, oldest first (the rotation chain), in one query."""
+    return list(CommandKey.unscoped.filter(org_id=org_id).order_by("created_at", "id"))
 
 
 @transaction.atomic
@@ -116,10 +130,19 @@ def command_key_retire(key: CommandKey) -> None:
 
 
 def node_data_key(node: FleetNode) -> bytes:
-    """The node's data key (AES-256), made on first use and stored envelope-encrypted."""
+    """The node's data key (AES-256), made on first use and stored envelope-encrypted.
+
+    A row that already carries the sealed key is decrypted without a query (the key never
+    changes once made; ``node_secrets_reencrypt`` only re-wraps it)."""
+    if node.sealed_data_key:
+        text = crypto.decrypt(
+            bytes(node.sealed_data_key), org_id=node.org_id, label=node.data_key_label
+        )
+        return protocol.b64decode(text, length=32)
     with transaction.atomic():
         row = FleetNode.unscoped.select_for_update().get(pk=node.pk)
         if row.sealed_data_key:
+            node.sealed_data_key = row.sealed_data_key
             text = crypto.decrypt(
                 bytes(row.sealed_data_key), org_id=row.org_id, label=row.data_key_label
             )
@@ -129,6 +152,7 @@ def node_data_key(node: FleetNode) -> bytes:
             protocol.b64encode(raw), org_id=row.org_id, label=row.data_key_label
         )
         FleetNode.unscoped.filter(pk=node.pk).update(sealed_data_key=sealed)
+        node.sealed_data_key = sealed
         return raw
 
 

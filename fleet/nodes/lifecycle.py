@@ -24,6 +24,7 @@ from fleet.models import (
     NodeStatus,
 )
 from fleet.nodes.commands import node_group
+from fleet.nodes.live import node_status_publish
 from fleet.nodes.ownership import miners_release
 from fleetnode import protocol
 
@@ -64,6 +65,8 @@ def node_revoke(*, actor: Actor, node: FleetNode, reason: str = "") -> FleetNode
         )
         node_id = node.pk
         transaction.on_commit(lambda: stream_signal(node_id, {"type": "node.revoked"}))
+        revoked = node
+        transaction.on_commit(lambda: node_status_publish(revoked, connected=False))
     return node
 
 

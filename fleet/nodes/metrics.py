@@ -50,7 +50,7 @@ class NodeCollector(Collector):
         except Exception:
             return
         for status, channel, seen in rows:
-            key = (status, connection_state(bool(channel), seen))
+            key = (status, connection_state(bool(channel), seen, status=status))
             counts[key] = counts.get(key, 0) + 1
         for (status, state), n in sorted(counts.items()):
             family.add_metric([status, state], n)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.actor import Actor
@@ -21,10 +22,20 @@ from accounts.errors import ApplicationError
 from accounts.models import Site
 from accounts.services.activity import activity_record, records_refusals
 from fleet import dial
-from fleet.models import FleetNode, FleetSettings, Miner, NodeCommand, NodeStatus
+from fleet.models import (
+    CommandKey,
+    FleetNode,
+    FleetSettings,
+    Miner,
+    MinerHealth,
+    MinerLatest,
+    NodeCommand,
+    NodeStatus,
+)
+from fleet.netguard import AddressRefused, check_dialable
 from fleet.nodes import keys
 from fleet.services.credentials import credentials_for, credentials_store
-from fleet.services.identity import identifier_for
+from fleet.services.identity import identifier_for, normalise_mac
 from fleetnode import protocol
 from miners import DeviceInfo
 
@@ -53,10 +64,7 @@ def miner_pair_via_node(
     """A miner on the node's LAN: the cloud never dials it; the node polls it from now on."""
     authorize(actor, "miner:pair", site.org_id, site.pk)
     authorize(actor, "fleetnode:manage", node.org_id, node.site_id)
-    if site.org_id != node.org_id:
-        raise ApplicationError("The site belongs to another organization.", field="site")
-    if node.status != NodeStatus.CONFIRMED:
-        raise ApplicationError("Only a confirmed node can own miners.", field="node")
+    pairing_check(node, site, host)
     if driver not in dial.driver_names():
         raise ApplicationError(
             f"Unknown driver '{driver}'; use one of {', '.join(dial.driver_names())}.",
@@ -78,9 +86,34 @@ def miner_pair_via_node(
     return miner
 
 
+def pairing_check(node: FleetNode, site: Site, host: str) -> None:
+    """What every pairing through a node must pass: a confirmed node, the node's own site (when
+    it was added for one) and an address the dial rule allows (``fleet.netguard``, the same rule
+    as discovery and the proxy: private ranges or what ``DISCOVERY_ALLOWED_NETWORKS`` lists)."""
+    if site.org_id != node.org_id:
+        raise ApplicationError("The site belongs to another organization.", field="site")
+    if node.status != NodeStatus.CONFIRMED:
+        raise ApplicationError("Only a confirmed node can own miners.", field="node")
+    if node.site is not None and site.pk != node.site_id:
+        raise ApplicationError(
+            f"Fleet node '{node.name}' serves site '{node.site.name}'; it can't own a miner "
+            f"at site '{site.name}'.",
+            field="site",
+        )
+    try:
+        check_dialable(host, settings.DISCOVERY_ALLOWED_NETWORKS)
+    except AddressRefused as exc:
+        raise ApplicationError(f"Refused {host}: {exc}.", field="host") from exc
+
+
 def _claim(node: FleetNode, site: Site, host: str, port: int, driver: str, name: str) -> Miner:
+    # the same address behind another node is another device (two sites, one 192.168.1.x):
+    # only the cloud's miners, unassigned ones and this node's own share this node's addresses
     existing = (
-        Miner.unscoped.select_for_update().filter(org_id=site.org_id, host=host, port=port).first()
+        Miner.unscoped.select_for_update()
+        .filter(Q(node__isnull=True) | Q(node=node), org_id=site.org_id, host=host, port=port)
+        .order_by("managed_by", "id")  # "cloud" < "node:…" < "unassigned": refusals first
+        .first()
     )
     if existing is not None:
         if existing.managed_by == CLOUD:
@@ -91,14 +124,10 @@ def _claim(node: FleetNode, site: Site, host: str, port: int, driver: str, name:
             )
         if existing.node_id is not None:
             raise ApplicationError(
-                f"'{existing.name}' at {host}:{port} is already owned by a fleet node.",
+                f"'{existing.name}' at {host}:{port} is already paired to this node.",
                 field="host",
             )
-        existing.node = node
-        existing.managed_by = node.managed_by
-        existing.site = site
-        existing.save(update_fields=["node", "managed_by", "site"])
-        return existing
+        return _assign(existing, node, site)
     info = DeviceInfo(driver=driver, host=host, port=port, make="", model="")
     return Miner.unscoped.create(
         org_id=site.org_id,
@@ -115,11 +144,150 @@ def _claim(node: FleetNode, site: Site, host: str, port: int, driver: str, name:
     )
 
 
+def _assign(miner: Miner, node: FleetNode, site: Site) -> Miner:
+    """A released (unassigned) miner claimed by ``node``; it stays at its own site."""
+    if miner.site_id != site.pk:
+        raise ApplicationError(
+            f"'{miner.name}' at {miner.host}:{miner.port} belongs to site "
+            f"'{miner.site.name}', not '{site.name}'; pair it through a node of its own site.",
+            field="site",
+        )
+    miner.node = node
+    miner.managed_by = node.managed_by
+    miner.updated_at = timezone.now()
+    miner.save(update_fields=["node", "managed_by", "updated_at"])
+    return miner
+
+
+@records_refusals("miner.add")
+def miner_reclaim_via_node(
+    *,
+    actor: Actor,
+    node: FleetNode,
+    miner: Miner,
+    host: str,
+    port: int,
+    username: str = "",
+    password: str | None = None,
+) -> Miner:
+    """A released miner (its node was revoked) found again by ``node``: the node owns it from
+    now on, at the address the node found it."""
+    authorize(actor, "miner:pair", miner.org_id, miner.site_id)
+    authorize(actor, "fleetnode:manage", node.org_id, node.site_id)
+    pairing_check(node, miner.site, host)
+    with transaction.atomic():
+        locked = Miner.unscoped.select_for_update().select_related("site").get(pk=miner.pk)
+        if locked.managed_by != UNASSIGNED:
+            raise ApplicationError(
+                f"'{locked.name}' is already paired; unpair it first.", field="host"
+            )
+        taken = Miner.unscoped.filter(node=node, host=host, port=port).exclude(pk=locked.pk)
+        if taken.exists():
+            raise ApplicationError(
+                f"This node already owns a miner at {host}:{port}.", field="host"
+            )
+        locked.host, locked.port = host, port
+        locked.save(update_fields=["host", "port"])
+        _assign(locked, node, locked.site)
+        if password is not None:
+            credentials_store(locked, username=username, password=password)
+        activity_record(
+            actor=actor,
+            verb="miner.add",
+            org=locked.org_id,
+            site=locked.site_id,
+            target=locked,
+            details={"node": node.pk, "host": host, "port": port, "reclaimed": True},
+        )
+    node_assignments_push(node, actor=actor)
+    return locked
+
+
 def miners_release(node: FleetNode) -> int:
-    """Nobody dials them now (revoke); a replacement node may claim them."""
-    return Miner.unscoped.filter(node=node).update(
-        node=None, managed_by=UNASSIGNED, updated_at=timezone.now()
+    """Nobody dials them now (revoke); a replacement node may claim them. Their health is
+    unknown from now on and their last readings are cleared, so the fleet summary stops
+    counting a hashrate nobody measures (as for a miner never polled)."""
+    ids = list(Miner.unscoped.filter(node=node).values_list("id", flat=True))
+    if not ids:
+        return 0
+    Miner.unscoped.filter(pk__in=ids).update(
+        node=None,
+        managed_by=UNASSIGNED,
+        health=MinerHealth.UNKNOWN,
+        updated_at=timezone.now(),
     )
+    MinerLatest.objects.filter(miner_id__in=ids).update(
+        state="",
+        hashrate_ths=None,
+        power_w=None,
+        efficiency_jth=None,
+        power_target_w=None,
+        max_temp_c=None,
+        updated_at=None,
+        last_error={"kind": "unassigned", "message": "Its fleet node was revoked."},
+    )
+    return len(ids)
+
+
+# what a node may say about who a miner is (its ``identity`` in a telemetry outcome), with the
+# Miner column each lands in and its length
+IDENTITY_FIELDS = {"make": 60, "model": 120, "firmware": 120, "serial": 120, "mac": 17,
+                   "hostname": 255}  # fmt: skip
+
+
+def _identity(raw: Any) -> dict[str, str] | None:
+    """A node-reported identity, checked: an object of strings (no other types), capped."""
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, str] = {}
+    for name, limit in IDENTITY_FIELDS.items():
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return None
+        out[name] = normalise_mac(value) if name == "mac" else value.strip()[:limit]
+    return out if any(out.values()) else None
+
+
+def identities_store(node_id: int, outcomes: list[Any], owned: set[int]) -> int:
+    """Store the identity (make, model, firmware, serial, MAC, hostname) a node reports with a
+    miner's first poll, as the cloud stores what ``identify`` found at pairing; the miner's
+    ``auto:`` identifier becomes ``mac:``/``serial:`` when no other miner of the org has that.
+    Outcomes without one cost nothing; a malformed one is ignored (the status still counts).
+    Returns how many miners changed."""
+    reported: dict[int, dict[str, str]] = {}
+    for item in outcomes:
+        if not isinstance(item, dict) or "identity" not in item:
+            continue
+        miner_id = item.get("miner_id")
+        found = _identity(item["identity"])
+        if isinstance(miner_id, int) and miner_id in owned and found is not None:
+            reported[miner_id] = found
+    if not reported:
+        return 0
+    changed = 0
+    for miner in Miner.unscoped.filter(pk__in=reported, node_id=node_id):
+        found = reported[miner.pk]
+        fields = [name for name, value in found.items() if value and getattr(miner, name) != value]
+        if not fields:
+            continue
+        for name in fields:
+            setattr(miner, name, found[name])
+        miner.device_info = {**miner.device_info, **{n: found[n] for n in fields}}
+        info = miner.device_info_for_dial()
+        identifier = identifier_for(info, dialled_by=miner.managed_by)
+        update = [*fields, "device_info", "updated_at"]
+        miner.updated_at = timezone.now()
+        miner.save(update_fields=update)
+        changed += 1
+        if miner.identifier.startswith("auto:") and not identifier.startswith("auto:"):
+            try:
+                with transaction.atomic():  # another miner of the org may hold it: keep auto:
+                    Miner.unscoped.filter(pk=miner.pk).update(identifier=identifier)
+            except IntegrityError:
+                pass
+    return changed
 
 
 def assign_payload(node: FleetNode, data_key: bytes | None) -> dict[str, Any]:
@@ -155,15 +323,30 @@ def _stored(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def commands_on_hello(node: FleetNode) -> list[dict[str, Any]]:
+def commands_on_hello(
+    node: FleetNode, chain: list[CommandKey] | None = None
+) -> list[dict[str, Any]]:
     """Signed commands a node gets after ``welcome``: rotations it missed, its data key (if
-    it has none yet), and its miner set."""
+    it has none yet), and its miner set.
+
+    ``chain``: the org's command keys (``keys.command_keys_all``) as the hello read them. A
+    reconnect costs four queries: the miners, the poll interval, one block of ``seq`` values
+    and one INSERT of the commands."""
+    from fleet.nodes.commands import CommandSpec, commands_sign_set_up
+
     system = Actor.system("fleetnode")
-    out = rotations_missed(node)
-    if node.encryption_key and node.data_key_delivered_at is None:
-        out.append(node_key_command(node, system))
-    out.append(assign_command(node, system))
-    return out
+    chain = keys.command_keys_all(node.org_id) if chain is None else chain
+    out = rotations_missed(node, chain)
+    active = next((k for k in reversed(chain) if k.active), None)
+    active = active or keys.command_key_active(node.org_id)
+    data_key = keys.node_data_key(node) if node.encryption_key else None
+    specs: list[CommandSpec] = []
+    if data_key is not None and node.data_key_delivered_at is None:
+        sealed = protocol.seal_to_node(bytes(node.encryption_key or b""), node.pk, data_key)
+        specs.append(("node_key", {"sealed": sealed}, {}))
+    payload = assign_payload(node, data_key)
+    specs.append(("assign_miners", payload, _stored(payload)))
+    return out + commands_sign_set_up(node=node, key=active, specs=specs, actor=system)
 
 
 def assign_command(node: FleetNode, actor: Actor) -> dict[str, Any]:
@@ -193,14 +376,17 @@ def node_key_command(node: FleetNode, actor: Actor) -> dict[str, Any]:
     return signed
 
 
-def rotations_missed(node: FleetNode) -> list[dict[str, Any]]:
+def rotations_missed(
+    node: FleetNode, chain: list[CommandKey] | None = None
+) -> list[dict[str, Any]]:
     """``key_rotation`` commands from the newest key the node knows to the active one, each
     signed by its predecessor (a node that knows no key yet trusts ``welcome``: nothing)."""
-    from fleet.models import CommandKey
     from fleet.nodes.commands import command_sign
 
     known = set(node.seq_hwm or {})
-    chain = list(CommandKey.unscoped.filter(org_id=node.org_id).order_by("created_at", "id"))
+    if not known:
+        return []
+    chain = keys.command_keys_all(node.org_id) if chain is None else chain
     if not known or not chain or chain[-1].kid in known:
         return []
     start = max((i for i, k in enumerate(chain) if k.kid in known), default=None)

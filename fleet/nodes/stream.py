@@ -18,10 +18,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.actor import Actor
-from fleet.models import CommandStatus, FleetNode, Miner, NodeCommand
+from fleet.models import CommandKey, CommandStatus, FleetNode, Miner, NodeCommand
 from fleet.nodes import ownership
 from fleet.nodes.commands import command_finish
-from fleet.nodes.keys import command_key_active, command_keys_public
+from fleet.nodes.keys import command_key_active, command_keys_all, command_keys_public
 from fleet.nodes.metrics import DROPPED
 from fleet.nodes.reports import ReportError, outcome_from_report
 from fleet.services.telemetry import telemetry_ingest
@@ -48,24 +48,28 @@ def _int(msg: dict[str, Any], name: str) -> int:
     return value
 
 
-def stream_detach(node_id: int, channel: str) -> None:
-    """Clear the connection, unless a newer connection already took it over."""
-    FleetNode.unscoped.filter(pk=node_id, channel_name=channel).update(
+def stream_detach(node_id: int, channel: str) -> bool:
+    """Clear the connection, unless a newer connection already took it over (False then)."""
+    updated = FleetNode.unscoped.filter(pk=node_id, channel_name=channel).update(
         channel_name="", connected_at=None
     )
+    return bool(updated)
 
 
 def hello_handle(
-    node_id: int,
+    node: FleetNode,
     session_expires_at: dt.datetime,
     msg: dict[str, Any],
     *,
     channel: str,
     replica: str,
-) -> tuple[dict[str, Any], FleetNode]:
+) -> tuple[dict[str, Any], FleetNode, list[CommandKey]]:
     """Validate ``hello`` and attach the connection; (the ``welcome`` frame, the node as stored
-    now). Three queries: the node, one UPDATE (attach + hello), the org's key set."""
-    if msg.get("node_id") != node_id:
+    now, the org's command keys for ``ownership.commands_on_hello``).
+
+    ``node``: the row the session was authenticated with (moments ago, same socket). Two
+    queries: one UPDATE (attach + hello), the org's keys."""
+    if msg.get("node_id") != node.pk:
         raise ProtocolError("hello.node_id is not the node of this session")
     version = _str(msg, "agent_version", 40)
     enc = msg.get("encryption_key")
@@ -76,7 +80,6 @@ def hello_handle(
     for kid, seq in hwm.items():
         if len(kid) > 32 or isinstance(seq, bool) or not isinstance(seq, int):
             raise ProtocolError("seq_hwm: expected {kid: integer}")
-    node = FleetNode.unscoped.get(pk=node_id)
     now = timezone.now()
     fields: dict[str, Any] = {
         "agent_version": version,
@@ -89,28 +92,31 @@ def hello_handle(
     if encryption_key is not None and encryption_key != bytes(node.encryption_key or b""):
         fields["encryption_key"] = encryption_key
         fields["data_key_delivered_at"] = None
-    FleetNode.unscoped.filter(pk=node_id).update(**fields)
+    FleetNode.unscoped.filter(pk=node.pk).update(**fields)
     for name, value in fields.items():
         setattr(node, name, value)
-    key_set = command_keys_public(node.org_id)
-    if not any(k["active"] for k in key_set):  # the org's key set is never empty in a welcome
+    chain = command_keys_all(node.org_id)
+    if not any(k.active for k in chain):  # the org's key set is never empty in a welcome
         command_key_active(node.org_id)
-        key_set = command_keys_public(node.org_id)
+        chain = command_keys_all(node.org_id)
     welcome = {
         "type": "welcome",
-        "node_id": node_id,
+        "node_id": node.pk,
         "server_time": time.time(),
         "heartbeat_interval_s": protocol.HEARTBEAT_INTERVAL_S,
         "session_expires_at": int(session_expires_at.timestamp()),
-        "command_keys": key_set,
+        "command_keys": command_keys_public(node.org_id, chain),
         "telemetry_seq": node.telemetry_seq,
     }
-    return welcome, node
+    return welcome, node, chain
 
 
 def heartbeat_fields(msg: dict[str, Any]) -> dict[str, Any]:
     """A checked heartbeat → the node row's fields (no database: the consumer validates every
     heartbeat at once and writes them coalesced, see ``heartbeat_store``)."""
+    misplaced = [name for name in HEALTH_FIELDS if name in msg]
+    if misplaced:  # {"cpu_percent": …} beside "health" is a malformed heartbeat, not no health
+        raise ProtocolError(f"heartbeat.{misplaced[0]}: belongs in heartbeat.health")
     raw = msg.get("health", {})
     if not isinstance(raw, dict):
         raise ProtocolError("heartbeat.health: expected an object")
@@ -160,7 +166,7 @@ def ack_handle(node_id: int, msg: dict[str, Any]) -> tuple[str, str, Any, str] |
             status=CommandStatus.ACCEPTED, accepted_at=timezone.now()
         )
     else:
-        command_finish(command_id, status, result=result, error=error)
+        command_finish(command_id, status, result=result, error=error, row=row)
         ownership.command_done(row, status, result)
     return command_id, status, result, error
 
@@ -199,6 +205,7 @@ def telemetry_handle(node_id: int, msg: dict[str, Any]) -> dict[str, Any]:
                 interval=dt.timedelta(seconds=ownership.poll_interval(node.org_id)),
                 actor=Actor.node(f"node:{node.pk} {node.name}"),
             )
+            ownership.identities_store(node_id, raw, owned)  # first polls carry identity
         FleetNode.unscoped.filter(pk=node_id).update(
             telemetry_seq=batch_seq, last_seen_at=timezone.now()
         )

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spec", default=None, metavar="FILE", help="fleet spec (JSON/YAML)")
     parser.add_argument("--no-tls", action="store_true", help="ProtoOS without https")
     parser.add_argument(
+        "--ssh", action="store_true", help="every miner also serves SSH (root, its password)"
+    )
+    parser.add_argument(
         "--flavour",
         choices=FLAVOURS,
         default=None,
@@ -109,6 +112,8 @@ def spec_from_args(args: argparse.Namespace) -> FleetSpec:
             data[key] = getattr(args, key)
     if args.no_tls:
         data["tls"] = False
+    if args.ssh:
+        data["ssh"] = True
     if args.flavour is not None:
         data["flavour"] = args.flavour
     default = data.pop("default_password", False)

@@ -26,6 +26,7 @@ from miners.sim.spec import (
     Identity,
     identities,
 )
+from miners.sim.ssh import SshSim
 from miners.sim.state import Miner, Pool, Timing
 from miners.sim.tls import server_context
 from miners.sim.web import KeyOf, MinerServer, by_address, miner_server
@@ -73,6 +74,9 @@ class SimFleet:
         self._proto_http: MinerServer | None = None
         self._antminer_http: MinerServer | None = None
         self._rpc = RpcServer(self.clock)
+        self._ssh = (
+            SshSim(self._miners.get, self.clock, self._key_of, spec.seed) if spec.ssh else None
+        )
         self._started = False
 
     # -- public API --------------------------------------------------------------------------
@@ -105,6 +109,8 @@ class SimFleet:
         raise_nofile_limit(2 * len(self._miners) + 16384)
         if any(m.kind == PROTOOS and m.tls for m in self._miners.values()):
             self._ssl = server_context()
+        if self._ssh is not None:
+            await self._ssh.prepare()
         proto_api = ProtoApi(self)
         self._proto_http = miner_server(
             self._miners.get,
@@ -140,6 +146,8 @@ class SimFleet:
             if server is not None:
                 await server.shutdown(0.2)
         self._rpc.close_all()
+        if self._ssh is not None:
+            self._ssh.close_all()
         self._started = False
 
     def reboot(self, miner: Miner, downtime: float | None = None) -> None:
@@ -156,6 +164,8 @@ class SimFleet:
         for server in (self._proto_http, self._antminer_http):
             if server is not None:
                 server.drop(miner.host)
+        if self._ssh is not None:
+            self._ssh.drop(miner.host)
         previous = self._reboots.pop(miner.host, None)
         if previous is not None:
             previous.cancel()
@@ -173,6 +183,8 @@ class SimFleet:
         ports = {name: port + shift for name, port in REAL_PORTS[ident.kind].items()}
         if ident.kind == PROTOOS and not group.tls:
             ports.pop("https")
+        if self.spec.ssh:
+            ports["ssh"] = 22 + shift
         if group.password is not None:
             password = group.password
         elif group.factory_password is not None:
@@ -222,11 +234,14 @@ class SimFleet:
             endpoints = [Endpoint(miner.ports["http"], self._proto_http)]
             if "https" in miner.ports:
                 endpoints.append(Endpoint(miner.ports["https"], self._proto_http, self._ssl))
-            return endpoints
-        return [
-            Endpoint(miner.ports["http"], self._antminer_http),
-            Endpoint(miner.ports["rpc"], self._rpc.factory(miner)),
-        ]
+        else:
+            endpoints = [
+                Endpoint(miner.ports["http"], self._antminer_http),
+                Endpoint(miner.ports["rpc"], self._rpc.factory(miner)),
+            ]
+        if self._ssh is not None and "ssh" in miner.ports:
+            endpoints.append(Endpoint(miner.ports["ssh"], self._ssh.factory))
+        return endpoints
 
     def _finish_reboot(self, miner: Miner) -> None:
         self._reboots.pop(miner.host, None)
@@ -239,6 +254,8 @@ class SimFleet:
             return
         if offline:
             self._listeners.close(miner.host)
+            if self._ssh is not None:
+                self._ssh.drop(miner.host)
         elif (
             miner.host not in self._reboots or miner.kind == PROTOOS
         ) and not self._listeners.is_open(miner.host):

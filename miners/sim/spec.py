@@ -118,6 +118,7 @@ class FleetSpec:
     flavour: str = "spec"
     factory_password: str | None = None
     single_address: str | None = None  # port-per-miner mode (single.py)
+    ssh: bool = False  # each miner also serves SSH on port 22 + offset (ssh.py)
 
     def resolved_groups(self) -> list[GroupSpec]:
         if self.groups is not None:
@@ -162,6 +163,10 @@ class FleetSpec:
         offset = self.port_offset
         if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 60000:
             raise SpecError("port offset must be an integer between 0 and 60000")
+        if not isinstance(self.ssh, bool):
+            raise SpecError("ssh must be true or false")
+        if self.ssh and self.single_address is not None:
+            raise SpecError("ssh needs an address per miner: it can't run in port-per-miner mode")
         if self.single_address is not None:
             if not isinstance(self.single_address, str):
                 raise SpecError("single_address must be a loopback address such as 127.0.0.1")

@@ -6,6 +6,7 @@
 //   [data-live-region]  a fragment (with an id) refetched from this page's URL on "dropped"
 //       and, with data-live-refresh="telemetry", at most every 10 s while telemetry arrives;
 //   [data-live-job=ID]  a job's progress, updated from "job" messages.
+// Every message is also dispatched on document as a "rw:live" CustomEvent (detail: message).
 (function () {
   "use strict";
 
@@ -205,6 +206,8 @@
       refresh(null);
     }
     document.body.setAttribute("data-live-last", message.type);
+    // other page scripts (e.g. nodes-live.js) take the message types they know
+    document.dispatchEvent(new CustomEvent("rw:live", { detail: message }));
   }
 
   function connect() {

@@ -43,6 +43,20 @@ def _check_miner(site: Site, miner: Miner | None) -> None:
         raise ApplicationError("That miner belongs to another organization.", field="miner")
 
 
+def _check_jump(site: Site, jump: SshHost | None, host: SshHost | None = None) -> None:
+    """One hop: a host of the same organization that isn't reached through another itself."""
+    if jump is None:
+        return
+    if jump.org_id != site.org_id:
+        raise ApplicationError("That host belongs to another organization.", field="jump_host")
+    if host is not None and jump.pk == host.pk:
+        raise ApplicationError("A host can't be its own jump host.", field="jump_host")
+    if jump.jump_host_id is not None:
+        raise ApplicationError("The jump host is itself reached through one.", field="jump_host")
+    if host is not None and host.jumped.exists():
+        raise ApplicationError("Other hosts jump through this one.", field="jump_host")
+
+
 def _store_secret(host: SshHost, secret: str) -> None:
     host.secret = crypto.encrypt(secret, org_id=host.org_id, label=host.secret_label)
     host.save(update_fields=["secret"])
@@ -68,10 +82,12 @@ def host_add(
     auth_method: str,
     secret: str,
     miner: Miner | None = None,
+    jump_host: SshHost | None = None,
 ) -> SshHost:
     authorize(actor, "terminal:manage", site.org_id, site.pk)
     _check_secret(auth_method, secret)
     _check_miner(site, miner)
+    _check_jump(site, jump_host)
     try:
         with transaction.atomic():
             host = SshHost.unscoped.create(
@@ -83,6 +99,7 @@ def host_add(
                 username=username,
                 auth_method=auth_method,
                 miner=miner,
+                jump_host=jump_host,
             )
     except IntegrityError as exc:
         raise ApplicationError("A host with this name exists.", field="name") from exc
@@ -93,7 +110,12 @@ def host_add(
         org=site.org_id,
         site=site,
         target=host,
-        details={"address": host.address, "port": host.port, "username": host.username},
+        details={
+            "address": host.address,
+            "port": host.port,
+            "username": host.username,
+            "jump_host": host.jump_host_id,
+        },
     )
     return host
 
@@ -110,10 +132,18 @@ def host_update(
     username: str | None = None,
     auth_method: str | None = None,
     secret: str | None = None,
+    jump_host: SshHost | None = None,
+    clear_jump_host: bool = False,
 ) -> SshHost:
     """Edit; a new address or port forgets the pinned host key (it is another machine)."""
     authorize_on(actor, "terminal:manage", host)
     changes: dict[str, list[object]] = {}
+    if jump_host is not None or clear_jump_host:
+        _check_jump(host.site, jump_host, host)
+        new_jump = jump_host.pk if jump_host is not None else None
+        if new_jump != host.jump_host_id:
+            changes["jump_host"] = [host.jump_host_id, new_jump]
+            host.jump_host = jump_host
     new_address = _address(address) if address is not None else host.address
     values = {"name": name.strip() if name is not None else None, "port": port}
     values |= {"username": username, "address": new_address}
@@ -157,6 +187,8 @@ def host_update(
 @transaction.atomic
 def host_delete(*, actor: Actor, host: SshHost) -> None:
     authorize_on(actor, "terminal:manage", host)
+    if host.jumped.exists():
+        raise ApplicationError("Other hosts jump through this one.", field="host")
     activity_record(
         actor=actor, verb="sshhost.delete", org=host.org_id, site=host.site_id, target=host
     )

@@ -41,6 +41,7 @@ from accounts.models import (
 from accounts.services.activity import activity_record
 from accounts.services.invitations import member_invite
 from accounts.services.tokens import api_token_create
+from discovery.api import views as discovery_views
 from fleet.api import gateway as fleet_gateway
 from fleet.api import nodes as fleet_node_views
 from fleet.api import settings as fleet_settings_api
@@ -58,6 +59,12 @@ from tests.accounts.matrix import (
 )
 from tests.accounts.support import SAME_SHAPE, accept_new, invite, link_path, two_org_person
 from tests.conftest import PASSWORD, OrgWorld, api_client_for
+from tests.terminals.matrix import (  # noqa: F401  (collected here, with the others)
+    TestRecordings,
+    TestRemoteCommands,
+    TestSshHosts,
+    TestTerminalSessions,
+)
 
 # test_bad_input.py reads these through this module (``matrix.api_routes``, ``matrix.ApiRoute``,
 # ``matrix.RouteMatrix.__subclasses__()``, which finds the classes below once this is imported)
@@ -371,8 +378,8 @@ class TestFleetNodes(RouteMatrix):
 
     def expected(self, principal: Principal, route: ApiRoute) -> set[int]:
         wanted = super().expected(principal, route)
-        if route.action == "pair_miner" and wanted == CUSTOM_SUCCESS:
-            return {400}  # the node awaits confirmation: it can't own miners yet
+        if route.action in ("pair_miner", "ping") and wanted == CUSTOM_SUCCESS:
+            return {400}  # the node awaits confirmation: it can't own miners or be pinged yet
         return wanted
 
 
@@ -426,6 +433,72 @@ class TestFleetSettings(RouteMatrix):
         client = api_client_for(org_a.users["viewer"])
         with django_assert_max_num_queries(6):
             assert client.get("/api/v1/fleet/settings/").status_code == 200
+
+
+class LoopbackTargets:
+    """Discovery payloads target 127.0.0.1, allowed as an operator would list a range."""
+
+    def call(
+        self, principal: Principal, route: ApiRoute, world: OrgWorld, obj: Model | None
+    ) -> Any:
+        from django.test import override_settings
+
+        with override_settings(DISCOVERY_ALLOWED_NETWORKS=["127.0.0.0/8"]):
+            return super().call(principal, route, world, obj)
+
+
+class TestDiscoveryRuns(LoopbackTargets, RouteMatrix):
+    """Runs are seen and started with discovery:run (owner, admin, operator); a run's site
+    must be visible (org A's sites are not a valid choice for anyone else)."""
+
+    viewset = discovery_views.DiscoveryRunViewSet
+
+    def make_object(self, world: OrgWorld, i: int = 0) -> Model:
+        from discovery.models import DiscoveryRun
+
+        return DiscoveryRun.unscoped.create(
+            org=world.org, site=world.sites[0], actor_label=world.org.slug, targets=["10.0.0.1"]
+        )
+
+    def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
+        return {"site": world.sites[0].pk, "targets": ["127.0.0.1"], "ports": [80]}
+
+
+class TestDiscoveredDevices(RouteMatrix):
+    """Found devices are seen with discovery:run; pairing them needs miner:pair."""
+
+    viewset = discovery_views.DiscoveredDeviceViewSet
+
+    def make_object(self, world: OrgWorld, i: int = 0) -> Model:
+        from discovery.models import DiscoveredDevice
+
+        return DiscoveredDevice.unscoped.create(
+            org=world.org,
+            site=world.sites[0],
+            identifier=f"auto:{world.org.slug}{i}",
+            host=f"127.0.0.{i + 1}",
+            port=80,
+            driver="protoos",
+        )
+
+    def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
+        return {"devices": [obj.pk if obj is not None else 1]}
+
+
+class TestDiscoverySchedules(LoopbackTargets, RouteMatrix):
+    """Saved ranges: seen, saved and removed with discovery:run."""
+
+    viewset = discovery_views.SavedRangeViewSet
+
+    def make_object(self, world: OrgWorld, i: int = 0) -> Model:
+        from discovery.models import SavedRange
+
+        return SavedRange.unscoped.create(
+            org=world.org, site=world.sites[0], name=f"{world.org.slug} {i}", targets=["10.0.0.1"]
+        )
+
+    def payload(self, action: str, world: OrgWorld, obj: Model | None) -> dict[str, Any]:
+        return {"site": world.sites[0].pk, "name": "rack", "targets": ["127.0.0.1"]}
 
 
 # --- coverage of the matrix itself --------------------------------------------------------------

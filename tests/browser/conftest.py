@@ -49,6 +49,15 @@ def page(browser: Browser, live_server: Any) -> Iterator[Page]:
     """A fresh context per test; console errors (CSP violations included) fail the test."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1440, "height": 900})
     page = context.new_page()
+    problems = console_problems(page)
+    yield page
+    context.close()
+    assert not problems, f"browser console errors: {problems}"
+
+
+def console_problems(page: Page) -> list[str]:
+    """The console errors and uncaught exceptions of ``page`` as they happen (dialogs are
+    accepted)."""
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
@@ -58,9 +67,7 @@ def page(browser: Browser, live_server: Any) -> Iterator[Page]:
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("dialog", lambda dialog: dialog.accept())
-    yield page
-    context.close()
-    assert not problems, f"browser console errors: {problems}"
+    return problems
 
 
 def sign_in(page: Page, email: str, password: str) -> None:

@@ -19,10 +19,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_add_a_node_then_confirm_it_by_fingerprint(page: Page, org_a: OrgWorld) -> None:
     sign_in(page, org_a.users["admin"].email, PASSWORD)
     page.goto("/nodes/")
-    page.get_by_role("button", name="Add node").click()
+    page.get_by_role("link", name="Add node").click()
+    page.get_by_role("button", name="Create code").click()
     command = page.locator("[data-enroll-command]").inner_text()
-    match = re.fullmatch(r"python -m fleetnode enroll --server (\S+) --code (rwe_\S+)", command)
+    match = re.fullmatch(
+        r"\S+ -m fleetnode --state-dir \S+ enroll --server (\S+) --code (rwe_\S+) --name \S+",
+        command,
+    )
     assert match is not None, command
+    page.reload()  # PRG: a reload shows no code and mints none
+    expect(page.locator("[data-enroll-command]")).to_have_count(0)
+    expect(page.locator("[data-enroll-code-row]")).to_have_count(1)
     node = FakeNode()
     response = APIClient().post(f"{GATEWAY}/register", node.register_body(match[2]), format="json")
     assert response.status_code == 201

@@ -80,6 +80,8 @@ class Daphne:
             FLEET_MASTER_KEY=base64.urlsafe_b64encode(django_settings.FLEET_MASTER_KEY).decode(),
             PYTHONDONTWRITEBYTECODE="1",
             ALLOWED_HOSTS=f"127.0.0.1,localhost,{host}",
+            # the simulated rigs live on 127.x: allowed as an operator would list a range
+            DISCOVERY_ALLOWED_NETWORKS="127.0.0.0/8",
         )
         self.env = env
 

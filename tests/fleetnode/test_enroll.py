@@ -103,7 +103,7 @@ async def test_an_interrupted_wait_resumes_without_the_code(
 
 @pytest.mark.parametrize(
     ("status", "message"),
-    [(410, "already issued"), (403, "refused this node"), (401, "refused this node")],
+    [(410, "already issued"), (403, "revoked this registration"), (401, "refused this node")],
 )
 async def test_final_refusals_stop_the_wait(
     tmp_path: Path, gateway: Gateway, status: int, message: str

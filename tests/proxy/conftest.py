@@ -20,29 +20,42 @@ __all__ = ["loopback_allowed", "rigs"]
 
 @pytest.fixture(autouse=True)
 def _fresh_state(settings: Any) -> Iterator[None]:
-    """Each test starts without cached tokens, gates or rate counters."""
+    """Each test starts without cached tokens, gates or rate counters, and keeps its shared
+    state under a namespace of its own: the xdist workers share one Redis database, and a
+    neighbour's cleanup must never delete this test's login lock or token."""
+    import uuid
+
     import redis
 
-    from proxy import asgi, store
+    from proxy import antminer, asgi, refresh, store, tokens
+
+    namespace = f"t{uuid.uuid4().hex[:12]}:"
+    settings.PROXY_STORE_NAMESPACE = namespace
 
     store._local._items.clear()
     store._local._sets.clear()
     asgi._recent.clear()
+    tokens._memo.clear()
+    antminer._challenges.clear()
+    refresh._marked.clear()
+    yield
     if settings.REDIS_URL:
         client = redis.Redis.from_url(settings.REDIS_URL)
-        for key in client.scan_iter("rw:proxy:*"):
+        for key in client.scan_iter(f"{namespace}*"):
             client.delete(key)
-    yield
+        client.close()
 
 
 @pytest.fixture(autouse=True)
 async def _close_clients() -> Any:
     """The pooled clients belong to the test's event loop: close them with it."""
     yield
-    from proxy import store, upstream
+    from proxy import db, refresh, store, upstream
 
+    await refresh.marks_written()
     await upstream.close()
     await store.close()
+    db.shutdown()  # the pool threads' connections would keep the test database open
 
 
 def add_proto(org: OrgWorld, fleet: ThreadedFleet, index: int = 0, **extra: Any) -> Miner:

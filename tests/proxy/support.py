@@ -4,6 +4,7 @@ handler, so Django's test client can't reach it)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ class Browser:
         raw_path: bytes | None = None,
         query: str = "",
         write_headers: bool = True,
+        on_send: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> Reply:
         from config.asgi import application
 
@@ -88,6 +90,8 @@ class Browser:
 
         async def send(message: dict[str, Any]) -> None:
             out.append(message)
+            if on_send is not None:
+                await on_send(message)
 
         await application(scope, receive, send)
         start = out[0]

@@ -185,7 +185,9 @@ async def test_every_proxied_write_is_audited(proto: Miner, org_a: OrgWorld) -> 
     assert await ActivityEvent.unscoped.filter(verb="miner.proxy_write").acount() == 1
 
 
-async def test_node_owned_miners_answer_501(proto: Miner, org_a: OrgWorld) -> None:
+async def test_a_node_owned_miner_whose_node_is_offline_is_502(
+    proto: Miner, org_a: OrgWorld
+) -> None:
     from fleet.models import FleetNode
 
     node = await sync_to_async(FleetNode.unscoped.create)(
@@ -194,5 +196,5 @@ async def test_node_owned_miners_answer_501(proto: Miner, org_a: OrgWorld) -> No
     await Miner.unscoped.filter(pk=proto.pk).aupdate(node=node, managed_by=f"node:{node.pk}")
     viewer = await browser_for(org_a.users["viewer"])
     reply = await viewer.call("GET", url(proto))
-    assert reply.status == 501
-    assert "behind fleet node barn-node" in reply.json()["error"]
+    assert reply.status == 502  # through the node's control stream, which is not connected
+    assert "barn-node" in reply.json()["error"]

@@ -109,6 +109,8 @@ WORKER = """
 import asyncio, json, os, sys, time
 import django
 django.setup()
+from django.conf import settings
+settings.PROXY_STORE_NAMESPACE = sys.argv[6]  # the test's own, as every process would share
 from miners import Credentials
 from proxy import store, tokens, upstream
 from proxy.rigs import Rig
@@ -138,7 +140,14 @@ def test_single_flight_across_two_processes(
     entry = next(e for e in rigs.inventory if e["kind"] == "protoos")
     start = time.time() + 3.0
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    args = [entry["host"], str(entry["ports"]["http"]), str(start), "987654", PASSWORD]
+    args = [
+        entry["host"],
+        str(entry["ports"]["http"]),
+        str(start),
+        "987654",
+        PASSWORD,
+        settings.PROXY_STORE_NAMESPACE,
+    ]
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, *args],
@@ -167,10 +176,12 @@ async def test_the_refresh_task_renews_busy_miners_before_expiry(
 
     from proxy import tokens
     from proxy.access import rig_of
+    from proxy.refresh import marks_written
     from proxy.tasks import refresh_tokens
 
     viewer = await browser_for(org_a.users["viewer"])
     assert (await viewer.call("GET", url(proto))).status == 200
+    await marks_written()
     rig = await sync_to_async(rig_of)(await Miner.unscoped.aget(pk=proto.pk))
     assert await sync_to_async(refresh_tokens, thread_sensitive=False)() == 0  # not due yet
     entry = await tokens._load(rig)

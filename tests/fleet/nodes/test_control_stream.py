@@ -152,6 +152,7 @@ def test_bad_frames_after_welcome_close_4400(servers: Any, node: FakeNode) -> No
             {"type": "ack", "command_id": 5, "status": "ok"},
             {"type": "ack", "command_id": "x", "status": "maybe"},
             {"type": "heartbeat", "health": {"cpu_percent": "lots"}},
+            {"type": "heartbeat", "cpu_percent": "lots", "uptime_s": [1]},  # not in "health"
             {"type": "telemetry_batch", "batch_seq": -1, "outcomes": []},
             {"type": "hello", "node_id": node.node_id, "agent_version": "1"},
         ):
@@ -163,7 +164,7 @@ def test_bad_frames_after_welcome_close_4400(servers: Any, node: FakeNode) -> No
         codes.append(await close_code(wrong))
         return codes
 
-    assert _run(scenario) == [protocol.CLOSE_MALFORMED] * 6
+    assert _run(scenario) == [protocol.CLOSE_MALFORMED] * 7
 
 
 def test_missing_invalid_and_expired_sessions_close_4401(servers: Any, node: FakeNode) -> None:

@@ -87,9 +87,9 @@ async def test_a_node_that_left_during_its_hello_costs_no_signed_commands(
     signed: list[int] = []
     real = ownership.commands_on_hello
 
-    def recorded(node_row: FleetNode) -> list[dict[str, Any]]:
+    def recorded(node_row: FleetNode, *args: Any) -> list[dict[str, Any]]:
         signed.append(node_row.pk)
-        return real(node_row)
+        return real(node_row, *args)
 
     monkeypatch.setattr(ownership, "commands_on_hello", recorded)
     socket = await open_stream(token)
@@ -161,3 +161,18 @@ async def test_a_connect_burst_beyond_the_redis_pool_waits_instead_of_failing() 
     assert [(await layer.receive(c))["type"] for c in channels[:3]] == ["x", "x", "x"]
     await layer.flush()
     await layer.close_pools()
+
+
+async def test_a_hello_that_fails_server_side_closes_1011_not_a_stuck_socket(
+    node_and_token: tuple[FakeNode, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, token = node_and_token
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Timeout connecting to server")  # e.g. the database or Redis
+
+    monkeypatch.setattr(stream, "hello_handle", broken)
+    socket = await open_stream(token)
+    await socket.send_to(text_data=json.dumps(node.hello()))
+    closed = await socket.receive_output(timeout=10)
+    assert closed == {"type": "websocket.close", "code": 1011}

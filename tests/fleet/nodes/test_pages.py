@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -59,13 +60,18 @@ def test_other_orgs_nodes_are_404_on_every_page(
 
 
 def test_add_node_shows_the_code_once_and_the_exact_command(org_a: OrgWorld) -> None:
-    response = signed_in(org_a.users["admin"]).post("/nodes/add/", {"site": org_a.sites[0].pk})
+    client = signed_in(org_a.users["admin"])
+    posted = client.post("/nodes/add/", {"site": org_a.sites[0].pk})
+    assert posted.status_code == 302  # PRG: a reload of the page mints nothing
+    response = client.get(posted["Location"])
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     code = re.search(r"data-enroll-code>([^<]+)<", html(response))
     assert code is not None
-    assert f"python -m fleetnode enroll --server http://testserver --code {code[1]}" in html(
-        response
+    command = (
+        f"{sys.executable} -m fleetnode --state-dir ./fleetnode-state enroll "
+        f"--server http://testserver --code {code[1]} --name node-1"
     )
+    assert command in html(response)
     row = EnrollmentCode.unscoped.get()
     assert row.code_hash == secret_hash(code[1]) and row.site == org_a.sites[0]
 
@@ -170,5 +176,5 @@ def test_metrics_show_nodes_by_state_and_handshakes(nodes: dict[str, FakeNode]) 
     )
     body = html(response)
     assert 'rigwarden_fleet_nodes{state="offline",status="confirmed"} 2.0' in body
-    assert 'rigwarden_fleet_nodes{state="offline",status="awaiting_confirmation"} 1.0' in body
+    assert 'rigwarden_fleet_nodes{state="pending",status="awaiting_confirmation"} 1.0' in body
     assert 'rigwarden_node_handshakes_total{outcome="ok",step="register"}' in body

@@ -1,0 +1,155 @@
+// The discovery page, live from /ws/live/ ("discovery" messages: discovery/protocol.py): the
+// run's progress bar and counters, and devices appearing as they are found. No inline
+// handlers or styles (CSP). A reload shows the same state: it is in the database.
+(function () {
+  "use strict";
+
+  var section = document.querySelector("[data-discovery-run]");
+  if (!section) return;
+  var runId = Number(section.getAttribute("data-discovery-run"));
+  var STATUS = { queued: "Queued", running: "Running", done: "Done" };
+  var OUTCOME = { ok: "OK", partial: "Partial", busy: "Node busy, retry shortly", timeout: "Timed out", rejected: "Rejected", failed: "Failed", "": "" };
+
+  function field(name) { return section.querySelector('[data-run-field="' + name + '"]'); }
+  function setText(name, value) { var el = field(name); if (el) el.textContent = String(value); }
+
+  function applyRun(run) {
+    // a late answer of the resync must not take a finished run back to running
+    if (section.getAttribute("data-run-status") === "done" && run.status !== "done") return;
+    setText("status", STATUS[run.status] || run.status);
+    setText("outcome", OUTCOME[run.outcome] || run.outcome);
+    ["probed", "total", "found", "new", "updated"].forEach(function (n) { setText(n, run[n]); });
+    var bar = field("bar");
+    if (bar) { bar.max = Math.max(1, run.total); bar.value = Math.min(run.probed, run.total); }
+    var reasons = Object.keys(run.rejected || {}).map(function (r) { return r + ": " + run.rejected[r]; });
+    setText("rejected", reasons.length ? reasons.join(", ") : "No rejections.");
+    setText("error", run.error || "");
+    section.setAttribute("data-run-status", run.status);
+  }
+
+  // the run history's row of any run (not only the one shown): status, found, new
+  function applyHistory(run) {
+    var row = document.querySelector('[data-history-run="' + Number(run.id) + '"]');
+    if (!row) return;
+    var status = STATUS[run.status] || run.status;
+    if (run.outcome) status += " — " + (OUTCOME[run.outcome] || run.outcome);
+    var cells = { status: status, found: run.found, "new": run.new };
+    Object.keys(cells).forEach(function (name) {
+      var el = row.querySelector('[data-history-field="' + name + '"]');
+      if (el) el.textContent = String(cells[name]);
+    });
+  }
+
+  function badge(text, kind) {
+    var span = document.createElement("span");
+    span.className = "badge " + kind;
+    span.textContent = text;
+    return span;
+  }
+
+  // the "Pairing" cell: the miner once paired, the refusal when not, "New" before
+  function pairingCell(td, device) {
+    td.textContent = "";
+    if (device.miner !== null) {
+      var link = document.createElement("a");
+      link.href = (section.getAttribute("data-miner-url") || "").replace(/0\/?$/, Number(device.miner) + "/");
+      link.textContent = "Paired";
+      td.appendChild(link);
+      if (device.pair_outcome === "default_password") {
+        td.appendChild(document.createTextNode(" "));
+        td.appendChild(badge("Factory password", "badge-accent"));
+      }
+    } else if (device.pair_outcome) {
+      td.appendChild(badge(device.pair_outcome === "auth_needed" ? "Needs credentials" : "Not paired", "badge-danger"));
+      td.appendChild(document.createTextNode(" " + (device.pair_error || "")));
+    } else {
+      td.textContent = "New";
+    }
+  }
+
+  function cell(text) { var td = document.createElement("td"); td.textContent = text; return td; }
+
+  function applyDevice(device) {
+    var body = section.querySelector("[data-discovery-devices]");
+    if (!body) return;
+    var shown = body.querySelector('[data-device="' + Number(device.id) + '"]');
+    if (shown) {  // seen again, or paired: its pairing state moves on (never back)
+      if (device.miner === null && !shown.querySelector('input[name="device"]')) return;
+      var td = shown.querySelector("[data-device-pairing]");
+      if (td) pairingCell(td, device);
+      var box = shown.querySelector('input[name="device"]');
+      if (box && device.miner !== null) box.remove();
+      return;
+    }
+    var row = document.createElement("tr");
+    row.setAttribute("data-device", String(Number(device.id)));
+    var pick = document.createElement("td");
+    if (device.miner === null) {
+      var box = document.createElement("input");
+      box.type = "checkbox"; box.name = "device"; box.value = String(Number(device.id));
+      box.setAttribute("aria-label", "Select " + device.host + ":" + device.port);
+      pick.appendChild(box);
+    }
+    row.appendChild(pick);
+    row.appendChild(cell(device.host + ":" + device.port));
+    row.appendChild(cell(device.driver));
+    row.appendChild(cell((device.make + " " + device.model).trim()));
+    row.appendChild(cell(device.firmware || "—"));
+    row.appendChild(cell(device.serial || "—"));
+    row.appendChild(cell(device.mac || "—"));
+    var pairing = document.createElement("td");
+    pairing.setAttribute("data-device-pairing", "");
+    pairingCell(pairing, device);
+    row.appendChild(pairing);
+    body.appendChild(row);
+    var empty = section.querySelector("[data-discovery-empty]");
+    if (empty) empty.hidden = true;
+  }
+
+  // Whatever happened while no socket listened (the page rendering, a reconnect: a pairing
+  // job may finish before the socket opens) is read back once the socket is open.
+  function getJSON(url) {
+    return window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); });
+  }
+  function resync() {
+    getJSON("/api/v1/discovery/runs/" + runId + "/").then(function (run) {
+      applyHistory(run);
+      applyRun(run);
+    }).catch(function () {});
+    getJSON("/api/v1/discovery/devices/?run=" + runId + "&page_size=500").then(function (page) {
+      (page.results || []).forEach(applyDevice);
+    }).catch(function () {});
+  }
+
+  var backoff = 1000;
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/ws/live/");
+    var pinger = null;
+    socket.addEventListener("open", function () {
+      backoff = 1000;
+      document.body.setAttribute("data-live-state", "open");
+      pinger = window.setInterval(function () { socket.send(JSON.stringify({ type: "ping" })); }, 30000);
+      resync();
+    });
+    socket.addEventListener("message", function (event) {
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (!message || message.type !== "discovery" || !message.run) return;
+      applyHistory(message.run);
+      if (message.run.id !== runId) return;
+      applyRun(message.run);
+      (message.devices || []).forEach(applyDevice);
+    });
+    socket.addEventListener("close", function (event) {
+      window.clearInterval(pinger);
+      document.body.setAttribute("data-live-state", "closed");
+      if (event.code === 4401) { window.location.reload(); return; }
+      if (event.code === 4403) return;
+      window.setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 30000);
+    });
+  }
+  connect();
+})();

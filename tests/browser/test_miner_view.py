@@ -1,0 +1,280 @@
+"""The single-miner view in a real browser, against simulated rigs through the real proxy.
+
+The proxy is a plain ASGI handler in front of Django (``config.asgi``), which pytest-django's
+WSGI ``live_server`` doesn't serve: like test_live_pages, this module runs daphne on the test
+database, allowed to dial the simulators on loopback. Console errors fail the tests (CSP
+violations included), except the browser's own note about a proxied 502 where one is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+from playwright.sync_api import Browser, Page, expect
+
+from accounts.actor import Actor
+from accounts.models import ActivityEvent
+from fleet import dial
+from fleet.models import Job, Miner
+from fleet.services import jobs
+from fleet.services.credentials import credentials_store
+from fleet.services.miners import miner_add
+from tests.browser import test_live_pages as live_pages
+from tests.browser.conftest import console_problems, sign_in
+from tests.browser.test_fleet_pages import PHONE, off_loop, shoot, shots
+from tests.conftest import PASSWORD, OrgWorld
+from tests.fleet import conftest as fleet_fixtures
+from tests.fleet.conftest import PASSWORD as RIG_PASSWORD
+from tests.fleet.conftest import ThreadedFleet
+from tests.proxy.test_antminer import add_antminer
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
+rigs = fleet_fixtures.rigs
+loopback_allowed = fleet_fixtures.loopback_allowed
+asgi_server = live_pages.asgi_server
+
+
+@pytest.fixture(autouse=True)
+def _daphne_dials_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daphne process reads its allowlist from the environment (before it starts), and
+    starts without cached rig tokens of an earlier run."""
+    monkeypatch.setenv("DISCOVERY_ALLOWED_NETWORKS", "127.0.0.0/8")
+    if django_settings.REDIS_URL:
+        client = redis.Redis.from_url(django_settings.REDIS_URL)
+        for key in client.scan_iter("rw:proxy:*"):
+            client.delete(key)
+
+
+@pytest.fixture
+def view_page(browser: Browser, asgi_server: str) -> Iterator[tuple[Page, list[str]]]:
+    """A page on the daphne server and the console errors it logs (checked by each test)."""
+    context = browser.new_context(base_url=asgi_server, viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    yield page, console_problems(page)
+    context.close()
+
+
+def _proto(org: OrgWorld, rigs: ThreadedFleet, index: int = 0) -> Miner:
+    entry = [e for e in rigs.inventory if e["kind"] == "protoos"][index]
+    return miner_add(
+        actor=Actor.system("tests"), site=org.sites[0], host=entry["host"], password=RIG_PASSWORD
+    )
+
+
+def test_open_a_miner_from_the_list_and_change_its_power_target(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet, tmp_path: Path
+) -> None:
+    page, problems = view_page
+    miner = _proto(org_a, rigs)
+    rig = rigs.fleet.miner(miner.host)
+    before = rig.power_target_w
+
+    page.goto("/miners/")
+    sign_in(page, "owner@alpha.example", PASSWORD)
+    row = page.locator(f'tr[data-live-miner="{miner.pk}"]')
+    row.get_by_role("link", name=f"Live view of {miner.name}").click()
+    expect(page).to_have_url(f"{page.url.split('/miners/')[0]}/miners/{miner.pk}/view/")
+
+    # live figures from the rig, through the proxy
+    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
+    expect(page.locator('[data-mv="hashrate"]')).to_contain_text("TH/s")
+    expect(page.locator('[data-mv="power_target"]')).to_have_text(f"target {before:,} W")
+    expect(page.locator(".mv-board")).to_have_count(rig.model.boards)
+    assert page.locator(".mv-asic").count() > 0, "the ASIC heatmap has cells"
+    expect(page.locator("[data-mv-fans] tbody tr").first).to_be_visible()
+    expect(page.locator("[data-mv-psus] tbody tr").first).to_be_visible()
+    expect(page.locator("[data-mv-pools] tbody tr").first).to_contain_text("stratum+tcp://")
+    expect(page.locator("[data-mv-errors]")).to_contain_text("No active errors")
+    expect(page.locator("#mv-watts")).to_have_value(str(before))
+    shoot(page, shots(tmp_path), "miner-view")
+
+    target = before - 300
+    page.locator("#mv-watts").fill(str(target))
+    page.locator("#mv-power").get_by_role("button", name="Apply").click()
+    expect(page.locator('[data-mv-form-result="power"]')).to_have_text(
+        f"Power target set to {target:,} W.", timeout=10_000
+    )
+    assert rig.power_target_w == target, "the simulator took the new target"
+    expect(page.locator('[data-mv="power_target"]')).to_have_text(f"target {target:,} W")
+    event = ActivityEvent.unscoped.get(verb="miner.proxy_write", target_id=str(miner.pk))
+    assert event.details["path"] == "/api/v1/mining/target" and event.details["status"] == 200
+
+    # pools: saved as the audited Fleet action (a job of one), which a worker then runs
+    backup = "stratum+tcp://backup2.sim-pool.example:3333"
+    page.locator("#mv-pools summary").click()
+    page.locator("#mv-pool-1-url").fill(backup)
+    page.locator("#mv-pools").get_by_role("button", name="Save pools").click()
+    expect(page.locator('[data-mv-form-result="pools"]')).to_contain_text("Saved as job #")
+    job = Job.unscoped.get(kind="set_pools", items__miner=miner)
+    expect(page.get_by_role("link", name="follow the job")).to_have_attribute(
+        "href", f"/jobs/{job.pk}/"
+    )
+    off_loop(jobs.job_execute, job.pk)
+    assert backup in [pool.url for pool in rig.pools]
+    expect(page.locator("[data-mv-pools] tbody")).to_contain_text(backup, timeout=10_000)
+
+    # logs: a source selector, shown in the page
+    page.locator("#mv-log-source").select_option("os")
+    page.locator("#mv-logs").get_by_role("button", name="Show").click()
+    expect(page.locator("[data-mv-log]")).to_contain_text("kernel")
+    with page.expect_download() as download:
+        page.locator("[data-mv-download]").click()
+    assert download.value.suggested_filename == f"{miner.name}-os.log"
+
+    page.get_by_role("link", name="Back to the list").click()
+    expect(page.locator(f'tr[data-live-miner="{miner.pk}"]')).to_be_visible()
+    assert not problems, f"browser console errors: {problems}"
+
+
+def test_rejected_credentials_are_shown_with_the_way_to_fix_them(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet
+) -> None:
+    page, problems = view_page
+    miner = _proto(org_a, rigs, 1)
+    credentials_store(miner, username="", password="not-the-rig-password")
+
+    page.goto(f"/miners/{miner.pk}/view/")
+    sign_in(page, "owner@alpha.example", PASSWORD)
+    status = page.locator("#mv-status")
+    expect(status).to_be_visible(timeout=15_000)
+    expect(status).to_contain_text("Credentials rejected")
+    expect(status).to_contain_text("update them")
+    expect(status.get_by_role("link", name="Update the credentials")).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-mv-state", "error")
+    unexpected = [p for p in problems if "status of 502" not in p]
+    assert not unexpected, f"browser console errors: {unexpected}"
+
+
+def test_an_unreachable_miner_is_said_so_and_recovers(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet
+) -> None:
+    page, problems = view_page
+    miner = _proto(org_a, rigs, 1)
+    rigs.fault(miner.host, "offline")
+    try:
+        page.goto(f"/miners/{miner.pk}/view/")
+        sign_in(page, "owner@alpha.example", PASSWORD)
+        status = page.locator("#mv-status")
+        expect(status).to_contain_text("Miner unreachable", timeout=15_000)
+        expect(status.get_by_role("link", name="Update the credentials")).to_be_hidden()
+    finally:
+        rigs.fault(miner.host, "offline", clear=True)
+    # the next poll (every 5 s) finds it again, without a reload
+    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
+    expect(status).to_be_hidden()
+    unexpected = [p for p in problems if "status of 502" not in p]
+    assert not unexpected, f"browser console errors: {unexpected}"
+
+
+def test_a_viewer_sees_the_rig_but_cannot_change_it(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet, tmp_path: Path
+) -> None:
+    page, problems = view_page
+    miner = _proto(org_a, rigs)
+    page.goto(f"/miners/{miner.pk}/view/")
+    sign_in(page, "viewer@alpha.example", PASSWORD)
+    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
+    expect(page.locator('[data-mv="hashrate"]')).to_contain_text("TH/s")
+    expect(page.locator("#mv-watts")).to_be_disabled()
+    expect(page.locator("#mv-power").get_by_role("button", name="Apply")).to_be_disabled()
+    expect(page.locator("#why-mv-power")).to_contain_text("miner:set_power_target")
+    expect(page.locator('[data-mv-action="reboot"]')).to_be_disabled()
+    expect(page.locator("#why-mv-reboot")).to_contain_text("miner:reboot")
+    page.set_viewport_size(PHONE)
+    expect(page.locator(".mv-asic").first).to_be_visible()
+    shoot(page, shots(tmp_path), "miner-view-viewer-phone")
+    assert not problems, f"browser console errors: {problems}"
+
+
+def _antminer(org: OrgWorld, rigs: ThreadedFleet) -> Miner:
+    """The rig's Antminer, paired with its driver's capabilities (the actions check them)."""
+    miner = add_antminer(org, rigs)
+    miner.capabilities = dial.capabilities(miner.device_info_for_dial())
+    miner.save(update_fields=["capabilities"])
+    return miner
+
+
+def test_open_a_stock_antminer_blink_it_and_change_its_work_mode(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet, tmp_path: Path
+) -> None:
+    """The same page with the CGI adapter: live figures from stats/pools/summary, no PSU and no
+    watt target (said so), the LED through the proxy, the work mode through the audited action."""
+    page, problems = view_page
+    miner = _antminer(org_a, rigs)
+    rig = rigs.fleet.miner(miner.host)
+    assert rig.work_mode == 0 and not rig.locate_on(rigs.fleet.clock.now())
+
+    page.goto("/miners/")
+    sign_in(page, "owner@alpha.example", PASSWORD)
+    row = page.locator(f'tr[data-live-miner="{miner.pk}"]')
+    row.get_by_role("link", name=f"Live view of {miner.name}").click()
+    expect(page).to_have_url(f"{page.url.split('/miners/')[0]}/miners/{miner.pk}/view/")
+
+    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
+    expect(page.locator('[data-mv="hashrate"]')).to_contain_text("TH/s")
+    expect(page.locator('[data-mv="state"]')).to_have_text("Mining")
+    expect(page.locator(".mv-board")).to_have_count(rig.model.boards)
+    assert page.locator(".mv-asic").count() > 0, "the chip-sensor map has cells"
+    expect(page.locator("[data-mv-fans] tbody tr").first).to_contain_text("rpm")
+    expect(page.locator("[data-mv-pools] tbody tr").first).to_contain_text("stratum+tcp://")
+    expect(page.locator("[data-mv-errors]")).to_contain_text("No active errors")
+    expect(page.locator('[data-mv-missing="psus"]')).to_be_visible()
+    expect(page.locator("#mv-watts")).to_have_count(0)
+    expect(page.locator("#mv-mode")).to_have_value("maximum_hashrate")
+    shoot(page, shots(tmp_path), "miner-view-antminer")
+
+    # the LED: a proxied CGI write, audited, seen on the simulator
+    page.locator('[data-mv-action="blink"]').click()
+    expect(page.locator("[data-mv-action-result]")).to_have_text(
+        "LED blinking until you stop it.", timeout=10_000
+    )
+    assert rig.locate_on(rigs.fleet.clock.now()), "the simulator's LED is on"
+    expect(page.locator('[data-mv-action="blink"]')).to_have_text("Stop blinking")
+    event = ActivityEvent.unscoped.get(verb="miner.proxy_write", target_id=str(miner.pk))
+    assert event.details["path"] == "/cgi-bin/blink.cgi" and event.details["status"] == 200
+    page.locator('[data-mv-action="blink"]').click()
+    expect(page.locator("[data-mv-action-result]")).to_have_text("LED stopped.", timeout=10_000)
+    assert not rig.locate_on(rigs.fleet.clock.now())
+
+    # the work mode: the audited set_power_target action (a job of one), run by a worker
+    page.locator("#mv-mode").select_option("efficiency")
+    page.locator("#mv-power").get_by_role("button", name="Apply").click()
+    expect(page.locator('[data-mv-form-result="power"]')).to_contain_text(
+        "Work mode change saved as job #", timeout=10_000
+    )
+    job = Job.unscoped.get(kind="set_power_target", items__miner=miner)
+    assert job.params.get("mode") == "efficiency"
+    off_loop(jobs.job_execute, job.pk)
+    assert rig.work_mode == 2, "the simulator is in low-power mode"
+    expect(page.locator('[data-mv="state"]')).to_have_text("Low power", timeout=10_000)
+
+    # logs: the kernel log (dmesg-stamped lines), the only one stock firmware serves
+    page.locator("#mv-logs").get_by_role("button", name="Show").click()
+    expect(page.locator("[data-mv-log]")).to_have_text(re.compile(r"^\[\s*\d+\.\d{6}\] "))
+    assert not problems, f"browser console errors: {problems}"
+
+
+def test_an_antminer_viewer_sees_it_but_cannot_change_it(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet
+) -> None:
+    page, problems = view_page
+    miner = _antminer(org_a, rigs)
+    page.goto(f"/miners/{miner.pk}/view/")
+    sign_in(page, "viewer@alpha.example", PASSWORD)
+    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
+    expect(page.locator('[data-mv="hashrate"]')).to_contain_text("TH/s")
+    expect(page.locator('[data-mv-action="blink"]')).to_be_disabled()
+    expect(page.locator("#why-mv-blink")).to_contain_text("miner:blink_led")
+    expect(page.locator("#mv-mode")).to_be_disabled()
+    expect(page.locator("#mv-power").get_by_role("button", name="Apply")).to_be_disabled()
+    assert not problems, f"browser console errors: {problems}"
