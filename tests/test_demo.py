@@ -96,7 +96,10 @@ def test_make_run_serves_a_live_demo_fleet_and_stops_it(tmp_path: Path, single: 
         wait_for("the demo sign-in", lambda: "Demo sign-in" in log.read_text(), 120, proc, log)
         banner_at = time.monotonic() - started
         lines = [line for line in log.read_text().splitlines() if line.strip()]
-        first = lines.index(f"Demo fleet: {PROTO + ANTMINER} simulated miners (stop with Ctrl-C)")
+        banner = f"Demo fleet: {PROTO + ANTMINER} simulated miners (stop with Ctrl-C)"
+        demo_dir = data / "demo"
+        assert banner in lines, (lines, *(p.read_text()[-3000:] for p in demo_dir.glob("*.log")))
+        first = lines.index(banner)
         assert lines[first + 1].startswith(f"Rigwarden on http://127.0.0.1:{port}/")
         assert lines[first + 2].startswith("Demo sign-in: owner@demo.rigwarden.local")
         sim_pid = int((data / "demo" / "sim.pid").read_text())

@@ -131,6 +131,7 @@ class RemoteCommandViewSet(ScopedViewSet):
 
     queryset = SshHost.unscoped.all()
     permissions = {"list": "terminal:open", "run": "terminal:open"}
+    pagination_class = None  # the catalog is a short fixed list
 
     @extend_schema(responses={200: RemoteCommandSerializer(many=True)})
     def list(self, request: Request) -> Response:
