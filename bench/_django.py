@@ -12,10 +12,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import ipaddress
+import json
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +75,45 @@ def pct(values: Sequence[float], q: float) -> float | None:
 
 def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL if it is still there after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_simulator(
+    spec: dict[str, Any], processes: int, workdir: str, *extra: str
+) -> tuple[subprocess.Popen[bytes], list[dict[str, Any]]]:
+    """``python -m miners.sim`` with `spec` in `processes` shards; returns once it has written
+    its inventory (within 120 s). Its stderr goes to a file in `workdir`, never a pipe: under
+    load the simulator logs, and a full pipe would stall it mid-run."""
+    spec_file = Path(workdir, "spec.json")
+    spec_file.write_text(json.dumps(spec))
+    inventory = Path(workdir, "inventory.json")
+    cmd = [sys.executable, "-m", "miners.sim", "--spec", str(spec_file), "--inventory",
+           str(inventory), "--processes", str(processes), *extra]  # fmt: skip
+    log = Path(workdir, "simulator.log")
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-800:]
+            raise RuntimeError(f"simulator exited ({proc.returncode}): {tail}")
+        with contextlib.suppress(ValueError, OSError):
+            entries: list[dict[str, Any]] = json.loads(inventory.read_text())
+            if entries:
+                return proc, entries
+        time.sleep(0.1)
+    stop_process(proc)
+    raise RuntimeError("simulator did not write its inventory within 120 s")
 
 
 def _loopback_server(url: str) -> str:

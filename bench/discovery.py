@@ -27,7 +27,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,18 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-TICKS = os.sysconf("SC_CLK_TCK")
+from bench._django import ROOT, proc_cpu, stop_process
+from bench._django import start_simulator as _start_simulator
+
 TARGET = {"full_run_s": 5.0, "misses": 0, "false_positives": 0}
 PYASIC_BUDGET_S = 300.0
-
-
-def proc_cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def children_cpu() -> float:
@@ -81,38 +73,13 @@ def free_block() -> ipaddress.IPv4Network:
 def start_simulator(
     network: ipaddress.IPv4Network, proto: int, antminer: int, processes: int, workdir: str
 ) -> tuple[subprocess.Popen[bytes], list[dict[str, Any]]]:
-    spec = Path(workdir, "spec.json")
     base = str(network.network_address + 1)
-    spec.write_text(json.dumps({"proto": proto, "antminer": antminer, "base": base,
-                                "stats_delay": 0.0}))  # fmt: skip
-    inventory = Path(workdir, "inventory.json")
-    cmd = [sys.executable, "-m", "miners.sim", "--spec", str(spec), "--inventory",
-           str(inventory), "--processes", str(processes), "--default-password"]  # fmt: skip
-    log = Path(workdir, "simulator.log")
-    with log.open("wb") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-800:]
-            raise RuntimeError(f"simulator exited ({proc.returncode}): {tail}")
-        with contextlib.suppress(ValueError, OSError):
-            entries: list[dict[str, Any]] = json.loads(inventory.read_text())
-            if entries:
-                return proc, entries
-        time.sleep(0.1)
-    stop(proc)
-    raise RuntimeError("simulator did not write its inventory within 120 s")
+    spec = {"proto": proto, "antminer": antminer, "base": base, "stats_delay": 0.0}
+    return _start_simulator(spec, processes, workdir, "--default-password")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, 15)
 
 
 def expected_ports(inventory: list[dict[str, Any]], ports: list[int]) -> set[tuple[str, int]]:

@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 
 import uvloop
 
+from bench._django import stop_process
 from miners import (
     AntminerDriver,
     Credentials,
@@ -220,13 +220,7 @@ def start_simulator(proto: int, antminer: int, workdir: str) -> tuple[subprocess
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, 10)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import queue
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -49,8 +48,10 @@ from bench._django import (
     ms,
     pct,
     proc_cpu,
+    stop_process,
     tree_cpu,
 )
+from bench._django import start_simulator as _start_simulator
 
 PASSWORD = "bench-telemetry-pw"
 PROTO_SHARE = 0.6  # 6,000 ProtoOS + 4,000 Antminer at 10,000, as in docs/simulator.md
@@ -74,40 +75,14 @@ def start_simulator(
     proto: int, antminer: int, processes: int, workdir: str
 ) -> tuple[subprocess.Popen[bytes], list[dict[str, Any]]]:
     base = f"127.{random.randint(160, 250)}.0.1"
-    spec = Path(workdir, "spec.json")
-    spec.write_text(json.dumps({"proto": proto, "antminer": antminer, "base": base,
-                                "password": PASSWORD, "stats_delay": 0.0}))  # fmt: skip
-    inventory = Path(workdir, "inventory.json")
-    cmd = [sys.executable, "-m", "miners.sim", "--spec", str(spec), "--inventory",
-           str(inventory), "--processes", str(processes)]  # fmt: skip
-    # stderr to a file, never a pipe: under load the simulator logs, and a full pipe would
-    # stall it mid-run
-    log = Path(workdir, "simulator.log")
-    with log.open("wb") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-800:]
-            raise RuntimeError(f"simulator exited ({proc.returncode}): {tail}")
-        with contextlib.suppress(ValueError, OSError):
-            entries = json.loads(inventory.read_text())
-            if entries:
-                return proc, entries
-        time.sleep(0.1)
-    stop(proc)
-    raise RuntimeError("simulator did not write its inventory within 120 s")
+    spec = {"proto": proto, "antminer": antminer, "base": base, "password": PASSWORD,
+            "stats_delay": 0.0}  # fmt: skip
+    return _start_simulator(spec, processes, workdir)
 
 
 def stop(proc: subprocess.Popen[bytes] | multiprocessing.process.BaseProcess) -> None:
     if isinstance(proc, subprocess.Popen):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 15)
         return
     if proc.is_alive():
         proc.terminate()

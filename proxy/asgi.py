@@ -17,6 +17,7 @@ import io
 import json
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -260,9 +261,18 @@ async def _stream(
         pairs.append(("content-length", str(reply.content_length)))
     started[0] = True
     await send({"type": "http.response.start", "status": reply.status, "headers": _enc(pairs)})
+    await send_capped_body(send, reply.content.iter_chunked(CHUNK), cap, before_end)
+
+
+async def send_capped_body(
+    send: Any, chunks: AsyncIterator[bytes], cap: int, before_end: Awaitable[None] | None
+) -> None:
+    """The response body as it comes, chunk by chunk; the connection is cut once it is over
+    ``cap`` bytes. The last chunk waits for ``before_end`` (a write's audit insert): if that
+    fails the connection is cut instead of completed."""
     sent = 0
     held = b""
-    async for chunk in reply.content.iter_chunked(CHUNK):
+    async for chunk in chunks:
         sent += len(chunk)
         if sent > cap:
             raise ConnectionAbortedError("response over the cap: connection cut")

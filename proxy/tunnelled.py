@@ -74,6 +74,8 @@ async def _exchange(
     started: list[bool],
     opened: Opened,
 ) -> None:
+    from proxy.asgi import send_capped_body
+
     assert rig.node_id is not None
     cap = int(limits.limit("RESPONSE_MAX_BYTES", limits.RESPONSE_MAX_BYTES))
     try:
@@ -102,17 +104,7 @@ async def _exchange(
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs],
                 }
             )
-            sent, held = 0, b""
-            async for chunk in reply.chunks():
-                sent += len(chunk)
-                if sent > cap:
-                    raise ConnectionAbortedError("response over the cap: connection cut")
-                if held:
-                    await send({"type": "http.response.body", "body": held, "more_body": True})
-                held = chunk
-            if before_end is not None:
-                await before_end
-            await send({"type": "http.response.body", "body": held})
+            await send_capped_body(send, reply.chunks(), cap, before_end)
     except tunnel.TunnelError as exc:
         raise refusal(rig, exc) from exc
 

@@ -258,5 +258,5 @@
     if (event.persisted) { stopped = false; start(); }  // back from the bfcache
   });
   // for tests and the console: the formatting, without a socket
-  window.rwLive = { format: format, handle: handle };
+  window.rwLive = { format: format, handle: handle, setTime: updateTime };
 })();

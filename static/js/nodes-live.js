@@ -1,5 +1,6 @@
 // Live node status on the fleet-nodes page: "node" messages of /ws/live/ (fleet/nodes/live.py),
-// handed over by live.js as "rw:live" events. A row opts in with [data-live-node=ID]; its cells
+// handed over by live.js as "rw:live" events (live.js loads first; its window.rwLive draws the
+// times). A row opts in with [data-live-node=ID]; its cells
 // [data-node-field=status|state|last_seen|version] follow the node. No inline handlers (CSP).
 (function () {
   "use strict";
@@ -30,15 +31,8 @@
 
   function setSeen(cell, iso) {
     if (!iso) return;
-    var time = cell.querySelector("time");
-    if (!time) {
-      cell.textContent = "";
-      time = document.createElement("time");
-      cell.appendChild(time);
-    }
-    time.setAttribute("datetime", iso);
-    time.textContent = "now";
-    time.title = new Date(iso).toLocaleString();
+    window.rwLive.setTime(cell, iso); // <time datetime=iso>now</time>, as live.js shows a poll
+    cell.querySelector("time").title = new Date(iso).toLocaleString();
   }
 
   function applyNode(node) {

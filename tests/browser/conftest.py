@@ -9,6 +9,19 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests.fleet import conftest as fleet_fixtures
+
+# the fleet suite's simulated rigs and loopback allowance, for the pages that show them
+rigs = fleet_fixtures.rigs
+loopback_allowed = fleet_fixtures.loopback_allowed
+# the marks of a module whose pages are served by daphne and poll the simulated rigs
+LIVE_RIG_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
+
 
 @pytest.fixture(autouse=True)
 def _own_cache(isolated_cache: None) -> None:

@@ -19,22 +19,14 @@ from playwright.sync_api import expect
 from discovery import pairing, services
 from discovery.models import DiscoveryRun
 from fleet.models import Job, Miner
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import LIVE_RIG_MARKS, sign_in
 from tests.browser.test_fleet_pages import off_loop
 from tests.browser.test_live_pages import asgi_server, live_context, live_open
 from tests.conftest import PASSWORD, OrgWorld
-from tests.fleet import conftest as fleet_fixtures
 from tests.fleet.conftest import PASSWORD as RIG_PASSWORD
 from tests.fleet.conftest import ThreadedFleet
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("loopback_allowed"),
-]
-rigs = fleet_fixtures.rigs
-loopback_allowed = fleet_fixtures.loopback_allowed
+pytestmark = LIVE_RIG_MARKS
 __all__ = ["asgi_server", "live_context"]
 
 

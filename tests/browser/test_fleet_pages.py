@@ -24,7 +24,6 @@ from fleet.services import jobs, polling
 from fleet.services.miners import miner_add
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD, OrgWorld
-from tests.fleet import conftest as fleet_fixtures
 from tests.fleet.conftest import PASSWORD as RIG_PASSWORD
 from tests.fleet.conftest import ThreadedFleet
 from tests.fleet.support import make_history, make_miners
@@ -35,9 +34,6 @@ pytestmark = [
     pytest.mark.usefixtures("loopback_allowed"),
 ]
 PHONE = {"width": 390, "height": 844}
-# the fleet suite's simulated rigs and loopback allowance, for this module too
-rigs = fleet_fixtures.rigs
-loopback_allowed = fleet_fixtures.loopback_allowed
 
 
 @pytest.fixture

@@ -29,22 +29,14 @@ from fleet.selectors import fleet_summary
 from fleet.services import polling
 from fleet.services.miners import miner_add
 from fleet.templatetags.fleet_ui import hashrate
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import LIVE_RIG_MARKS, sign_in
 from tests.browser.test_fleet_pages import off_loop
 from tests.conftest import PASSWORD, OrgWorld
-from tests.fleet import conftest as fleet_fixtures
 from tests.fleet.conftest import PASSWORD as RIG_PASSWORD
 from tests.fleet.conftest import ThreadedFleet
 from tests.support import free_port, shared_database_url
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("loopback_allowed"),
-]
-rigs = fleet_fixtures.rigs
-loopback_allowed = fleet_fixtures.loopback_allowed
+pytestmark = LIVE_RIG_MARKS
 ROOT = Path(__file__).resolve().parents[2]
 DAPHNE = Path(sys.executable).parent / "daphne"
 

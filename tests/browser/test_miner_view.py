@@ -25,22 +25,14 @@ from fleet.services import jobs
 from fleet.services.credentials import credentials_store
 from fleet.services.miners import miner_add
 from tests.browser import test_live_pages as live_pages
-from tests.browser.conftest import console_problems, sign_in
+from tests.browser.conftest import LIVE_RIG_MARKS, console_problems, sign_in
 from tests.browser.test_fleet_pages import PHONE, off_loop, shoot, shots
 from tests.conftest import PASSWORD, OrgWorld
-from tests.fleet import conftest as fleet_fixtures
 from tests.fleet.conftest import PASSWORD as RIG_PASSWORD
 from tests.fleet.conftest import ThreadedFleet
 from tests.proxy.test_antminer import add_antminer
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("loopback_allowed"),
-]
-rigs = fleet_fixtures.rigs
-loopback_allowed = fleet_fixtures.loopback_allowed
+pytestmark = LIVE_RIG_MARKS
 asgi_server = live_pages.asgi_server
 
 
@@ -71,6 +63,18 @@ def _proto(org: OrgWorld, rigs: ThreadedFleet, index: int = 0) -> Miner:
     )
 
 
+def _open_live_view(page: Page, miner: Miner) -> None:
+    """As the owner, open the rig's view from the miners list and wait for live figures from
+    the rig, through the proxy."""
+    page.goto("/miners/")
+    sign_in(page, "owner@alpha.example", PASSWORD)
+    row = page.locator(f'tr[data-live-miner="{miner.pk}"]')
+    row.get_by_role("link", name=f"Live view of {miner.name}").click()
+    expect(page).to_have_url(f"{page.url.split('/miners/')[0]}/miners/{miner.pk}/view/")
+    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
+    expect(page.locator('[data-mv="hashrate"]')).to_contain_text("TH/s")
+
+
 def test_open_a_miner_from_the_list_and_change_its_power_target(
     view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet, tmp_path: Path
 ) -> None:
@@ -79,15 +83,7 @@ def test_open_a_miner_from_the_list_and_change_its_power_target(
     rig = rigs.fleet.miner(miner.host)
     before = rig.power_target_w
 
-    page.goto("/miners/")
-    sign_in(page, "owner@alpha.example", PASSWORD)
-    row = page.locator(f'tr[data-live-miner="{miner.pk}"]')
-    row.get_by_role("link", name=f"Live view of {miner.name}").click()
-    expect(page).to_have_url(f"{page.url.split('/miners/')[0]}/miners/{miner.pk}/view/")
-
-    # live figures from the rig, through the proxy
-    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
-    expect(page.locator('[data-mv="hashrate"]')).to_contain_text("TH/s")
+    _open_live_view(page, miner)
     expect(page.locator('[data-mv="power_target"]')).to_have_text(f"target {before:,} W")
     expect(page.locator(".mv-board")).to_have_count(rig.model.boards)
     assert page.locator(".mv-asic").count() > 0, "the ASIC heatmap has cells"
@@ -216,14 +212,7 @@ def test_open_a_stock_antminer_blink_it_and_change_its_work_mode(
     rig = rigs.fleet.miner(miner.host)
     assert rig.work_mode == 0 and not rig.locate_on(rigs.fleet.clock.now())
 
-    page.goto("/miners/")
-    sign_in(page, "owner@alpha.example", PASSWORD)
-    row = page.locator(f'tr[data-live-miner="{miner.pk}"]')
-    row.get_by_role("link", name=f"Live view of {miner.name}").click()
-    expect(page).to_have_url(f"{page.url.split('/miners/')[0]}/miners/{miner.pk}/view/")
-
-    expect(page.locator("body")).to_have_attribute("data-mv-state", "live", timeout=15_000)
-    expect(page.locator('[data-mv="hashrate"]')).to_contain_text("TH/s")
+    _open_live_view(page, miner)
     expect(page.locator('[data-mv="state"]')).to_have_text("Mining")
     expect(page.locator(".mv-board")).to_have_count(rig.model.boards)
     assert page.locator(".mv-asic").count() > 0, "the chip-sensor map has cells"

@@ -6,17 +6,22 @@ server can't dial into). The run finds exactly the simulated miners, attributed 
 
 from __future__ import annotations
 
-import io
-import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 
 from tests.fleetnode.sites import LoopbackSite, NamespaceSite
-from tests.fleetnode.test_e2e import ROOT, Agent, Api, Daphne, _last_line, _site_id, wait_for
+from tests.fleetnode.test_e2e import (
+    Agent,
+    Api,
+    Daphne,
+    _site_id,
+    enrolling,
+    owner_api,
+    wait_connected,
+    wait_for,
+)
 from tests.fleetnode.test_e2e import server as server  # noqa: PLC0414 - the fixture
 from tests.fleetnode.test_e2e import site as site  # noqa: PLC0414 - the fixture
 
@@ -33,55 +38,14 @@ def _loopback_is_a_lan(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
 
 
 def _enrolled_agent(server: Daphne, site: Any, tmp_path: Path) -> tuple[Api, Agent, int]:
-    for command, options in (
-        ("create_org", {"name": "Node Org", "slug": "node-org"}),
-        ("create_site", {"org": "node-org", "name": "Remote", "slug": "remote"}),
-        (
-            "create_user",
-            {
-                "email": "owner@node.example",
-                "password": "pass-Word-123456",
-                "org": "node-org",
-                "role": "owner",
-            },
-        ),
-    ):
-        call_command(command, stdout=io.StringIO(), **options)
-    api = Api(server.base, _last_line("create_api_token", email="owner@node.example"))
+    api = owner_api(server)
     agent = Agent(tmp_path / "node-state", tmp_path, site.prefix)
-    enroll = subprocess.Popen(
-        agent.command(
-            "enroll",
-            "--server",
-            server.base,
-            "--code",
-            _last_line("create_enrollment_code", org="node-org"),
-            "--name",
-            "site-gw",
-            *site.enroll_args,
-        ),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert enroll.stdout is not None
-        printed = ""
-        while "Waiting for confirmation" not in printed:
-            line = enroll.stdout.readline()
-            assert line, f"enroll ended early:\n{printed}"
-            printed += line
-        node_id = int(re.search(r"Node id:\s+(\d+)", printed).group(1))  # type: ignore[union-attr]
-        fingerprint = re.search(r"Fingerprint:\s+([0-9a-f]{16})", printed).group(1)  # type: ignore[union-attr]
+    with enrolling(agent, server, site) as (enroll, _printed, node_id, fingerprint):
         status, _ = api.call(
             "POST", f"/api/v1/fleet-nodes/{node_id}/confirm", {"fingerprint": fingerprint}
         )
         assert status == 200
         assert enroll.wait(timeout=90) == 0
-    finally:
-        if enroll.poll() is None:
-            enroll.kill()
     return api, agent, node_id
 
 
@@ -91,12 +55,7 @@ def test_a_run_through_the_node_finds_exactly_the_simulated_miners(
     api, agent, node_id = _enrolled_agent(server, site, tmp_path)
     agent.run()
     try:
-        logs = lambda: agent.logs() + "\n--- server ---\n" + server.logs()  # noqa: E731
-        wait_for(
-            "node connected",
-            lambda: api.call("GET", f"/api/v1/fleet-nodes/{node_id}/")[1].get("connected"),
-            logs=logs,
-        )
+        logs = wait_connected(agent, server, api, node_id)
         hosts = sorted(e["host"] for e in site.inventory)
         block = hosts[0].rsplit(".", 1)[0]
         body = {

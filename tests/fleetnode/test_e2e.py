@@ -11,6 +11,7 @@ restarts and the node comes back by itself → revoked, it stops (exit 3) and st
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -158,6 +159,72 @@ def _last_line(command: str, **options: Any) -> str:
     return out.getvalue().strip().splitlines()[-1]
 
 
+def owner_api(server: Daphne) -> Api:
+    """The org ``node-org`` with a site and an owner, and an API client holding their token."""
+    call_command("create_org", name="Node Org", slug="node-org", stdout=io.StringIO())
+    call_command("create_site", org="node-org", name="Remote", slug="remote", stdout=io.StringIO())
+    call_command(
+        "create_user",
+        email="owner@node.example",
+        password="pass-Word-123456",
+        org="node-org",
+        role="owner",
+        stdout=io.StringIO(),
+    )
+    return Api(server.base, _last_line("create_api_token", email="owner@node.example"))
+
+
+@contextlib.contextmanager
+def enrolling(
+    agent: Agent, server: Daphne, site: LoopbackSite | NamespaceSite
+) -> Iterator[tuple[subprocess.Popen[str], str, int, str]]:
+    """``fleetnode enroll`` with a fresh code, run until it waits for the operator's
+    confirmation: yields the process, what it printed, the node id and the fingerprint; the
+    process is killed on the way out if it is still running."""
+    code = _last_line("create_enrollment_code", org="node-org")
+    enroll = subprocess.Popen(
+        agent.command(
+            "enroll",
+            "--server",
+            server.base,
+            "--code",
+            code,
+            "--name",
+            "site-gw",
+            *site.enroll_args,
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert enroll.stdout is not None
+        printed = ""
+        while "Waiting for confirmation" not in printed:
+            line = enroll.stdout.readline()
+            assert line, f"enroll ended early:\n{printed}"
+            printed += line
+        node_id = int(re.search(r"Node id:\s+(\d+)", printed).group(1))  # type: ignore[union-attr]
+        fingerprint = re.search(r"Fingerprint:\s+([0-9a-f]{16})", printed).group(1)  # type: ignore[union-attr]
+        yield enroll, printed, node_id, fingerprint
+    finally:
+        if enroll.poll() is None:
+            enroll.kill()
+
+
+def wait_connected(agent: Agent, server: Daphne, api: Api, node_id: int) -> Callable[[], str]:
+    """Wait until the server sees the running agent connected; returns what to show when a
+    later wait fails (the agent's log, then the server's)."""
+    logs = lambda: agent.logs() + "\n--- server ---\n" + server.logs()  # noqa: E731
+    wait_for(
+        "node connected",
+        lambda: api.call("GET", f"/api/v1/fleet-nodes/{node_id}/")[1].get("connected"),
+        logs=logs,
+    )
+    return logs
+
+
 @pytest.fixture(params=["loopback", "netns"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LoopbackSite | NamespaceSite]:
     missing = _server_missing()
@@ -277,46 +344,11 @@ class Agent:
 def test_enroll_confirm_telemetry_reboot_and_reconnect(
     site: LoopbackSite | NamespaceSite, server: Daphne, tmp_path: Path
 ) -> None:
-    call_command("create_org", name="Node Org", slug="node-org", stdout=io.StringIO())
-    call_command("create_site", org="node-org", name="Remote", slug="remote", stdout=io.StringIO())
-    call_command(
-        "create_user",
-        email="owner@node.example",
-        password="pass-Word-123456",
-        org="node-org",
-        role="owner",
-        stdout=io.StringIO(),
-    )
-    api = Api(server.base, _last_line("create_api_token", email="owner@node.example"))
-    code = _last_line("create_enrollment_code", org="node-org")
+    api = owner_api(server)
     agent = Agent(tmp_path / "node-state", tmp_path, site.prefix)
 
     # 1. enroll: the agent prints its fingerprint and waits; the operator confirms it
-    enroll = subprocess.Popen(
-        agent.command(
-            "enroll",
-            "--server",
-            server.base,
-            "--code",
-            code,
-            "--name",
-            "site-gw",
-            *site.enroll_args,
-        ),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert enroll.stdout is not None
-        printed = ""
-        while "Waiting for confirmation" not in printed:
-            line = enroll.stdout.readline()
-            assert line, f"enroll ended early:\n{printed}"
-            printed += line
-        node_id = int(re.search(r"Node id:\s+(\d+)", printed).group(1))  # type: ignore[union-attr]
-        fingerprint = re.search(r"Fingerprint:\s+([0-9a-f]{16})", printed).group(1)  # type: ignore[union-attr]
+    with enrolling(agent, server, site) as (enroll, printed, node_id, fingerprint):
         status, node = api.call("GET", f"/api/v1/fleet-nodes/{node_id}/")
         assert (status, node["status"], node["fingerprint"]) == (
             200,
@@ -331,10 +363,7 @@ def test_enroll_confirm_telemetry_reboot_and_reconnect(
             "POST", f"/api/v1/fleet-nodes/{node_id}/confirm", {"fingerprint": fingerprint}
         )
         assert (status, node["status"]) == (200, "confirmed"), node
-        assert enroll.wait(timeout=90) == 0, printed + (enroll.stdout.read() or "")
-    finally:
-        if enroll.poll() is None:
-            enroll.kill()
+        assert enroll.wait(timeout=90) == 0, printed + (enroll.stdout.read() or "")  # type: ignore[union-attr]
     state = State(agent.state_dir)
     assert state.api_key() and state.config().node_id == node_id  # type: ignore[union-attr]
 
@@ -363,12 +392,7 @@ def test_enroll_confirm_telemetry_reboot_and_reconnect(
     # 3. run the agent: it connects, gets its key and miners, polls, pushes telemetry
     agent.run()
     try:
-        logs = lambda: agent.logs() + "\n--- server ---\n" + server.logs()  # noqa: E731
-        wait_for(
-            "node connected",
-            lambda: api.call("GET", f"/api/v1/fleet-nodes/{node_id}/")[1].get("connected"),
-            logs=logs,
-        )
+        logs = wait_connected(agent, server, api, node_id)
         for host, miner_id in miner_ids.items():
             wait_for(
                 f"telemetry of {host} stored",

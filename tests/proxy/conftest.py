@@ -75,6 +75,22 @@ def add_proto(org: OrgWorld, fleet: ThreadedFleet, index: int = 0, **extra: Any)
     return miner
 
 
+def add_loopback_proto(org: OrgWorld, port: int, name: str) -> Miner:
+    """A ProtoOS miner in ``org`` pointing at a test server on 127.0.0.1:``port``."""
+    miner = Miner.unscoped.create(
+        org=org.org,
+        site=org.sites[0],
+        identifier=f"serial:{name}",
+        name=name,
+        host="127.0.0.1",
+        port=port,
+        scheme="http",
+        driver="protoos",
+    )
+    credentials_store(miner, username="", password="whatever")
+    return miner
+
+
 @pytest.fixture
 def proto(org_a: OrgWorld, rigs: ThreadedFleet, loopback_allowed: None) -> Miner:
     return add_proto(org_a, rigs)

@@ -8,12 +8,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
 from django.conf import settings
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.test import Client
 
 from accounts.models import User
+
+
+class LoopbackServer:
+    """An aiohttp app served on a free 127.0.0.1 port once :meth:`start` has run."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.runner = web.AppRunner(app)
+        self.port = 0
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 @dataclass

@@ -13,16 +13,16 @@ from aiohttp import web
 from asgiref.sync import sync_to_async
 
 from fleet.models import Miner
-from fleet.services.credentials import credentials_store
 from tests.conftest import OrgWorld
 from tests.fleet.conftest import ThreadedFleet
-from tests.proxy.conftest import browser_for
+from tests.proxy.conftest import add_loopback_proto, browser_for
+from tests.proxy.support import LoopbackServer
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 BIG = 5 * 1024 * 1024
 
 
-class Rogue:
+class Rogue(LoopbackServer):
     """A rig-shaped server that misbehaves on purpose and records what it was sent."""
 
     def __init__(self) -> None:
@@ -32,14 +32,7 @@ class Rogue:
         app = web.Application()
         app.router.add_post("/api/v1/auth/login", self.login)
         app.router.add_route("*", "/api/v1/{tail:.*}", self.any)
-        self.runner = web.AppRunner(app)
-        self.port = 0
-
-    async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        super().__init__(app)
 
     async def login(self, request: web.Request) -> web.Response:
         return web.json_response({"access_token": "rogue-token", "refresh_token": "r"})
@@ -82,22 +75,7 @@ class Rogue:
 async def rogue(org_a: OrgWorld, loopback_allowed: None) -> AsyncIterator[tuple[Rogue, Miner]]:
     server = Rogue()
     await server.start()
-
-    def create() -> Miner:
-        miner = Miner.unscoped.create(
-            org=org_a.org,
-            site=org_a.sites[0],
-            identifier="serial:rogue",
-            name="rogue",
-            host="127.0.0.1",
-            port=server.port,
-            scheme="http",
-            driver="protoos",
-        )
-        credentials_store(miner, username="", password="whatever")
-        return miner
-
-    yield server, await sync_to_async(create)()
+    yield server, await sync_to_async(add_loopback_proto)(org_a, server.port, "rogue")
     await server.runner.cleanup()
 
 

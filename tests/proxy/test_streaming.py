@@ -17,9 +17,9 @@ from aiohttp import web
 from asgiref.sync import sync_to_async
 
 from fleet.models import Miner
-from fleet.services.credentials import credentials_store
 from tests.conftest import OrgWorld
-from tests.proxy.conftest import browser_for
+from tests.proxy.conftest import add_loopback_proto, browser_for
+from tests.proxy.support import LoopbackServer
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 PIECE = 64 * 1024
@@ -27,7 +27,7 @@ TOTAL = 48 * 1024 * 1024
 IN_FLIGHT_BOUND = 12 * 1024 * 1024  # socket buffers + aiohttp's read buffer + one chunk
 
 
-class SlowLog:
+class SlowLog(LoopbackServer):
     """``GET /api/v1/system/logs``: half the log, then the rest once the browser has some."""
 
     def __init__(self) -> None:
@@ -38,14 +38,7 @@ class SlowLog:
         app = web.Application()
         app.router.add_post("/api/v1/auth/login", self.login)
         app.router.add_get("/api/v1/system/logs", self.logs)
-        self.runner = web.AppRunner(app)
-        self.port = 0
-
-    async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        super().__init__(app)
 
     async def login(self, request: web.Request) -> web.Response:
         return web.json_response({"access_token": "log-token", "refresh_token": "r"})
@@ -73,22 +66,7 @@ class SlowLog:
 async def slow_log(org_a: OrgWorld, loopback_allowed: None) -> AsyncIterator[tuple[SlowLog, Miner]]:
     server = SlowLog()
     await server.start()
-
-    def create() -> Miner:
-        miner = Miner.unscoped.create(
-            org=org_a.org,
-            site=org_a.sites[0],
-            identifier="serial:slow-log",
-            name="slow-log",
-            host="127.0.0.1",
-            port=server.port,
-            scheme="http",
-            driver="protoos",
-        )
-        credentials_store(miner, username="", password="whatever")
-        return miner
-
-    yield server, await sync_to_async(create)()
+    yield server, await sync_to_async(add_loopback_proto)(org_a, server.port, "slow-log")
     await server.runner.cleanup()
 
 

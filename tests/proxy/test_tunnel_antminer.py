@@ -18,15 +18,13 @@ from accounts.models import ActivityEvent
 from accounts.services.tokens import api_token_create
 from fleet.models import FleetNode, Miner
 from fleet.nodes import ownership
-from fleetnode.protocol import fingerprint, public_bytes
-from fleetnode.state import NodeConfig, State
+from fleetnode.state import State
 from proxy.access import node_rig
 from tests.conftest import OrgWorld
 from tests.fleet import conftest as fleet_fixtures
 from tests.fleet.conftest import PASSWORD, ThreadedFleet
 from tests.fleet.nodes.live import servers
-from tests.fleet.nodes.support import FakeNode, enroll
-from tests.fleet.nodes.tunnelkit import fetch, running_agent
+from tests.fleet.nodes.tunnelkit import enroll_agent_state, fetch, running_agent
 from tests.miners.conftest import PORT_OFFSET
 
 __all__ = ["servers"]
@@ -53,14 +51,7 @@ def _world(
     """A node enrolled with the agent's state directory, a ProtoOS rig and an Antminer paired
     to it (the Antminer by its RPC port, as a scan of 4028 finds it)."""
     owner = org.users["owner"]
-    state = State(tmp_path / "node-state")
-    identity = state.identity(create=True)
-    fake = enroll(owner, FakeNode(identity=identity, box=state.sealing_key()))
-    state.set_config(
-        NodeConfig(server, fake.node_id, "barn-node", fingerprint(public_bytes(identity)))
-    )
-    state.set_api_key(fake.api_key)
-    node = FleetNode.unscoped.get(pk=fake.node_id)
+    state, node = enroll_agent_state(owner, tmp_path, server)
     actor = Actor.for_user(owner)
     proto = next(e for e in rigs.inventory if e["kind"] == "protoos")
     ownership.miner_pair_via_node(

@@ -10,8 +10,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rest_framework.test import APIClient
 
+from accounts.actor import Actor
 from accounts.models import User
+from fleet.models import FleetNode, Miner
+from fleet.nodes import ownership
 from fleetnode import protocol
+from tests.conftest import OrgWorld
 
 GATEWAY = "/api/v1/node-gateway"
 
@@ -104,3 +108,16 @@ def session_token(node: FakeNode, client: APIClient | None = None) -> str:
     response = client.post(f"{GATEWAY}/session/complete", body, format="json", **auth)
     assert response.status_code == 200, response.content
     return str(response.json()["session_token"])
+
+
+def pair_antminer(org: OrgWorld, node: FleetNode, host: str, site: int = 0) -> Miner:
+    """The org's admin pairs an Antminer at ``host:80`` to ``node``, on the org's site
+    number ``site``."""
+    return ownership.miner_pair_via_node(
+        actor=Actor.for_user(org.users["admin"]),
+        node=node,
+        site=org.sites[site],
+        host=host,
+        port=80,
+        driver="antminer",
+    )

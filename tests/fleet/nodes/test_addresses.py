@@ -11,7 +11,7 @@ from accounts.errors import ApplicationError
 from fleet.models import FleetNode, Miner
 from fleet.nodes import lifecycle, ownership
 from tests.conftest import OrgWorld
-from tests.fleet.nodes.support import enroll
+from tests.fleet.nodes.support import enroll, pair_antminer
 
 pytestmark = pytest.mark.django_db
 
@@ -20,17 +20,6 @@ HOST = "192.168.1.10"
 
 def _node(org: OrgWorld) -> FleetNode:
     return FleetNode.unscoped.get(pk=enroll(org.users["admin"]).node_id)
-
-
-def _pair(org: OrgWorld, node: FleetNode, site: int = 0, host: str = HOST) -> Miner:
-    return ownership.miner_pair_via_node(
-        actor=Actor.for_user(org.users["admin"]),
-        node=node,
-        site=org.sites[site],
-        host=host,
-        port=80,
-        driver="antminer",
-    )
 
 
 def _cloud(org: OrgWorld, identifier: str, host: str = HOST) -> Miner:
@@ -47,7 +36,7 @@ def _cloud(org: OrgWorld, identifier: str, host: str = HOST) -> Miner:
 
 def test_two_nodes_may_each_own_a_miner_at_the_same_address(org_a: OrgWorld) -> None:
     one, two = _node(org_a), _node(org_a)
-    first, second = _pair(org_a, one, site=0), _pair(org_a, two, site=1)
+    first, second = pair_antminer(org_a, one, HOST, site=0), pair_antminer(org_a, two, HOST, site=1)
     assert first.pk != second.pk and first.identifier != second.identifier
     assert (first.host, first.port) == (second.host, second.port) == (HOST, 80)
     assert (first.node_id, second.node_id) == (one.pk, two.pk)
@@ -58,9 +47,9 @@ def test_two_nodes_may_each_own_a_miner_at_the_same_address(org_a: OrgWorld) -> 
 
 def test_one_node_can_not_hold_an_address_twice(org_a: OrgWorld) -> None:
     node = _node(org_a)
-    miner = _pair(org_a, node)
+    miner = pair_antminer(org_a, node, HOST)
     with pytest.raises(ApplicationError, match="already paired to this node"):
-        _pair(org_a, node, site=1)
+        pair_antminer(org_a, node, HOST, site=1)
     duplicate = Miner.unscoped.get(pk=miner.pk)
     duplicate.pk, duplicate.identifier = None, "auto:another"
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -74,17 +63,17 @@ def test_cloud_miners_stay_unique_per_org_and_refuse_node_pairing(
     with pytest.raises(IntegrityError), transaction.atomic():
         _cloud(org_a, "serial:a2")  # miner_address_unique: one cloud miner per org address
     with pytest.raises(ApplicationError, match="paired to the cloud; unpair it"):
-        _pair(org_a, _node(org_a))
+        pair_antminer(org_a, _node(org_a), HOST)
     # another org is another network: org a's cloud miner is invisible to org b's nodes and
     # doesn't hold the address for org b's cloud
-    assert _pair(org_b, _node(org_b)).org_id == org_b.org.pk
+    assert pair_antminer(org_b, _node(org_b), HOST).org_id == org_b.org.pk
     assert _cloud(org_b, "serial:b1", host="192.168.1.11").org_id == org_b.org.pk
     _cloud(org_b, "serial:b2", host=HOST)  # the database allows it (the node's is per node)
 
 
 def test_revoking_two_nodes_with_the_same_address_releases_both(org_a: OrgWorld) -> None:
     one, two = _node(org_a), _node(org_a)
-    first, second = _pair(org_a, one), _pair(org_a, two, site=1)
+    first, second = pair_antminer(org_a, one, HOST), pair_antminer(org_a, two, HOST, site=1)
     admin = Actor.for_user(org_a.users["admin"])
     lifecycle.node_revoke(actor=admin, node=one)
     lifecycle.node_revoke(actor=admin, node=two)  # two unassigned rows at one address: allowed
@@ -92,6 +81,6 @@ def test_revoking_two_nodes_with_the_same_address_releases_both(org_a: OrgWorld)
     assert {m.managed_by for m in released} == {ownership.UNASSIGNED}
     # a replacement node claims one of them (the oldest), the next claim takes the other
     spare = _node(org_a)
-    assert _pair(org_a, spare).pk == first.pk
+    assert pair_antminer(org_a, spare, HOST).pk == first.pk
     with pytest.raises(ApplicationError, match="already paired to this node"):
-        _pair(org_a, spare)
+        pair_antminer(org_a, spare, HOST)

@@ -22,7 +22,7 @@ from fleet.selectors import fleet_summary
 from fleetnode.protocol import ProtocolError
 from tests.accounts.pages.support import assert_csp_clean, html, signed_in
 from tests.conftest import OrgWorld
-from tests.fleet.nodes.support import GATEWAY, FakeNode, enroll, new_code
+from tests.fleet.nodes.support import GATEWAY, FakeNode, enroll, new_code, pair_antminer
 
 pytestmark = pytest.mark.django_db
 
@@ -43,17 +43,6 @@ def _node(org: OrgWorld, site: int | None = None) -> FleetNode:
     return FleetNode.unscoped.select_related("site").get(pk=response.json()["node_id"])
 
 
-def _pair(org: OrgWorld, node: FleetNode, host: str = "10.9.1.5", site: int = 0) -> Miner:
-    return ownership.miner_pair_via_node(
-        actor=Actor.for_user(org.users["admin"]),
-        node=node,
-        site=org.sites[site],
-        host=host,
-        port=80,
-        driver="antminer",
-    )
-
-
 def _api(org: OrgWorld) -> APIClient:
     client = APIClient()
     client.force_authenticate(org.users["admin"])
@@ -63,7 +52,7 @@ def _api(org: OrgWorld) -> APIClient:
 # 1. released miners ----------------------------------------------------------------------------
 def test_a_revoke_makes_released_miners_unknown_and_drops_their_hashrate(org_a: OrgWorld) -> None:
     node = _node(org_a)
-    miner = _pair(org_a, node)
+    miner = pair_antminer(org_a, node, "10.9.1.5")
     Miner.unscoped.filter(pk=miner.pk).update(health=MinerHealth.OK)
     MinerLatest.objects.create(
         miner=miner, hashrate_ths=110.0, power_w=3200.0, max_temp_c=70.0, updated_at=timezone.now()
@@ -102,7 +91,7 @@ def test_pairing_takes_what_discovery_allowed_networks_lists(
     org_a: OrgWorld, settings: Any
 ) -> None:
     settings.DISCOVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    assert _pair(org_a, _node(org_a), host="127.3.0.9").host == "127.3.0.9"
+    assert pair_antminer(org_a, _node(org_a), "127.3.0.9").host == "127.3.0.9"
 
 
 # 6. the node's site ----------------------------------------------------------------------------
@@ -116,20 +105,20 @@ def test_a_node_of_one_site_refuses_a_miner_of_another(org_a: OrgWorld) -> None:
     )
     assert response.status_code == 400
     assert org_a.sites[0].name in response.json()["site"][0]
-    assert _pair(org_a, node, host="10.9.1.6", site=0).site_id == org_a.sites[0].pk
+    assert pair_antminer(org_a, node, "10.9.1.6", site=0).site_id == org_a.sites[0].pk
 
 
 def test_a_released_miner_is_not_moved_to_another_site(org_a: OrgWorld) -> None:
     old = _node(org_a)
-    miner = _pair(org_a, old, host="10.9.1.7", site=1)
+    miner = pair_antminer(org_a, old, "10.9.1.7", site=1)
     lifecycle.node_revoke(actor=Actor.for_user(org_a.users["admin"]), node=old)
     new = _node(org_a)
     with pytest.raises(ApplicationError, match="belongs to site") as refused:
-        _pair(org_a, new, host="10.9.1.7", site=0)
+        pair_antminer(org_a, new, "10.9.1.7", site=0)
     assert "site" in refused.value.errors
     miner.refresh_from_db()
     assert (miner.site_id, miner.managed_by) == (org_a.sites[1].pk, "unassigned")
-    assert _pair(org_a, new, host="10.9.1.7", site=1).pk == miner.pk  # its own site: claimed
+    assert pair_antminer(org_a, new, "10.9.1.7", site=1).pk == miner.pk  # its own site: claimed
 
 
 # 3. reclaiming through discovery ---------------------------------------------------------------
@@ -140,7 +129,7 @@ def test_discovery_through_the_replacement_node_reassigns_a_released_miner(
     from discovery.pairing import PAIRED, device_pair
 
     old = _node(org_a)
-    miner = _pair(org_a, old, host="10.9.1.8")
+    miner = pair_antminer(org_a, old, "10.9.1.8")
     lifecycle.node_revoke(actor=Actor.for_user(org_a.users["admin"]), node=old)
     new = _node(org_a)
     device = DiscoveredDevice.unscoped.create(

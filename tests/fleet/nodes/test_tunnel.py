@@ -7,21 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
 from fleet.nodes import tunnel
 from fleetnode.protocol import TUNNEL_WINDOW
-from tests.conftest import OrgWorld
-from tests.fleet.conftest import ThreadedFleet
 from tests.fleet.nodes.live import servers
-from tests.fleet.nodes.tunnelkit import World, make_world, running_agent, tunnel_rigs, until
+from tests.fleet.nodes.tunnelkit import World, running_agent, tunnel_rigs, until, world
 from tests.support import free_port
 
-__all__ = ["servers", "tunnel_rigs"]
+__all__ = ["servers", "tunnel_rigs", "world"]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 FLOOD = 32 * 1024 * 1024
@@ -34,18 +30,6 @@ def _stalled(seen: dict[str, int]) -> bool:
         seen["last"], seen["since"] = seen["written"], int(now * 1000)
         return False
     return now * 1000 - seen["since"] > 300
-
-
-@pytest.fixture
-def world(
-    org_a: OrgWorld,
-    tunnel_rigs: ThreadedFleet,
-    servers: Callable[[], str],
-    tmp_path: Path,
-    settings: Any,
-) -> World:
-    settings.DISCOVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # the rigs behind the node are on 127.x
-    return make_world(org_a, tunnel_rigs, free_port(), tmp_path, servers())
 
 
 @contextlib.asynccontextmanager

@@ -4,10 +4,6 @@ node's allowlist decides: without an entry for the port the connection is refuse
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -15,27 +11,12 @@ from accounts.actor import Actor
 from terminals import manager
 from terminals.models import SshHost
 from terminals.services.hosts import host_add
-from tests.conftest import OrgWorld
-from tests.fleet.conftest import ThreadedFleet
 from tests.fleet.nodes.live import servers
-from tests.fleet.nodes.tunnelkit import World, make_world, running_agent, tunnel_rigs, until
-from tests.support import free_port
+from tests.fleet.nodes.tunnelkit import World, running_agent, tunnel_rigs, until, world
 from tests.terminals.conftest import Sshd, sshd
 
-__all__ = ["servers", "sshd", "tunnel_rigs"]
+__all__ = ["servers", "sshd", "tunnel_rigs", "world"]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def world(
-    org_a: OrgWorld,
-    tunnel_rigs: ThreadedFleet,
-    servers: Callable[[], str],
-    tmp_path: Path,
-    settings: Any,
-) -> World:
-    settings.DISCOVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    return make_world(org_a, tunnel_rigs, free_port(), tmp_path, servers())
 
 
 def _host(world: World, sshd: Sshd) -> SshHost:

@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from yarl import URL
 
 from accounts.actor import Actor
+from accounts.models import User
 from accounts.services.tokens import api_token_create
 from fleet.models import FleetNode, Miner
 from fleet.nodes import ownership
@@ -107,11 +108,9 @@ class World:
     bigrig: BigRig
 
 
-def make_world(
-    org: OrgWorld, rigs: ThreadedFleet, bigrig_port: int, tmp_path: Path, server: str
-) -> World:
-    """Enroll a node with the state directory the agent will use, and pair two rigs to it."""
-    owner = org.users["owner"]
+def enroll_agent_state(owner: User, tmp_path: Path, server: str) -> tuple[State, FleetNode]:
+    """Enroll a node for ``owner`` whose identity, config and key are in the state directory
+    the agent will use (``tmp_path / "node-state"``), as ``fleetnode enroll`` leaves it."""
     state = State(tmp_path / "node-state")
     identity = state.identity(create=True)
     fake = enroll(owner, FakeNode(identity=identity, box=state.sealing_key()))
@@ -119,7 +118,15 @@ def make_world(
         NodeConfig(server, fake.node_id, "barn-node", fingerprint(public_bytes(identity)))
     )
     state.set_api_key(fake.api_key)
-    node = FleetNode.unscoped.get(pk=fake.node_id)
+    return state, FleetNode.unscoped.get(pk=fake.node_id)
+
+
+def make_world(
+    org: OrgWorld, rigs: ThreadedFleet, bigrig_port: int, tmp_path: Path, server: str
+) -> World:
+    """Enroll a node with the state directory the agent will use, and pair two rigs to it."""
+    owner = org.users["owner"]
+    state, node = enroll_agent_state(owner, tmp_path, server)
     actor = Actor.for_user(owner)
     entry = next(e for e in rigs.inventory if e["kind"] == "protoos")
     proto = ownership.miner_pair_via_node(
@@ -143,7 +150,20 @@ def make_world(
         name="big-behind-node",
     )
     token = api_token_create(actor=actor, user=owner, name="tunnel tests", org=org.org).secret
-    return World(org, fake.node_id, state, proto, big, token, rigs, BigRig(port=bigrig_port))
+    return World(org, node.pk, state, proto, big, token, rigs, BigRig(port=bigrig_port))
+
+
+@pytest.fixture
+def world(
+    org_a: OrgWorld,
+    tunnel_rigs: ThreadedFleet,
+    servers: Callable[[], str],
+    tmp_path: Path,
+    settings: Any,
+) -> World:
+    """A node enrolled with two rigs behind it, its server a daphne from ``servers``."""
+    settings.DISCOVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # the rigs behind the node are on 127.x
+    return make_world(org_a, tunnel_rigs, free_port(), tmp_path, servers())
 
 
 @pytest.fixture
