@@ -163,8 +163,27 @@ _db["ENGINE"] = _db["ENGINE"].replace("django.db.backends.", "django_prometheus.
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def _redis_per_test_worker(url: str) -> bool:
+    """Under pytest-xdist each worker has its own test database, so ids repeat across workers
+    (each one's first node is node 1): each worker gets its own Redis database as well, or their
+    channel groups (``node-1``), queues and caches would meet. The rewritten ``REDIS_URL`` is put
+    back in the environment, so the servers and agents a test starts use the same database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or os.environ.get("_RW_REDIS_SPLIT") == url:
+        return False
+    base, _, db = url.rpartition("/")
+    if not base.startswith("redis://") or not db.isdigit() or not worker[2:].isdigit():
+        return False
+    split = f"{base}/{(int(db) + int(worker[2:])) % 16}"
+    os.environ["REDIS_URL"] = os.environ["_RW_REDIS_SPLIT"] = split
+    return True
+
+
 # --- Redis: cache, channel layer, Celery ----------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
+if REDIS_URL and _redis_per_test_worker(REDIS_URL):
+    REDIS_URL = os.environ["REDIS_URL"]
 if REDIS_URL:
     CACHES = {
         "default": {
