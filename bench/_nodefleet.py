@@ -1,6 +1,6 @@
 """The node fleet of bench.control_stream: N fleet nodes in one process (asyncio + uvloop,
 aiohttp), each doing what the agent's control-stream loop does (fleetnode/client.py): connect
-with its session token, ``hello``, wait for ``welcome`` (10 s), a heartbeat right away and then
+with its session token, ``hello``, wait for ``welcome`` (the agent's ``WELCOME_TIMEOUT_S``), a heartbeat right away and then
 every ``heartbeat_interval_s``, every command's signature verified against the welcome's keys
 and acked ``accepted`` then ``ok``, telemetry batches with up to 4 unacknowledged; after a close,
 reconnect with the agent's backoff (`fleetnode.backoff.Backoff`, full jitter, 1 s base).
@@ -28,8 +28,8 @@ import aiohttp
 from bench._django import ms, pct
 from fleetnode import protocol
 from fleetnode.backoff import Backoff
+from fleetnode.client import WELCOME_TIMEOUT_S  # the agent's own wait for welcome
 
-WELCOME_TIMEOUT_S = 10.0
 ACK_WINDOW = 4
 CLOSE_DROPPED = 4000  # our own close in the "drop" phase: a network blip, not a shutdown
 

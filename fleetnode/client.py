@@ -44,7 +44,9 @@ from fleetnode.tunnel import Tunnels
 
 log = logging.getLogger("fleetnode.client")
 
-WELCOME_TIMEOUT_S = 10.0
+# A server that accepted the socket is working off a queue of hellos (a reconnect storm after a
+# restart): waiting for it is cheaper for everyone than giving up and queueing a new hello.
+WELCOME_TIMEOUT_S = 30.0
 REFRESH_MARGIN_S = 60.0  # reconnect with a new session this long before the old one expires
 ACK_WINDOW = 4  # telemetry batches in flight without a batch_ack
 ACK_TIMEOUT_S = 30.0
