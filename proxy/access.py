@@ -135,16 +135,22 @@ def resolve(caller: Caller, *, miner_id: int, method: str, path: str) -> Grant:
 
 def rig_of(miner: Miner) -> Rig:
     """The snapshot the proxy dials, after the request-time address check."""
+    return _rig(miner, host=check_address(miner.host), credentials=credentials_for(miner))
+
+
+def _rig(miner: Miner, *, host: str, credentials: Any, **extra: Any) -> Rig:
+    """The fields every rig snapshot takes from its miner; the port is always the web API's."""
     return Rig(
         miner_id=miner.pk,
         org_id=miner.org_id,
         site_id=miner.site_id,
         name=miner.name,
         driver=miner.driver,
-        host=check_address(miner.host),
-        port=web_port(miner),
+        host=host,
+        port=web_port(miner),  # the web API (an Antminer's CGI), never its RPC port
         scheme=miner.scheme or None,
-        credentials=credentials_for(miner),
+        credentials=credentials,
+        **extra,
     )
 
 
@@ -162,15 +168,10 @@ def node_rig(miner: Miner) -> Rig:
     assert node is not None
     if not node.channel_name:
         raise Refusal(502, f"fleet node {node.name} is not connected")
-    return Rig(
-        miner_id=miner.pk,
-        org_id=miner.org_id,
-        site_id=miner.site_id,
-        name=miner.name,
-        driver=miner.driver,
+    # the node dials it (its own address checks), with the credentials it holds
+    return _rig(
+        miner,
         host=miner.host,
-        port=web_port(miner),  # the node dials it: the web CGI, not an Antminer's RPC port
-        scheme=miner.scheme or None,
         credentials=None,
         node_label=f"fleet node {node.name}",
         node_id=node.pk,
