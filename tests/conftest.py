@@ -12,6 +12,9 @@ from rest_framework.test import APIClient
 
 from accounts.actor import Actor
 from accounts.models import Membership, Organization, Role, Site, User
+from tests import asyncio_teardown
+
+asyncio_teardown.install()
 
 PASSWORD = "correct-horse-battery-9"
 ROLES = ("owner", "admin", "operator", "viewer", "field_tech")
