@@ -5,13 +5,14 @@ behind once and then waits for them without a limit. A task whose cancellation g
 library that swallows one ``CancelledError``, e.g. inside a Redis read loop that then goes round
 again) made that wait endless: one CI run hung at the teardown of a test that had passed, until
 pytest-timeout ended it after 300 s. Here the leftovers are cancelled again every second, for up
-to ``LIMIT_S``; any that still run are reported with their stacks on stderr and left behind, so
-the run goes on and the report says which task it was."""
+to ``LIMIT_S``; any that still run are reported with their stacks (a warning in the run's
+summary) and left behind, so the run goes on and says which task it was."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
+import io
+import warnings
 from asyncio import runners
 from typing import Any
 
@@ -30,8 +31,13 @@ def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
         _, pending = loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
         waited += 1.0
     for task in pending:
-        print(f"\n[teardown] task still running after {LIMIT_S:g} s of cancels:", file=sys.stderr)
-        task.print_stack(file=sys.stderr)
+        stack = io.StringIO()
+        task.print_stack(file=stack)
+        warnings.warn(
+            f"a task still ran after {LIMIT_S:g} s of cancels: {stack.getvalue()}",
+            RuntimeWarning,
+            stacklevel=1,
+        )
     for task in left - pending:
         if task.cancelled():
             continue
