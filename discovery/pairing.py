@@ -1,8 +1,9 @@
 """Pairing found devices: a bulk job (``/jobs/<id>/``) with a per-device outcome — paired,
 default password, auth needed, failed. Each outcome is also stored on the device
 (``pair_outcome``/``pair_error``) and published live to the run it was paired from, so the
-discovery page's devices table shows it (a device that failed has no miner, so the job page,
-which lists miners, can't); the job's ``params.run`` links the job back to that run.
+discovery page's devices table shows it; the job page and ``/api/v1/jobs/{id}/`` list every
+device's result, those that failed (no miner) by the device's site. The job's ``params.run``
+links the job back to that run.
 
 Each device is paired under a row lock on its ``DiscoveredDevice``, so two attempts at once
 (the cloud and a node, or two operators) can't both win: the second finds it paired. A device
@@ -97,7 +98,12 @@ def pairing_create(
     job.sealed_params = crypto.encrypt(json.dumps(secret), org_id=org.pk, label=job.secret_label)
     job.save(update_fields=["sealed_params"])
     JobItem.objects.bulk_create(
-        JobItem(job=job, miner=d.miner, miner_name=f"{d.driver} {d.host}:{d.port}"[:120])
+        JobItem(
+            job=job,
+            miner=d.miner,
+            site_id=d.site_id,
+            miner_name=f"{d.driver} {d.host}:{d.port}"[:120],
+        )
         for d in devices
     )
     activity_record(

@@ -14,10 +14,19 @@ from typing import Any
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from fleet.models import Miner, MinerHealth, Sample, SampleRollup
+from accounts.models import Site
+from fleet.models import Job, JobItem, Miner, MinerHealth, Sample, SampleRollup
 
 MAX_POINTS = 2000
 ROLLUP_STEP = 300  # the fleet chart's buckets: the 5-minute rollups
+
+
+def job_items_visible(job: Job, user: Any, miners: QuerySet[Miner]) -> QuerySet[JobItem]:
+    """The job's per-miner results the caller may see: those of ``miners`` (the miners they
+    can read), and those without a miner (deleted since, or a device that failed to pair) at
+    a site where they may read miners."""
+    sites = Site.objects.restrict(user, "miner:read")
+    return job.items.filter(Q(miner__in=miners) | Q(miner__isnull=True, site__in=sites))
 
 
 def samples_series(

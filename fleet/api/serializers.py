@@ -12,6 +12,7 @@ from accounts.models import Site
 from fleet.actions import ACTIONS, POOL_URL_PATTERN
 from fleet.models import Job, JobItem, JobStatus, Miner, MinerHealth, MinerLatest
 from fleet.models.telemetry import LATEST_FIELDS
+from fleet.selectors import job_items_visible
 from miners.registry import NATIVE_API_PREFIXES
 
 
@@ -187,7 +188,7 @@ class JobDetailSerializer(JobSerializer):
         visible = self.context.get("visible_miners")
         items = job.items.all()
         if visible is not None:
-            items = items.filter(miner__in=visible)
+            items = job_items_visible(job, self.context["request"].user, visible)
         return list(JobItemSerializer(items, many=True).data)
 
 

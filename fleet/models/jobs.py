@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Organization, ScopedModel
+from accounts.models import Organization, ScopedModel, Site
 from fleet.models.miners import Miner
 
 
@@ -60,10 +60,13 @@ class Job(ScopedModel):
 
 
 class JobItem(models.Model):
-    """One miner's part of a job, with its result."""
+    """One miner's part of a job, with its result. ``site`` is where the item was acted on:
+    an item whose miner is gone (or never came: a device that failed to pair) is shown to
+    those who may read miners there."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
     miner = models.ForeignKey(Miner, on_delete=models.SET_NULL, null=True, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.SET_NULL, null=True, related_name="+")
     miner_name = models.CharField(max_length=120)
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING)
     error = models.CharField(max_length=500, blank=True)

@@ -113,6 +113,7 @@ def job_create(
         JobItem(
             job=job,
             miner=m,
+            site_id=m.site_id,
             miner_name=m.name,
             status=ItemStatus.SKIPPED if reasons[m.pk] else ItemStatus.PENDING,
             error=reasons[m.pk][:500],

@@ -18,6 +18,7 @@ from accounts.views.base import PageRequest, render_page, scoped_get
 from fleet.actions import ACTIONS
 from fleet.forms import action_label
 from fleet.models import Job, JobStatus
+from fleet.selectors import job_items_visible
 from fleet.services import jobs
 from fleet.views.base import fleet_page, visible_miners
 
@@ -50,7 +51,7 @@ def job_detail(request: PageRequest, org: Organization, pk: int) -> HttpResponse
     job = _job(request, org, pk)
     context = job_context(request, job) | {"org": org}
     # per-miner results of the miners the caller can see, as the API gives them
-    items = job.items.filter(miner__in=visible_miners(request, org))
+    items = job_items_visible(job, request.user, visible_miners(request, org))
     if request.htmx and request.GET.get("view") == "status":
         problems = items.exclude(error="").values_list("miner_name", "error")[:3]
         return render(request, "fleet/jobs/_status.html", context | {"problems": problems})

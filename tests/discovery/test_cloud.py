@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from accounts.actor import Actor
+from accounts.models import Role, SiteRoleAssignment
 from discovery import cloud, pairing, services
 from discovery.models import DiscoveredDevice, DiscoveryRun, Outcome, RunStatus
 from fleet.models import Job, JobStatus, Miner
 from miners.scan import Found
-from tests.conftest import OrgWorld
+from tests.conftest import OrgWorld, make_user
 from tests.fleet.conftest import PASSWORD, ThreadedFleet
 from tests.miners.conftest import PORT_OFFSET
 
@@ -134,3 +138,39 @@ def test_a_viewer_cannot_start_a_run(org_a: OrgWorld) -> None:
             site=org_a.sites[0],
             target_list=["127.0.0.1"],
         )
+
+
+def test_a_pairing_jobs_failed_devices_show_on_its_page_and_in_the_api(
+    org_a: OrgWorld, org_b: OrgWorld, sims: ThreadedFleet
+) -> None:
+    """A device that failed to pair has no miner; its result is still the job's, shown to
+    those who may read miners at the device's site, and to nobody else."""
+    run = cloud_run(org_a, sims)
+    devices = sorted(DiscoveredDevice.unscoped.filter(run=run), key=lambda d: d.host)
+    proto = next(d for d in devices if d.driver == "protoos")
+    actor = Actor.for_user(org_a.users["operator"])
+    job = pairing.pairing_create(
+        actor=actor, org=org_a.org, devices=[proto], password="wrong-pass-1"
+    )
+    pairing.pairing_execute(job.pk)
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (0, 1)
+    label = f"{proto.driver} {proto.host}:{proto.port}"
+
+    def shown(user: Any) -> tuple[int, bool, list[str]]:
+        client = Client()
+        client.force_login(user)
+        page = client.get(reverse("job-page", args=[job.pk]))
+        api = client.get(f"/api/v1/jobs/{job.pk}/", HTTP_ACCEPT="application/json")
+        names = [i["miner_name"] for i in api.json()["items"]] if api.status_code == 200 else []
+        return page.status_code, label in page.content.decode(), names
+
+    assert shown(org_a.users["viewer"]) == (200, True, [label])
+    # no miner:read at the device's site (a site role narrower than the org's viewer role)
+    blind = make_user("blind@alpha.example", org_a.org, "viewer")
+    nothing = Role.unscoped.create(org=org_a.org, slug="nothing", name="Nothing", permissions=[])
+    SiteRoleAssignment.unscoped.create(user=blind, site=proto.site, role=nothing)
+    status, seen, names = shown(blind)
+    assert (seen, names) == (False, [])
+    # another org's member: the job is not there at all
+    assert shown(org_b.users["owner"])[0] == 404
