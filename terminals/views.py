@@ -1,6 +1,7 @@
 """Terminal pages: the workspace (tabs, a grid of xterm.js panes, the sessions sidebar), the
-hosts (list, add, one host with its fingerprint and re-trust), the recordings with their
-player, and the org's recording policy. Thin: writes are service calls, reads ``restrict``."""
+hosts (list, add, one host with its fingerprint and re-trust), remote commands on many hosts,
+the recordings with their player, and the org's recording policy. Thin: writes are service
+calls, reads ``restrict``."""
 
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ from accounts.forms import add_service_errors
 from accounts.models import Organization, Site
 from accounts.permissions import PUBLIC
 from accounts.routes import declare
-from accounts.views.base import PageRequest, scoped_get
+from accounts.views.base import PageRequest, render_page, scoped_get
 from fleet.views.base import fleet_page, holds_in_org
+from terminals import remote
 from terminals.forms import HostForm, PolicyForm
+from terminals.forms_remote import RemoteRunForm
 from terminals.models import SshHost
 from terminals.selectors import open_sessions, visible_hosts, visible_recordings
 from terminals.services import hosts as host_services
 from terminals.services import recordings as recording_services
+from terminals.services.remote import RemoteRun, remote_run
 
 
 def xterm_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -114,6 +118,40 @@ def host_add(request: PageRequest, org: Organization) -> HttpResponse:
             messages.success(request, f"Added {host.name}. Its host key is pinned on first use.")
             return redirect("ssh-host-page", pk=host.pk)
     return render(request, "terminals/hosts/add.html", {"org": org, "form": form})
+
+
+@fleet_page("terminal:open")
+@require_http_methods(["GET", "POST"])
+def commands(request: PageRequest, org: Organization) -> HttpResponse:
+    """GET: the form (htmx asks for it alone when the command changes); POST: the run, then
+    its results above the form, or the form with its errors (400)."""
+    hosts = visible_hosts(request.user, org.pk)
+    run: RemoteRun | None = None
+    if request.method == "POST":
+        form = RemoteRunForm(request.POST, hosts=hosts)
+        if form.is_valid():
+            try:
+                run = remote_run(actor=Actor.for_request(request), **form.service_kwargs())
+            except Refusal as exc:
+                add_service_errors(form, exc)
+    else:
+        initial = {"command": request.GET.get("command"), "hosts": request.GET.getlist("hosts")}
+        form = RemoteRunForm(initial=initial, hosts=hosts)
+    context = {
+        "org": org,
+        "catalog": list(remote.COMMANDS.values()),
+        "form": form,
+        "run": run,
+        "max_hosts": remote.MAX_HOSTS,
+        "timeout": f"{remote.COMMAND_TIMEOUT:g}",
+        "can_manage": holds_in_org(request.user, "terminal:manage", org),
+    }
+    response = render_page(
+        request, "terminals/commands/page.html", "terminals/commands/_form.html", context
+    )
+    if form.is_bound and run is None:
+        response.status_code = 400
+    return response
 
 
 def _host(request: PageRequest, org: Organization, pk: int) -> SshHost:
