@@ -3,8 +3,9 @@
  * The shells live on the server (docs/terminals.md). A pane is a view of one session over
  * /ws/terminals/{id}/: it attaches with the last byte it rendered, writes the binary output
  * frames (8-byte big-endian seq, then bytes) into xterm and acknowledges what xterm rendered.
- * The layout (tabs, the session shown in each pane, columns, font size) is kept in
- * sessionStorage, so a reload re-opens the same sessions; a fresh page has an empty screen,
+ * The layout (tabs, the session shown in each pane, columns, font size, and each tab's column
+ * widths and row heights from the splitters of term-splitters.js) is kept in sessionStorage,
+ * so a reload re-opens the same sessions; a fresh page has an empty screen,
  * so it attaches from 0 and the server replays its ring buffer (up to 1 MiB) into it.
  *
  * Close codes: 4401 the login expired (the session is parked): check the login and reattach,
@@ -15,7 +16,7 @@
   "use strict";
 
   var root = document.querySelector("[data-terminals]");
-  if (!root || !window.Terminal) return;
+  if (!root || !window.Terminal || !window.rwSplitters) return;
 
   var STORE = "rw.terminals.v1";
   var INPUT_CHUNK = 16384; // characters per input frame (the server takes up to 64 KiB)
@@ -48,6 +49,9 @@
   });
 
   // --- layout state ---------------------------------------------------------------------
+  // {tabs: [{id, name, panes: [session ids], colSizes?, rowSizes?}], active, next, columns,
+  // font}; colSizes/rowSizes are the splitters' fractions (absent: equal tracks; older layouts
+  // have none, and term-splitters.js drops any that don't fit the grid's shape)
   function load() {
     try {
       var saved = JSON.parse(sessionStorage.getItem(STORE) || "null");
@@ -62,6 +66,7 @@
 
   var panes = {}; // session id → Pane
   var gridFor = {}; // tab id → grid element
+  var splittersFor = {}; // tab id → its grid's splitters
   var activePane = null;
 
   // --- login expiry: bounded automatic retries ------------------------------------------
@@ -285,14 +290,39 @@
       g.className = "term-grid";
       g.setAttribute("data-grid", String(tabId));
       grids.appendChild(g);
+      splittersFor[tabId] = window.rwSplitters(g, { minimum: minimum, resized: function (sizes, done) {
+        var t = tab(tabId);
+        if (!t) return;
+        keepSizes(t, sizes);
+        fitTab(t); // each pane refits and sends its new size (Pane.fit → onResize → sendSize)
+        if (done) save();
+      } });
     }
     return gridFor[tabId];
+  }
+  // the smallest a pane may be dragged to: about 10 columns by 3 rows of text (with its title
+  // bar), and never under 120 px wide
+  function minimum(axis) {
+    if (axis === "columns") return Math.max(120, Math.ceil(state.font * 0.6 * 10) + 16);
+    return Math.max(80, Math.ceil(state.font * 1.2 * 3) + 32);
+  }
+  function keepSizes(t, sizes) {
+    if (sizes.columns) t.colSizes = sizes.columns; else delete t.colSizes;
+    if (sizes.rows) t.rowSizes = sizes.rows; else delete t.rowSizes;
+  }
+  function fitTab(t) {
+    t.panes.forEach(function (id) { if (panes[id]) panes[id].fit(); });
   }
   function layout() {
     var current = activeTab();
     state.active = current.id;
     Object.keys(gridFor).forEach(function (id) {
-      if (!tab(Number(id))) { gridFor[id].remove(); delete gridFor[id]; }
+      if (!tab(Number(id))) {
+        splittersFor[id].dispose();
+        gridFor[id].remove();
+        delete gridFor[id];
+        delete splittersFor[id];
+      }
     });
     state.tabs.forEach(function (t) {
       var g = grid(t.id);
@@ -300,7 +330,9 @@
       var n = t.panes.length;
       var cols = state.columns === "auto" ? Math.max(1, Math.ceil(Math.sqrt(n))) : Number(state.columns);
       cols = Math.max(1, Math.min(cols, Math.max(n, 1)));
-      g.style.gridTemplateColumns = "repeat(" + cols + ", minmax(0, 1fr))";
+      // sizes kept while the grid keeps its number of columns (rows); otherwise equal again
+      var sizes = { columns: t.colSizes, rows: t.rowSizes };
+      keepSizes(t, splittersFor[t.id].update(cols, Math.ceil(n / cols), sizes));
       t.panes.forEach(function (id) {
         var pane = panes[id] || (panes[id] = new Pane(id));
         if (pane.el.parentNode !== g || !pane.opened) pane.mount(g);
@@ -310,9 +342,7 @@
     renderTabs();
     renderList();
     save();
-    requestAnimationFrame(function () {
-      current.panes.forEach(function (id) { if (panes[id]) panes[id].fit(); });
-    });
+    requestAnimationFrame(function () { fitTab(current); });
   }
   function renderTabs() {
     tabsEl.textContent = "";
@@ -463,7 +493,7 @@
     b.addEventListener("click", function () {
       state.font = Math.max(8, Math.min(32, state.font + Number(b.getAttribute("data-font"))));
       Object.keys(panes).forEach(function (id) { panes[id].term.options.fontSize = state.font; panes[id].fit(); });
-      save();
+      layout(); // the splitters' minimum follows the font size
     });
   });
   function current() { return activePane || panes[activeTab().panes[0]]; }
@@ -488,9 +518,7 @@
   });
   root.querySelector("[data-search-next]").addEventListener("click", function () { find(true); });
   root.querySelector("[data-search-prev]").addEventListener("click", function () { find(false); });
-  window.addEventListener("resize", function () {
-    activeTab().panes.forEach(function (id) { if (panes[id]) panes[id].fit(); });
-  });
+  window.addEventListener("resize", function () { fitTab(activeTab()); });
 
   // sessions of this layout that are gone (ended elsewhere) drop out; the rest reattach
   state.tabs.forEach(function (t) {

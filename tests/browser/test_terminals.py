@@ -174,3 +174,127 @@ def test_login_expiry_shows_expired_then_reattaches_after_sign_in(
     run(page, 0, "echo after-$$")
     assert wait_for_text(page, 0, r"after-(\d+)").group(1) == pid
     assert TerminalSession.unscoped.count() == 1
+
+
+def stty_size(page: Page, index: int, tag: str) -> tuple[int, int]:
+    """The size of pane ``index``'s terminal as the remote shell sees it: (rows, columns)."""
+    run(page, index, f"echo {tag}-$(stty size | tr ' ' x)-end")
+    found = wait_for_text(page, index, rf"{tag}-(\d+)x(\d+)-end")
+    return int(found.group(1)), int(found.group(2))
+
+
+def widths(page: Page) -> list[float]:
+    boxes = [page.locator(".term-pane").nth(i).bounding_box() for i in range(2)]
+    assert boxes[0] and boxes[1]
+    return [boxes[0]["width"], boxes[1]["width"]]
+
+
+def test_splitter_resizes_the_panes_and_the_remote_terminal(
+    live_context: Any, org_a: OrgWorld, sshd: Sshd, tmp_path: Path
+) -> None:
+    """Two panes side by side: dragging the handle between them widens the left one and the
+    shell sees the new size (stty); arrow keys move it too; the sizes survive a reload; a
+    double-click makes the columns equal again, and so does another column count."""
+    add_host(org_a, sshd)
+    page = live_context.new_page()
+    page.goto("/terminals/")
+    sign_in(page, "operator@alpha.example", PASSWORD)
+    expect(page.locator("[data-terminals]")).to_have_attribute("data-ready", "")
+    for _ in range(2):
+        page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.locator(".term-pane")).to_have_count(2)
+    for i in range(2):
+        expect(page.locator(".term-pane").nth(i).locator("[data-pane-status]")).to_have_text(
+            "Attached", timeout=20_000
+        )
+    visible = page.locator(".term-grid:not([hidden])")
+    split = visible.get_by_role("separator", name="Resize columns 1 and 2")
+    expect(split).to_have_attribute("aria-orientation", "vertical")
+    expect(split).to_have_attribute("aria-valuenow", "50")
+    expect(visible.locator("[role=separator][aria-orientation=horizontal]")).to_have_count(0)
+    before = widths(page)
+    assert abs(before[0] - before[1]) < 2
+    cols_before = [stty_size(page, i, f"before{i}")[1] for i in range(2)]
+
+    box = split.bounding_box()
+    assert box
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 240, y, steps=12)
+    page.mouse.up()
+    after = widths(page)
+    assert after[0] > before[0] + 220 and after[1] < before[1] - 220
+    assert int(split.get_attribute("aria-valuenow") or 0) > 60
+    cols_after = [stty_size(page, i, f"after{i}")[1] for i in range(2)]
+    assert cols_after[0] > cols_before[0] + 15  # the remote terminal got wider
+    assert cols_after[1] < cols_before[1] - 15
+    page.mouse.move(x + 240, y)  # the handle shows under the pointer
+    page.screenshot(path=str(shots(tmp_path) / "terminals-splitter.png"), caret="initial")
+
+    # a finger: touch events become pointer events (the handle has touch-action: none)
+    cdp = live_context.new_cdp_session(page)
+    box = split.bounding_box()
+    assert box
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for kind, dx in (("touchStart", 0), ("touchMove", -40), ("touchMove", -80), ("touchEnd", -80)):
+        points = [] if kind == "touchEnd" else [{"x": x + dx, "y": y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+    touched = widths(page)
+    assert abs(touched[0] - (after[0] - 80)) < 2
+
+    split.focus()
+    page.keyboard.press("ArrowLeft")  # 16 px
+    keyed = widths(page)
+    assert abs(keyed[0] - (touched[0] - 16)) < 2
+
+    page.reload()
+    expect(page.locator("[data-terminals]")).to_have_attribute("data-ready", "")
+    expect(page.locator(".term-pane")).to_have_count(2)
+    for i in range(2):
+        expect(page.locator(".term-pane").nth(i).locator("[data-pane-status]")).to_have_text(
+            "Attached", timeout=20_000
+        )
+    reloaded = widths(page)
+    assert all(abs(a - b) < 2 for a, b in zip(reloaded, keyed, strict=True))
+    assert stty_size(page, 0, "reloaded")[1] < cols_after[0]  # the 16 px the key took
+
+    split.dblclick()  # equal again
+    expect(split).to_have_attribute("aria-valuenow", "50")
+    equal = widths(page)
+    assert abs(equal[0] - equal[1]) < 2
+    assert stty_size(page, 0, "equal")[1] == cols_before[0]
+    stored = page.evaluate("JSON.parse(sessionStorage.getItem('rw.terminals.v1'))")
+    assert "colSizes" not in stored["tabs"][0]  # equal: the shape of a layout stored before
+
+    # another column count: one column of two rows, a handle between the rows, and the
+    # column widths (2 columns) no longer apply
+    split.focus()
+    page.keyboard.press("End")
+    assert widths(page)[1] < 200  # down to the minimum
+    page.locator("[data-columns]").select_option("1")
+    expect(visible.locator("[role=separator]")).to_have_count(1)
+    row_split = visible.get_by_role("separator", name="Resize rows 1 and 2")
+    expect(row_split).to_have_attribute("aria-orientation", "horizontal")
+    tops = [page.locator(".term-pane").nth(i).bounding_box() for i in range(2)]
+    box = row_split.bounding_box()
+    assert tops[0] and tops[1] and box
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y + 100, steps=5)
+    page.mouse.up()
+    taller = page.locator(".term-pane").first.bounding_box()
+    assert taller and abs(taller["height"] - (tops[0]["height"] + 100)) < 2
+    page.locator("[data-columns]").select_option("auto")
+    expect(split).to_have_attribute("aria-valuenow", "50")
+
+    # a stored layout with sizes that don't fit is drawn with equal columns
+    page.evaluate(
+        "const s = JSON.parse(sessionStorage.getItem('rw.terminals.v1'));"
+        "s.tabs[0].colSizes = [0.9, 'x']; s.tabs[0].rowSizes = 7;"
+        "sessionStorage.setItem('rw.terminals.v1', JSON.stringify(s));"
+    )
+    page.reload()
+    expect(page.locator(".term-pane")).to_have_count(2)
+    expect(split).to_have_attribute("aria-valuenow", "50")
