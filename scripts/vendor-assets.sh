@@ -20,3 +20,7 @@ copy @xterm/xterm/lib/xterm.js xterm/xterm.js
 copy @xterm/xterm/css/xterm.css xterm/xterm.css
 copy @xterm/addon-fit/lib/addon-fit.js xterm/addon-fit.js
 copy @xterm/addon-search/lib/addon-search.js xterm/addon-search.js
+# the bundles name their source maps (sourceMappingURL): hashed static storage needs them present
+copy @xterm/xterm/lib/xterm.js.map xterm/xterm.js.map
+copy @xterm/addon-fit/lib/addon-fit.js.map xterm/addon-fit.js.map
+copy @xterm/addon-search/lib/addon-search.js.map xterm/addon-search.js.map
