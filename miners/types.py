@@ -9,6 +9,7 @@ has to guess whether a hashrate is in GH/s or TH/s.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -85,11 +86,21 @@ HOT_CHIP_C = 90.0
 CRITICAL_CHIP_C = 105.0
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _jsonable(value: Any) -> Any:
     """Dataclasses → dicts, enums → their values, sets → sorted lists; cheap enough to run
     on every poll (no deepcopy, unlike ``dataclasses.asdict``)."""
+    if isinstance(value, _PLAIN) and not isinstance(value, Enum):
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _jsonable(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, list | tuple):

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
 from accounts.permissions import PUBLIC
+from fleet.dbthreads import DbThreads
 from fleet.models import NodeStatus
 from fleet.nodes import live as node_live
 from fleet.nodes import ownership, sessions, stream, tunnel
@@ -42,15 +42,16 @@ HEARTBEAT_WRITE_S = 5.0  # at most one heartbeat write per node per 5 s (a flood
 # The stream's database work runs on these threads, not on the process's one thread-sensitive
 # thread (which every sync view and consumer of the process queues on): session lookups,
 # hellos, acks and batches of many nodes overlap. Each thread keeps its own connection
-# (CONN_MAX_AGE). Per-node order holds: the consumer awaits each frame's work before the next.
+# (CONN_MAX_AGE), checked every few seconds rather than with a SELECT 1 per call
+# (fleet.dbthreads). Per-node order holds: the consumer awaits each frame's work before the next.
 DB_THREADS = 4
 HELLO_DRAIN_S = 5.0  # a disconnect waits this long for a hello's database step to end
-_DB_POOL = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="rw-node-db")
+_DB = DbThreads("rw-node-db", lambda: DB_THREADS, sqlite_shared=False)
 
 
 def db(fn: Any) -> Any:
     """``fn`` on the stream's database threads (see ``DB_THREADS``)."""
-    return database_sync_to_async(fn, thread_sensitive=False, executor=_DB_POOL)
+    return functools.partial(_DB.run, fn)
 
 
 _HANDLERS = {

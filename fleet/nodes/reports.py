@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
+from collections.abc import Callable
 from enum import Enum
 from functools import cache
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -28,61 +29,112 @@ class ReportError(ValueError):
     pass
 
 
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
+Coerce = Callable[[Any, str], Any]
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
+    return _coercer(tp)(value, where)
+
+
+@cache
+def _coercer(tp: Any) -> Coerce:
+    """The check of one annotated type, worked out once per type (every report of every
+    miner goes through these)."""
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None and len(args) < len(get_args(tp)):
-            return None
-        return _coerce(args[0], value, where)
+        optional = len(args) < len(get_args(tp))
+        first = args[0]
+
+        def union(value: Any, where: str) -> Any:
+            if value is None and optional:
+                return None
+            return _coercer(first)(value, where)
+
+        return union
     if origin is list:
-        if not isinstance(value, list) or len(value) > MAX_LIST:
-            raise ReportError(f"{where}: expected a list of at most {MAX_LIST}")
-        return [_coerce(get_args(tp)[0], v, f"{where}[]") for v in value]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ReportError(f"{where}: expected a boolean")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**53:
-            raise ReportError(f"{where}: expected an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ReportError(f"{where}: expected a number")
-        if not math.isfinite(value) or abs(value) > 1e15:
-            raise ReportError(f"{where}: expected a finite number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ReportError(f"{where}: expected a string")
-        return value[:MAX_STRING]
+        item = get_args(tp)[0]
+
+        def many(value: Any, where: str) -> Any:
+            if not isinstance(value, list) or len(value) > MAX_LIST:
+                raise ReportError(f"{where}: expected a list of at most {MAX_LIST}")
+            one, inner = _coercer(item), f"{where}[]"
+            return [one(v, inner) for v in value]
+
+        return many
     if isinstance(tp, type) and issubclass(tp, Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            raise ReportError(f"{where}: unknown value") from None
+        enum = tp
+
+        def member(value: Any, where: str) -> Any:
+            try:
+                return enum(value)
+            except ValueError:
+                raise ReportError(f"{where}: unknown value") from None
+
+        return member
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
+        cls = tp
+        return lambda value, where: _build(cls, value, where)
+    return _SCALARS.get(tp, _refused)
+
+
+def _boolean(value: Any, where: str) -> Any:
+    if not isinstance(value, bool):
+        raise ReportError(f"{where}: expected a boolean")
+    return value
+
+
+def _integer(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**53:
+        raise ReportError(f"{where}: expected an integer")
+    return value
+
+
+def _number(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ReportError(f"{where}: expected a number")
+    if not math.isfinite(value) or abs(value) > 1e15:
+        raise ReportError(f"{where}: expected a finite number")
+    return float(value)
+
+
+def _string(value: Any, where: str) -> Any:
+    if not isinstance(value, str):
+        raise ReportError(f"{where}: expected a string")
+    return value[:MAX_STRING]
+
+
+def _refused(value: Any, where: str) -> Any:
     raise ReportError(f"{where}: not accepted from a node")
+
+
+_SCALARS: dict[Any, Coerce] = {bool: _boolean, int: _integer, float: _number, str: _string}
+
+
+@cache
+def _plan(cls: type) -> list[tuple[str, bool, Any]]:
+    """(name, required, annotated type) of each field of ``cls``."""
+    hints = get_type_hints(cls)
+    return [
+        (
+            f.name,
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            hints[f.name],
+        )
+        for f in dataclasses.fields(cls)
+    ]
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ReportError(f"{where}: expected an object")
-    hints = _hints(cls)
     values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ReportError(f"{where}.{f.name}: required")
+    for name, required, tp in _plan(cls):
+        if name not in data:
+            if required:
+                raise ReportError(f"{where}.{name}: required")
             continue
-        values[f.name] = _coerce(hints[f.name], data[f.name], f"{where}.{f.name}")
+        values[name] = _coercer(tp)(data[name], f"{where}.{name}")
     return cls(**values)
 
 

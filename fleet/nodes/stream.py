@@ -201,9 +201,7 @@ def telemetry_handle(node_id: int, msg: dict[str, Any]) -> dict[str, Any]:
                 dropped += 1
         if outcomes:
             telemetry_ingest(
-                outcomes,
-                interval=dt.timedelta(seconds=ownership.poll_interval(node.org_id)),
-                actor=Actor.node(f"node:{node.pk} {node.name}"),
+                outcomes, actor=Actor.node(f"node:{node.pk} {node.name}"), schedule=False
             )
             ownership.identities_store(node_id, raw, owned)  # first polls carry identity
         FleetNode.unscoped.filter(pk=node_id).update(

@@ -84,10 +84,12 @@ def telemetry_ingest(
     scheduled: float | None = None,
     interval: dt.timedelta | None = None,
     actor: Actor = POLLER,
+    schedule: bool = True,
 ) -> IngestSummary:
     """Store a batch of outcomes. The next due time of each miner is ``scheduled`` (the tick
     that scheduled the poll; default: the batch's first poll start) plus its org's poll
-    interval (``interval`` overrides it for the whole batch)."""
+    interval (``interval`` overrides it for the whole batch). ``schedule=False``: the miners
+    are polled elsewhere (by their fleet node), so the cloud's schedule is left alone."""
     ids = [o.miner_id for o in outcomes]
     miners = {
         m.pk: m
@@ -155,7 +157,8 @@ def telemetry_ingest(
     Miner.unscoped.bulk_update(changed, ["health"])
     if confirmed:
         Miner.unscoped.filter(pk__in=confirmed).update(requested_power_target_w=None)
-    _schedule_next(list(miners.values()), outcomes, scheduled, interval)
+    if schedule:
+        _schedule_next(list(miners.values()), outcomes, scheduled, interval)
     transaction.on_commit(outbox.send)
     polled = sum(len(r) for r in rows.values())
     return IngestSummary(polled, ok, polled - ok, len(changed))

@@ -173,7 +173,10 @@ def test_telemetry_ingests_once_and_only_for_owned_miners(
             "not an object",
         ],
     }
+    due = Miner.unscoped.get(pk=mine.pk).next_poll_at
     ack = stream.telemetry_handle(row.pk, batch)
+    # the node polls its miners: the cloud's schedule of them is left alone
+    assert Miner.unscoped.get(pk=mine.pk).next_poll_at == due
     assert ack == {
         "type": "batch_ack",
         "batch_seq": 1,
