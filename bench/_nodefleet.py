@@ -48,6 +48,10 @@ class Fleet:
         self.telemetry_seq: dict[int, int] = {}
         self.acks: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
         self.pings: dict[str, asyncio.Future[float]] = {}
+        self.found_acks: dict[tuple[int, str, int], asyncio.Future[dict[str, Any]]] = {}
+        self.scans: list[asyncio.Task[None]] = []
+        self.scan_stats: dict[str, Any] = {}
+        self.scan_deadline = 0.0
         self.bad_signatures = 0
         self.stopping = False
         self.tasks: list[asyncio.Task[None]] = []
@@ -185,6 +189,12 @@ class Fleet:
                     },
                 )
                 return
+            if frame.get("kind") == "discover":
+                await self.send(
+                    ws, {"type": "ack", "command_id": frame["command_id"], "status": "accepted"}
+                )
+                self.scans.append(asyncio.create_task(self.discover(ws, node_id, frame)))
+                return
             for status in ("accepted", "ok"):
                 await self.send(
                     ws,
@@ -195,6 +205,11 @@ class Fleet:
                         "result": {},
                     },
                 )
+        elif kind == "batch_ack" and "command_id" in frame:
+            scan = (node_id, str(frame["command_id"]), int(frame.get("batch_seq", -1)))
+            found = self.found_acks.pop(scan, None)
+            if found is not None and not found.done():
+                found.set_result(frame)
         elif kind == "batch_ack":
             future = self.acks.pop((node_id, int(frame.get("batch_seq", -1))), None)
             if future is not None and not future.done():
@@ -331,6 +346,104 @@ class Fleet:
                 "p99": ms(pct(lat, 0.99)),
                 "max": ms(max(lat, default=None)),
             },
+        }
+
+    # --- discovery ---------------------------------------------------------------------------
+    async def discover(
+        self, ws: aiohttp.ClientWebSocketResponse, node_id: int, frame: dict[str, Any]
+    ) -> None:
+        """A `discover` as the agent answers it when every address in scope is a miner: found
+        devices in batches of `batch_max` (200), one outstanding at a time (the next after the
+        previous `batch_ack`), then the final ack. No new batch after the phase's deadline."""
+        command_id, payload = str(frame["command_id"]), frame["payload"]
+        addresses, port = list(payload["addresses"]), int(payload["ports"][0])
+        size = min(200, int(payload.get("batch_max", 200)))
+        stats = self.scan_stats
+        sent = found = batches = 0
+        for seq, at in enumerate(range(0, len(addresses), size), 1):
+            if time.perf_counter() > self.scan_deadline or ws.closed:
+                break
+            devices = [
+                {
+                    "host": host,
+                    "port": port,
+                    "scheme": "http",
+                    "driver": "protoos",
+                    "make": "Proto",
+                    "model": "Rig",
+                    "firmware": "1.8.2",
+                    "mac": "",
+                    "serial": f"B{host}",
+                }
+                for host in addresses[at : at + size]
+            ]
+            future = asyncio.get_running_loop().create_future()
+            self.found_acks[(node_id, command_id, seq)] = future
+            started = time.perf_counter()
+            stats.setdefault("first_sent", started)
+            sent += len(devices)
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                await self.send(
+                    ws,
+                    {
+                        "type": "discovery_batch",
+                        "command_id": command_id,
+                        "batch_seq": seq,
+                        "devices": devices,
+                        "probed": sent,
+                        "total": len(addresses),
+                    },
+                )
+            try:
+                ack = await asyncio.wait_for(future, 30)
+            except TimeoutError:
+                stats["unacked"] = stats.get("unacked", 0) + 1
+                break
+            stats["last_ack"] = time.perf_counter()
+            stats.setdefault("lat", []).append(stats["last_ack"] - started)
+            stats["accepted"] = stats.get("accepted", 0) + int(ack.get("accepted", 0))
+            stats["dropped"] = stats.get("dropped", 0) + int(ack.get("dropped", 0))
+            found += int(ack.get("accepted", 0))
+            batches = seq
+        status = "ok" if sent == len(addresses) else "partial"
+        result = {"total": len(addresses), "probed": sent, "found": found, "batches": batches}
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+            await self.send(
+                ws,
+                {
+                    "type": "ack",
+                    "command_id": command_id,
+                    "status": status,
+                    "result": {**result, "unacked": 0, "skipped": 0},
+                    **({"error": "the bench's time bound"} if status == "partial" else {}),
+                },
+            )
+
+    async def discovery_arm(self, limit: float) -> dict[str, Any]:
+        """Before the `discover` commands go out: a fresh tally, no batch after `limit` s."""
+        self.scans, self.scan_stats = [], {}
+        self.scan_deadline = time.perf_counter() + limit
+        return {}
+
+    async def discovery_wait(self, expect: int, limit: float) -> dict[str, Any]:
+        """Until `expect` scans started and all ended (or `limit` s): devices/s from the acks."""
+        deadline = time.monotonic() + limit
+        while len(self.scans) < expect and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.scans:
+            await asyncio.wait(self.scans, timeout=max(0.0, deadline - time.monotonic()))
+        stats, lat = self.scan_stats, self.scan_stats.get("lat", [])
+        wall = stats.get("last_ack", 0.0) - stats.get("first_sent", 0.0)
+        accepted = int(stats.get("accepted", 0))
+        return {
+            "nodes": len(self.scans),
+            "batches": len(lat),
+            "accepted": accepted,
+            "dropped": int(stats.get("dropped", 0)),
+            "unacked": int(stats.get("unacked", 0)),
+            "wall_s": round(wall, 2),
+            "devices_per_s": round(accepted / wall) if wall > 0 else None,
+            "batch_ack_ms": {"p50": ms(pct(lat, 0.5)), "p99": ms(pct(lat, 0.99))},
         }
 
     async def echo_rtt(self, rate: float, seconds: float) -> dict[str, Any]:

@@ -8,7 +8,8 @@ and the node fleet (`bench._nodefleet`: every node in one asyncio/uvloop process
 the agent does). Phases: connect every node (starts spread over a short ramp); a heartbeat-only
 window (server CPU per message); command round trips to random nodes under the heartbeat
 load; a fan-out (one command to every node at once); telemetry batches from the nodes that own
-miners (devices/s — discovery through nodes is not built yet, so this is the ingest figure);
+miners (outcomes/s); discovery ingest (a node run on each of the first nodes through the real
+path, answered with `discovery_batch` frames of found devices: devices/s, the target's figure);
 a drop storm (every node's socket closed at once, the nodes reconnect with the agent's
 backoff); a restart storm (the web process restarted, the nodes reconnect); then the echo
 server with the same nodes and heartbeats (server CPU per message: the reference).
@@ -61,6 +62,9 @@ FULL = {
     "miners_per_node": 100,
     "rounds": 4,
     "telemetry_limit_s": 45.0,
+    "discovery_nodes": 100,
+    "discovery_prefix": 20,
+    "discovery_limit_s": 30.0,
     "storm_limit_s": 60.0,
 }
 QUICK = {
@@ -75,6 +79,9 @@ QUICK = {
     "miners_per_node": 100,
     "rounds": 2,
     "telemetry_limit_s": 8.0,
+    "discovery_nodes": 10,
+    "discovery_prefix": 22,
+    "discovery_limit_s": 8.0,
     "storm_limit_s": 20.0,
 }
 
@@ -306,6 +313,69 @@ async def fan_out(nodes: list[Any], limit: float) -> dict[str, Any]:
     return block
 
 
+def discovery_runs(cfg: dict[str, Any], nodes: list[Any]) -> list[tuple[Any, Any]]:
+    """A node run on each of the first `discovery_nodes` nodes, each over its own private
+    block, created and started through the product's path (``run_create``, then
+    ``discover_start``: the signed ``discover`` command). (run, started) pairs."""
+    from accounts.actor import Actor
+    from discovery import node as discovery_node
+    from discovery import services
+
+    prefix = int(cfg["discovery_prefix"])
+    step = 2 ** (32 - prefix)
+    actor = Actor.system("bench")
+    enqueue, services.run_enqueue = services.run_enqueue, lambda run_id: None  # sent below
+    try:
+        out = []
+        for i, node in enumerate(nodes[: int(cfg["discovery_nodes"])]):
+            base = (10 << 24) + (100 << 16) + i * step
+            block = f"{base >> 24}.{base >> 16 & 255}.{base >> 8 & 255}.{base & 255}/{prefix}"
+            run = services.run_create(
+                actor=actor, site=node.site, target_list=[block], ports=[80], node=node
+            )
+            out.append((run, discovery_node.discover_start(run)))
+        return out
+    finally:
+        services.run_enqueue = enqueue
+
+
+async def discovery(cfg: dict[str, Any], nodes: list[Any], client: Child) -> dict[str, Any]:
+    """Discovery ingest: the nodes answer their `discover` with `discovery_batch` frames of
+    found devices, one outstanding batch per command as the agent sends them; devices/s from
+    the batch acks; the runs finished by the final acks, as ``run_via_node`` does."""
+    from channels.db import database_sync_to_async
+
+    from discovery import node as discovery_node
+    from discovery.models import DiscoveryRun
+    from fleet.nodes.commands import command_send_and_wait
+
+    await client.ask("discovery_arm", limit=cfg["discovery_limit_s"])
+    runs = await database_sync_to_async(discovery_runs)(cfg, nodes)
+
+    async def finish(run: Any, signed: dict[str, Any], node_id: int, wait_s: float) -> str:
+        outcome = await command_send_and_wait(signed, node_id, wait_s)
+        await database_sync_to_async(discovery_node.discover_finish)(run, outcome)
+        return str(outcome.status)
+
+    waits = [asyncio.create_task(finish(run, *s)) for run, s in runs if isinstance(s, tuple)]
+    reply = await client.ask(
+        "discovery_wait", expect=len(waits), limit=cfg["discovery_limit_s"] + 30
+    )
+    statuses, unfinished = await bounded(waits, 30.0)
+    stored = await database_sync_to_async(
+        lambda: sum(r.found for r in DiscoveryRun.unscoped.filter(pk__in=[r.pk for r, _ in runs]))
+    )()
+    reply.update(
+        runs=len(runs),
+        started=len(waits),
+        final_acks=dict(Counter(statuses)),
+        unfinished=unfinished,
+        devices_stored=stored,
+        scope_per_node=f"/{cfg['discovery_prefix']}, port 80",
+    )
+    return reply
+
+
 def settle(reply: dict[str, Any], since: float, ready: float | None = None) -> dict[str, Any]:
     all_at = reply.pop("all_at")
     reply.pop("since", None)
@@ -355,6 +425,9 @@ async def ours(cfg: dict[str, Any], work: Path, database: str, nodes: list[Any])
         out["telemetry"] = await client.ask(
             "telemetry", rounds=cfg["rounds"], limit=cfg["telemetry_limit_s"]
         )
+        note("discovery")
+        out["discovery"] = await discovery(cfg, nodes, client)
+        note(f"discovery: {out['discovery']}")
         await asyncio.sleep(2)
         since = time.time()
         note("drop storm")
@@ -459,7 +532,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     theirs = ref_result.get("heartbeats_only", {})
     connected = ours_result["connect"]["connected"]
     rtt_p99 = ours_result["command_rtt"]["rtt_ms"]["p99"]
-    ingest = ours_result["telemetry"]["devices_per_s"]
+    ingest = ours_result["discovery"]["devices_per_s"]
     storm = ours_result["restart_storm"]["settle_after_ready_s"]
     met = {
         "all_connected": connected == cfg["nodes"] >= TARGET["nodes"],
@@ -485,7 +558,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 mine.get("server_cpu_us_per_frame"), theirs.get("server_cpu_us_per_frame")
             ),
         },
-        "ingest_note": "telemetry_batch outcomes (discovery through nodes is not built yet)",
+        "ingest_note": "discovery_batch devices (ours.discovery); ours.telemetry is the "
+        "telemetry_batch ingest of node-polled miners",
         "box_load": {
             "before": [round(v, 2) for v in load_before],
             "after": [round(v, 2) for v in os.getloadavg()],

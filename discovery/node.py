@@ -19,6 +19,7 @@ from discovery.models import DiscoveryRun, Outcome, RunStatus, Via
 from fleet import dial
 from fleet.models import FleetNode
 from fleet.nodes.commands import REPLY_GRACE_S, command_send_and_wait, command_sign
+from fleet.nodes.commands import Outcome as CommandOutcome
 from fleet.nodes.stream import report_dropped
 from fleetnode.protocol import ProtocolError
 from miners.scan import Found
@@ -46,6 +47,17 @@ def discover_payload(run: DiscoveryRun) -> dict[str, Any]:
 
 def run_via_node(run: DiscoveryRun) -> DiscoveryRun | None:
     """Sign, send and wait for the final ack (any process: the channel layer carries it)."""
+    started = discover_start(run)
+    if not isinstance(started, tuple):
+        return started
+    signed, node_id, wait_s = started
+    outcome = async_to_sync(command_send_and_wait)(signed, node_id, wait_s)
+    return discover_finish(run, outcome)
+
+
+def discover_start(run: DiscoveryRun) -> tuple[dict[str, Any], int, float] | DiscoveryRun | None:
+    """The run's signed ``discover`` command, its node and how long to wait for the final ack,
+    with the run started; or the run as it ended (node gone, command refused, started already)."""
     node = FleetNode.unscoped.filter(pk=run.node_id).first() if run.node_id else None
     if node is None or not node.channel_name:
         return services.run_finish(run.pk, Outcome.FAILED, error="The node is not connected.")
@@ -59,7 +71,11 @@ def run_via_node(run: DiscoveryRun) -> DiscoveryRun | None:
         return services.run_finish(run.pk, Outcome.FAILED, error=str(exc))
     if not services.run_start(run, deadline_s=ttl + REPLY_GRACE_S, command_id=signed["command_id"]):
         return run
-    outcome = async_to_sync(command_send_and_wait)(signed, node.pk, ttl + REPLY_GRACE_S)
+    return signed, node.pk, ttl + REPLY_GRACE_S
+
+
+def discover_finish(run: DiscoveryRun, outcome: CommandOutcome) -> DiscoveryRun | None:
+    """The run ended by its command's final ack (or the wait running out)."""
     if outcome.status == "busy":
         return services.run_finish(run.pk, Outcome.BUSY, error=services.node_busy_message())
     return services.run_finish(run.pk, services.outcome_of(outcome.status), error=outcome.error)

@@ -274,16 +274,23 @@ def devices_ingest(
     rejected: Counter[str] | None = None,
     probed: int | None = None,
 ) -> Ingested:
-    """Store what a scan found, in one transaction with the run's counters."""
+    """Store what a scan found, in one transaction with the run's counters: the devices the
+    batch can match are read (and locked) in three queries, the batch is applied in order in
+    memory (a device answering on two ports in one batch is one row, as two batches make it),
+    then one INSERT of the new rows and one UPDATE of the rest."""
     result = Ingested(rejected=Counter(rejected or {}))
     now = timezone.now()
     dialled_by = node.managed_by if node is not None else "cloud"
     with transaction.atomic():
         locked = DiscoveryRun.unscoped.select_for_update().get(pk=run.pk)
-        for item in found:
-            reason = _ingest_one(locked, item, node, dialled_by, now, result)
+        batch = _Batch(locked, found, node, dialled_by, now)
+        for item, identifier in zip(found, batch.identifiers, strict=True):
+            reason = batch.apply(item, identifier, result)
             if reason:
                 result.rejected[reason] += 1
+        batch.save()
+        for device, item in batch.moved:
+            _follow_address(device.miner, item)  # type: ignore[arg-type]
         counts = Counter(locked.rejected)
         counts.update(result.rejected)
         fields: dict[str, Any] = {
@@ -300,14 +307,122 @@ def devices_ingest(
     return result
 
 
-def _ingest_one(
-    run: DiscoveryRun,
-    item: Found,
-    node: FleetNode | None,
-    dialled_by: str,
-    now: dt.datetime,
-    result: Ingested,
-) -> str:
+_SAVED = ("identifier", "host", "node", "site", "last_seen", "run", "port", "scheme", "driver",
+          "make", "model", "firmware", "mac", "serial", "miner")  # fmt: skip
+
+
+class _Batch:
+    """One batch's devices: the stored ones it can match (locked), the miners their
+    identifiers name, and what the batch creates and changes."""
+
+    def __init__(
+        self,
+        run: DiscoveryRun,
+        found: Sequence[Found],
+        node: FleetNode | None,
+        dialled_by: str,
+        now: dt.datetime,
+    ) -> None:
+        self.run, self.node, self.now = run, node, now
+        self.identifiers = [_identifier(item, dialled_by) for item in found]
+        rows = DiscoveredDevice.unscoped.select_for_update(of=("self",)).select_related(
+            "node", "miner"
+        )
+        hosts = {item.host for item in found}
+        stored: dict[int, DiscoveredDevice] = {}  # one instance per row, however it matched
+        for device in rows.filter(org_id=run.org_id, identifier__in=set(self.identifiers)):
+            stored[device.pk] = device
+        for device in rows.filter(org_id=run.org_id, host__in=hosts, node=node):
+            stored.setdefault(device.pk, device)
+        self.by_identifier = {d.identifier: d for d in stored.values()}
+        node_id = node.pk if node is not None else None
+        self.same_address = [d for d in stored.values() if d.host in hosts and d.node_id == node_id]
+        wanted = set(self.identifiers) | set(self.by_identifier)
+        self.miners = {
+            m.identifier: m for m in Miner.unscoped.filter(org_id=run.org_id, identifier__in=wanted)
+        }
+        self.created: list[DiscoveredDevice] = []
+        self.changed: dict[int, DiscoveredDevice] = {}
+        self.moved: list[tuple[DiscoveredDevice, Found]] = []
+
+    def _at_address(self, item: Found, weak: bool) -> DiscoveredDevice | None:
+        """One device answering on two ports, one of them without its MAC (CGMiner RPC): the
+        same row, under the strongest identity either port gave."""
+        candidates = [
+            d
+            for d in self.same_address
+            if d.host == item.host
+            and d.driver == item.driver
+            and (weak or (d.identifier.startswith("auto:") and d.miner_id is None))
+        ]
+        return min(candidates, key=lambda d: d.identifier, default=None)
+
+    def apply(self, item: Found, identifier: str, result: Ingested) -> str:
+        weak = identifier.startswith("auto:")
+        device = self.by_identifier.get(identifier)
+        if device is None:
+            device = self._at_address(item, weak)
+            if device is not None and not weak:
+                self.by_identifier.pop(device.identifier, None)
+                device.identifier = identifier
+                self.by_identifier[identifier] = device
+        if device is not None:
+            refusal = _attribution_refused(device, self.node)
+            if refusal:
+                return refusal
+        values: dict[str, Any] = {
+            "host": item.host,
+            "node": self.node,
+            "site_id": self.run.site_id,
+            "last_seen": self.now,
+            "run": self.run,
+        }
+        if device is None or not weak or device.identifier.startswith("auto:"):
+            values["port"] = item.port
+            values["scheme"] = item.scheme
+        for name in ("driver", "make", "model", "firmware", "mac", "serial"):
+            if getattr(item, name) or device is None:
+                values[name] = getattr(item, name)
+        if device is None:
+            device = DiscoveredDevice(
+                org_id=self.run.org_id,
+                identifier=identifier,
+                first_seen=self.now,
+                miner=self.miners.get(identifier),
+                **values,
+            )
+            self.created.append(device)
+            self.by_identifier[identifier] = device
+            self.same_address.append(device)
+            result.found += 1
+            result.new += 1
+        else:
+            counted = device.run_id == self.run.pk
+            for name, value in values.items():
+                setattr(device, name, value)
+            if device.miner is None:
+                device.miner = self.miners.get(device.identifier)
+            if device.pk is not None:
+                self.changed[device.pk] = device
+            if device not in self.same_address:  # now this node's, at this address
+                self.same_address.append(device)
+            if not counted:
+                result.found += 1
+                result.updated += 1
+        if device not in result.devices:
+            result.devices.append(device)
+        if device.miner is not None:
+            self.moved.append((device, item))
+        return ""
+
+    def save(self) -> None:
+        if self.created:
+            DiscoveredDevice.unscoped.bulk_create(self.created)
+        if self.changed:
+            DiscoveredDevice.unscoped.bulk_update(list(self.changed.values()), list(_SAVED))
+
+
+def _identifier(item: Found, dialled_by: str) -> str:
     info = DeviceInfo(
         driver=item.driver,
         host=item.host,
@@ -317,64 +432,7 @@ def _ingest_one(
         serial=item.serial or None,
         mac=item.mac or None,
     )
-    identifier = identifier_for(info, dialled_by=dialled_by)
-    weak = identifier.startswith("auto:")
-    locked = DiscoveredDevice.unscoped.select_for_update(of=("self",)).select_related(
-        "node", "miner"
-    )
-    device = locked.filter(org_id=run.org_id, identifier=identifier).first()
-    if device is None:
-        # one device answering on two ports, one of them without its MAC (CGMiner RPC):
-        # the same row, under the strongest identity either port gave
-        same_address = locked.filter(
-            org_id=run.org_id, host=item.host, driver=item.driver, node=node
-        )
-        if not weak:
-            same_address = same_address.filter(identifier__startswith="auto:", miner=None)
-        device = same_address.order_by("identifier").first()
-        if device is not None and not weak:
-            device.identifier = identifier
-    if device is not None:
-        refusal = _attribution_refused(device, node)
-        if refusal:
-            return refusal
-    values: dict[str, Any] = {
-        "host": item.host,
-        "node": node,
-        "site_id": run.site_id,
-        "last_seen": now,
-        "run": run,
-    }
-    if device is None or not weak or device.identifier.startswith("auto:"):
-        values["port"] = item.port
-        values["scheme"] = item.scheme
-    for name in ("driver", "make", "model", "firmware", "mac", "serial"):
-        if getattr(item, name) or device is None:
-            values[name] = getattr(item, name)
-    if device is None:
-        miner = Miner.unscoped.filter(org_id=run.org_id, identifier=identifier).first()
-        device = DiscoveredDevice.unscoped.create(
-            org_id=run.org_id, identifier=identifier, first_seen=now, miner=miner, **values
-        )
-        result.found += 1
-        result.new += 1
-    else:
-        counted = device.run_id == run.pk
-        for name, value in values.items():
-            setattr(device, name, value)
-        if device.miner is None:
-            device.miner = Miner.unscoped.filter(
-                org_id=run.org_id, identifier=device.identifier
-            ).first()
-        device.save()
-        if not counted:
-            result.found += 1
-            result.updated += 1
-    if device not in result.devices:
-        result.devices.append(device)
-    if device.miner is not None:
-        _follow_address(device.miner, item)
-    return ""
+    return identifier_for(info, dialled_by=dialled_by)
 
 
 def _attribution_refused(device: DiscoveredDevice, node: FleetNode | None) -> str:
