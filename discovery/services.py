@@ -336,7 +336,13 @@ class _Batch:
             stored.setdefault(device.pk, device)
         self.by_identifier = {d.identifier: d for d in stored.values()}
         node_id = node.pk if node is not None else None
-        self.same_address = [d for d in stored.values() if d.host in hosts and d.node_id == node_id]
+        # (host, driver) → this node's devices there; kept up to date as the batch changes them
+        self.same_address: dict[tuple[str, str], list[DiscoveredDevice]] = {}
+        self.placed: dict[int, tuple[str, str]] = {}  # id(device) → its key above
+        for device in stored.values():
+            if device.host in hosts and device.node_id == node_id:
+                self._place(device)
+        self.listed: set[int] = set()  # id() of the devices already in result.devices
         wanted = set(self.identifiers) | set(self.by_identifier)
         self.miners = {
             m.identifier: m for m in Miner.unscoped.filter(org_id=run.org_id, identifier__in=wanted)
@@ -345,15 +351,23 @@ class _Batch:
         self.changed: dict[int, DiscoveredDevice] = {}
         self.moved: list[tuple[DiscoveredDevice, Found]] = []
 
+    def _place(self, device: DiscoveredDevice) -> None:
+        key = (device.host, device.driver)
+        old = self.placed.get(id(device))
+        if old == key:
+            return
+        if old is not None:
+            self.same_address[old].remove(device)
+        self.same_address.setdefault(key, []).append(device)
+        self.placed[id(device)] = key
+
     def _at_address(self, item: Found, weak: bool) -> DiscoveredDevice | None:
         """One device answering on two ports, one of them without its MAC (CGMiner RPC): the
         same row, under the strongest identity either port gave."""
         candidates = [
             d
-            for d in self.same_address
-            if d.host == item.host
-            and d.driver == item.driver
-            and (weak or (d.identifier.startswith("auto:") and d.miner_id is None))
+            for d in self.same_address.get((item.host, item.driver), ())
+            if weak or (d.identifier.startswith("auto:") and d.miner_id is None)
         ]
         return min(candidates, key=lambda d: d.identifier, default=None)
 
@@ -393,7 +407,6 @@ class _Batch:
             )
             self.created.append(device)
             self.by_identifier[identifier] = device
-            self.same_address.append(device)
             result.found += 1
             result.new += 1
         else:
@@ -404,12 +417,12 @@ class _Batch:
                 device.miner = self.miners.get(device.identifier)
             if device.pk is not None:
                 self.changed[device.pk] = device
-            if device not in self.same_address:  # now this node's, at this address
-                self.same_address.append(device)
             if not counted:
                 result.found += 1
                 result.updated += 1
-        if device not in result.devices:
+        self._place(device)  # this node's now, at this address
+        if id(device) not in self.listed:
+            self.listed.add(id(device))
             result.devices.append(device)
         if device.miner is not None:
             self.moved.append((device, item))
