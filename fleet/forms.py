@@ -218,8 +218,13 @@ class PoolsForm(ActionForm):
                 label="Worker",
                 initial="{site}.{name}",
             )
+            # masked, and never offered to the browser's password manager (a pool's, not ours)
             self.fields[f"pools.{i}.password"] = forms.CharField(
-                max_length=200, required=False, strip=False, label="Password"
+                max_length=200,
+                required=False,
+                strip=False,
+                label="Password",
+                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
             )
 
     def slots(self) -> list[list[forms.BoundField]]:

@@ -126,9 +126,13 @@ def _clean_cooling(params: Mapping[str, Any]) -> Params:
     mode = params.get("mode")
     if not isinstance(mode, str) or mode not in {m.value for m in CoolingMode}:
         raise ActionError({"mode": [f"One of {', '.join(m.value for m in CoolingMode)}."]})
+    speed = _int(params, "speed_percent", 0, 100)
+    if mode == CoolingMode.MANUAL.value and speed is None:
+        # every firmware needs the fixed speed for manual (the rig answers 400 without it)
+        raise ActionError({"speed_percent": ["Manual mode needs a fan speed (0 to 100 %)."]})
     return {
         "mode": mode,
-        "speed_percent": _int(params, "speed_percent", 0, 100),
+        "speed_percent": speed,
         "target_temp_c": _int(params, "target_temp_c", 20, 100),
     }
 

@@ -160,6 +160,9 @@ def parse_hashboards(
     for raw in as_list(as_dict(telemetry).get("hashboards")):
         raw = as_dict(raw)
         temps = as_dict(raw.get("temperature"))
+        # `level=asic`: one temperature per chip; the board's `temperature` is its PCB sensors
+        asic_temps = as_dict(as_dict(raw.get("asics")).get("temperature"))
+        chip_temps = [t for t in map(num, as_list(asic_temps.get("values"))) if t is not None]
         hashrate = _ths(raw.get("hashrate"))
         serial = _text(raw.get("serial_number"))
         index = integer(raw.get("index"))
@@ -172,6 +175,9 @@ def parse_hashboards(
                 serial=serial,
                 ok=not mining or bool(hashrate),
                 hashrate_ths=hashrate,
+                chip_temp_c=round(sum(chip_temps) / len(chip_temps), 1) if chip_temps else None,
+                chip_temp_max_c=max(chip_temps, default=None),
+                chips=len(chip_temps) or None,
                 board_temp_c=num(temps.get("average")),
                 inlet_temp_c=num(temps.get("inlet")),
                 outlet_temp_c=num(temps.get("outlet")),
@@ -298,6 +304,10 @@ def parse_status(
         temps.outlet_c = max(
             (hb.outlet_temp_c for hb in hashboards if hb.outlet_temp_c), default=None
         )
+        temps.chip_max_c = max(
+            (hb.chip_temp_max_c for hb in hashboards if hb.chip_temp_max_c is not None),
+            default=None,
+        )
     cooling_status = as_dict(as_dict(cooling).get("cooling-status"))
     fans = [
         Fan(
@@ -415,7 +425,7 @@ class ProtoOSDevice(Device):
         ) = await gather_or_fail(
             c.get_json("/mining"),
             c.get_json("/pools"),
-            _optional(c.get_json("/telemetry", params={"level": "miner,hashboard"})),
+            _optional(c.get_json("/telemetry", params={"level": "miner,hashboard,asic"})),
             _optional(c.get_json("/cooling")),
             _optional(c.get_json("/errors")),
             _optional(c.get_json("/system/status", auth=False)),

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import IO
 
 FLUSH_BYTES = 64 * 1024
+FLUSH_SECONDS = 1.0
+"""At most this long between writes to disk, so a recording in progress can be listed with its
+size so far and downloaded up to about now."""
 
 
 class Recorder:
@@ -25,6 +28,7 @@ class Recorder:
         self.path = path
         self.with_input = with_input
         self.started = time.monotonic()
+        self._flushed_at = self.started
         self._file: IO[str] | None = path.open("w", encoding="utf-8")
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._pending = 0
@@ -43,7 +47,7 @@ class Recorder:
             return
         self._file.write(text + "\n")
         self._pending += len(text)
-        if self._pending >= FLUSH_BYTES:
+        if self._pending >= FLUSH_BYTES or time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
 
     def _event(self, code: str, text: str) -> None:
@@ -65,6 +69,7 @@ class Recorder:
         if self._file is not None:
             self._file.flush()
             self._pending = 0
+            self._flushed_at = time.monotonic()
 
     def close(self) -> tuple[int, float]:
         """Finish the file: its size in bytes and the recording's length in seconds."""

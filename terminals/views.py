@@ -210,7 +210,10 @@ def recording_list(request: PageRequest, org: Organization) -> HttpResponse:
     policy = recording_services.policy_for(org.pk)
     context = {
         "org": org,
-        "recordings": visible_recordings(request.user, org.pk)[:200],
+        "recordings": [
+            recording_services.recording_figures(recording)
+            for recording in visible_recordings(request.user, org.pk)[:200]
+        ],
         "can_manage": can_manage,
         "policy": policy,
         "policy_form": PolicyForm(
@@ -232,7 +235,12 @@ def recording_list(request: PageRequest, org: Organization) -> HttpResponse:
 def recording_player(request: PageRequest, org: Organization, pk: int) -> HttpResponse:
     recording = get_object_or_404(visible_recordings(request.user, org.pk), pk=pk)
     download = reverse("terminal-recording-download", args=[recording.pk])
-    context = {"org": org, "recording": recording, "download_url": download}
+    context = {
+        "org": org,
+        "recording": recording,
+        "figures": recording_services.recording_figures(recording),
+        "download_url": download,
+    }
     return render(request, "terminals/recordings/player.html", context)
 
 

@@ -83,12 +83,13 @@ def miner_add(
     """Identify the device through the drivers and store what it reports (outside the
     transaction: the dial takes seconds and holds no lock)."""
     authorize(actor, "miner:pair", site.org_id, site.pk)
-    info = _identify(host, port, driver, None)
-    credentials = (
-        Credentials(password=password, username=username or None)
-        if password is not None
-        else dial.default_credentials(info.driver)
+    given = (
+        Credentials(password=password, username=username or None) if password is not None else None
     )
+    # identified with the credentials given: a stock Antminer shows its MAC and serial only
+    # behind its web login, and a miner is known by them (``mac:``), not by its address
+    info = _identify(host, port, driver, given)
+    credentials = given or dial.default_credentials(info.driver)
     health = _verify(info, credentials)
     return _miner_create(
         actor=actor,
@@ -99,6 +100,35 @@ def miner_add(
         username=username if password is not None else "",
         password=password,
     )
+
+
+def rig_ports(miner: Miner) -> set[int]:
+    """The ports ``miner`` answers on as one rig: its own and the companions its driver named
+    (a stock Antminer's RPC and web ports)."""
+    ports = (miner.device_info or {}).get("ports") or {}
+    named = {p for p in ports.values() if isinstance(p, int)} if isinstance(ports, dict) else set()
+    return {miner.port, *named}
+
+
+def miner_at_address(
+    org_id: int,
+    host: str,
+    port: int,
+    driver: str,
+    companions: dict[str, int] | None = None,
+    *,
+    node_id: int | None = None,
+) -> Miner | None:
+    """The miner of this dialler (the cloud, or fleet node ``node_id``) that is the rig at
+    ``host`` answering on ``port``: the same driver, and ``port`` (or one of the ``companions``
+    the device named) one of the rig's ports. How a device whose identity is weak (``auto:``:
+    no MAC, no serial) is still recognised as the miner it is."""
+    dialler = {"node_id": node_id} if node_id is not None else {"managed_by": "cloud"}
+    wanted = {port, *(companions or {}).values()}
+    for miner in Miner.unscoped.filter(org_id=org_id, host=host, driver=driver, **dialler):
+        if rig_ports(miner) & wanted:
+            return miner
+    return None
 
 
 @transaction.atomic
@@ -114,6 +144,8 @@ def _miner_create(
 ) -> Miner:
     identifier = identifier_for(info)
     existing = Miner.unscoped.filter(org_id=site.org_id, identifier=identifier).first()
+    if existing is None:
+        existing = miner_at_address(site.org_id, info.host, info.port, info.driver, info.ports)
     if existing is None:
         existing = Miner.unscoped.filter(org_id=site.org_id, host=info.host, port=info.port).first()
     if existing is not None and existing.managed_by != "cloud":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
@@ -35,24 +36,32 @@ class IngestSummary:
     transitions: int
 
 
-def _max_temp(status: MinerStatus) -> float | None:
-    t = status.temperatures
-    values = [v for v in (t.chip_max_c, t.chip_avg_c, t.board_avg_c) if v is not None]
+def _max_temp(temperatures: dict[str, Any]) -> float | None:
+    keys = ("chip_max_c", "chip_avg_c", "board_avg_c")
+    values = [v for v in map(temperatures.get, keys) if isinstance(v, int | float)]
     return max(values) if values else None
 
 
 def _latest_from_status(
     row: MinerLatest, status: MinerStatus, at: dt.datetime, detail: Detail
 ) -> None:
-    """A summary poll carries no boards, fans or PSUs: those keep the last full poll's."""
+    """A summary poll carries no boards, fans or PSUs: those keep the last full poll's. So
+    does the hottest chip when a summary reads no per-chip figures (ProtoOS: `/mining` has
+    only the ASIC average): without it "max temp" would drop to the average on every summary
+    poll between two full ones."""
     data = status.to_dict()
+    temperatures: dict[str, Any] = data["temperatures"]
+    carried = (row.temperatures or {}).get("chip_max_c")
+    if detail is not Detail.FULL and temperatures.get("chip_max_c") is None:
+        if isinstance(carried, int | float):
+            temperatures["chip_max_c"] = carried
     row.state = str(status.state)
     row.hashrate_ths = status.hashrate_ths
     row.power_w = status.power_w
     row.efficiency_jth = status.efficiency_jth
     row.power_target_w = status.power_target_w
-    row.max_temp_c = _max_temp(status)
-    row.temperatures = data["temperatures"]
+    row.max_temp_c = _max_temp(temperatures)
+    row.temperatures = temperatures
     row.pools = data["pools"]
     if detail is Detail.FULL:
         row.fans = data["fans"]
@@ -74,7 +83,7 @@ FAILED_FIELDS = ["polled_at", "failures", "last_error"]
 # what ingest reads of the stored row: the failure count and what a failed poll's live delta
 # repeats
 _READ_FIELDS = ("miner_id", "failures", "state", "hashrate_ths", "power_w", "max_temp_c",
-                "updated_at")  # fmt: skip
+                "updated_at", "temperatures")  # fmt: skip
 
 
 @transaction.atomic

@@ -25,7 +25,7 @@ from accounts.authz import has_perm
 from accounts.models import Organization
 from accounts.views.base import PageRequest
 from fleet.actions import ACTIONS
-from fleet.models import Miner
+from fleet.models import Miner, MinerLatest
 from fleet.views.base import miner_page
 from miners.registry import NATIVE_API_PREFIXES
 
@@ -43,6 +43,10 @@ class Firmware:
     modes: tuple[tuple[str, str], ...]
     log_sources: tuple[tuple[str, str], ...]
     missing: dict[str, str]
+    fleet_power: str = ""
+    """When the firmware's own API has no power figure but the fleet's poll has one (another
+    protocol of the same rig), where it comes from: the page shows the latest telemetry's power
+    and efficiency with this label, refreshed from ``/api/v1/miners/<id>/``."""
 
 
 FIRMWARES = {
@@ -65,9 +69,9 @@ FIRMWARES = {
         log_sources=(("kernel", "Kernel log"),),
         missing={
             "psus": "Stock Antminer firmware doesn't report its power supply.",
-            "power": "Not reported by stock firmware.",
             "watts": "Stock Antminer firmware has no watt-level target: pick a work mode.",
         },
+        fleet_power="From Rigwarden's poll over CGMiner RPC (the web CGI has no power figure)",
     ),
 }
 
@@ -105,7 +109,9 @@ def view_controls(user: Any, miner: Miner) -> dict[str, Control]:
     return controls
 
 
-def _config(request: PageRequest, miner: Miner, controls: dict[str, Control]) -> dict[str, Any]:
+def _config(
+    request: PageRequest, miner: Miner, controls: dict[str, Control], firmware: Firmware
+) -> dict[str, Any]:
     """What the page's script needs: which adapter, where to read, what it may write, the
     audited action routes (never a token)."""
     return {
@@ -118,7 +124,19 @@ def _config(request: PageRequest, miner: Miner, controls: dict[str, Control]) ->
         "pools_action": reverse("miner-action-set_pools", args=[miner.pk]),
         "actions": {kind: reverse(f"miner-action-{kind}", args=[miner.pk]) for kind in ACTIONS},
         "job_page": reverse("job-page", args=[0]),
+        # the fleet's own record of the miner (its latest telemetry), for figures the
+        # firmware's API lacks; null when the firmware reports them itself
+        "fleet_miner": reverse("miner-detail", args=[miner.pk]) if firmware.fleet_power else None,
     }
+
+
+def _latest(miner: Miner) -> MinerLatest | None:
+    """The fleet's last successful poll of the miner, or None (never polled, or all failed)."""
+    try:
+        latest: MinerLatest = miner.latest
+    except MinerLatest.DoesNotExist:
+        return None
+    return latest if latest.updated_at is not None else None
 
 
 @miner_page("miner:read")
@@ -133,7 +151,8 @@ def miner_view(request: PageRequest, org: Organization, miner: Miner) -> HttpRes
         "buttons": [controls[key] for key in ("blink", "reboot", "start", "stop")],
         "firmware": firmware,
         "log_sources": firmware.log_sources if firmware else (),
-        "config": _config(request, miner, controls) if firmware else None,
+        "config": _config(request, miner, controls, firmware) if firmware else None,
+        "latest": _latest(miner),
         "can_pair": has_perm(request.user, "miner:pair", org.pk, miner.site_id),
     }
     return render(request, "fleet/miners/view.html", context)

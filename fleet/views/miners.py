@@ -142,6 +142,7 @@ def miner_list(request: PageRequest, org: Organization) -> HttpResponse:
     context = _list_context(request, org)
     if context["can_add"] and not request.htmx:
         context["add_form"] = _add_form(request, org)
+        context |= _no_sites(request, org, context["add_form"])
     return render_page(request, "fleet/miners/list.html", "fleet/miners/_results.html", context)
 
 
@@ -157,15 +158,32 @@ def _add_form(request: PageRequest, org: Organization, data: Any = None) -> Mine
     return form
 
 
+def _no_sites(request: PageRequest, org: Organization, form: MinerAddForm) -> dict[str, Any]:
+    """The form's empty state: no site to add a miner to (the org has none yet, or none where
+    the caller may pair), with the way to the sites page instead of a dead Site select."""
+    sites: QuerySet[Site] = form.fields["site"].queryset  # type: ignore[attr-defined]
+    if sites.exists():
+        return {"no_sites": False}
+    return {
+        "no_sites": True,
+        "org_has_sites": Site.objects.filter(org=org).exists(),
+        "can_create_site": has_perm(request.user, "site:manage", org.pk),
+    }
+
+
 @fleet_page("miner:pair")
 @require_http_methods(["GET", "POST"])
 def miner_add(request: PageRequest, org: Organization) -> HttpResponse:
     """The add-miner form: a dialog on the list, this page without JavaScript."""
     if request.method == "GET":
-        return render(
-            request, "fleet/miners/add.html", {"org": org, "form": _add_form(request, org)}
-        )
+        form = _add_form(request, org)
+        context = {"org": org, "form": form} | _no_sites(request, org, form)
+        return render(request, "fleet/miners/add.html", context)
     form = _add_form(request, org, request.POST)
+    empty = _no_sites(request, org, form)
+    if empty["no_sites"]:
+        template = "fleet/miners/_add_form.html" if request.htmx else "fleet/miners/add.html"
+        return render(request, template, {"org": org, "form": form} | empty, status=400)
     if form.is_valid():
         try:
             miner = service.miner_add(actor=Actor.for_request(request), **form.service_kwargs())

@@ -223,14 +223,30 @@ def board_index(m: Miner, hb_sn: str) -> int | None:
 
 
 def _asic_values(m: Miner, board: int, ths: float, temp: float) -> list[tuple[float, float]]:
-    """(hashrate TH/s, temperature °C) per ASIC, spread deterministically around the board mean."""
+    """(hashrate TH/s, temperature °C) per ASIC, spread deterministically around the board
+    figures: the offsets are centred, so the chips' hashrates sum to the board's (the spec:
+    a board's `hashrate_ghs` "will be sum of all ASIC hashrate_ghs values") and their
+    temperatures average to the board's `avg_asic_temp_c`."""
     n = m.model.asics_per_board
     seed = m.noise + 131 * board
-    return [(ths / n * (1 + 0.03 * mix(seed, a)), temp + 4.0 * mix(seed + 7, a)) for a in range(n)]
+    rate = [mix(seed, a) for a in range(n)]
+    heat = [mix(seed + 7, a) for a in range(n)]
+    rate_mean, heat_mean = sum(rate) / n, sum(heat) / n
+    return [
+        (ths / n * (1 + 0.03 * (r - rate_mean)), temp + 4.0 * (h - heat_mean))
+        for r, h in zip(rate, heat, strict=True)
+    ]
 
 
-def asic_stats(m: Miner, board: int, asic: int, ths: float, temp: float) -> dict[str, Any]:
-    a_ths, a_temp = _asic_values(m, board, ths, temp)[asic]
+def asic_stats(
+    m: Miner,
+    board: int,
+    asic: int,
+    ths: float,
+    temp: float,
+    values: list[tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    a_ths, a_temp = (values or _asic_values(m, board, ths, temp))[asic]
     ideal = m.rate_ths() / m.model.boards / m.model.asics_per_board
     return {
         "index": asic,
@@ -247,9 +263,12 @@ def asic_stats(m: Miner, board: int, asic: int, ths: float, temp: float) -> dict
 
 
 def hashboard_stats(m: Miner, board: int, now: float, asics: bool = True) -> dict[str, Any]:
+    """`/hashboards/{hb_sn}`: the board's ASIC average and maximum are those of its chips (the
+    same chips `/telemetry?level=asic` lists), not a fixed offset."""
     r = m.read(now)
     ths, power, chip = r.board_ths[board], r.board_w[board], r.chips[board]
     inlet, outlet, _ = r.board_temps[board]
+    values = _asic_values(m, board, ths, chip)
     overheated = m.has_fault("overheat")
     status = "Running" if ths > 0 else ("Error" if board == m.dead_board() else "Stopped")
     stats: dict[str, Any] = {
@@ -259,7 +278,7 @@ def hashboard_stats(m: Miner, board: int, now: float, asics: bool = True) -> dic
         "power_usage_watts": _r(power, 1),
         "voltage_mv": 16200.0 if ths else 0.0,
         "avg_asic_temp_c": chip,
-        "max_asic_temp_c": _r(chip + 4.0),
+        "max_asic_temp_c": _r(max(v[1] for v in values)),
         "hashrate_ghs": _r(ths * 1000, 1),
         "ideal_hashrate_ghs": _r(m.rate_ths() / m.model.boards * 1000, 1),
         "efficiency_jth": efficiency(power, ths),
@@ -268,7 +287,7 @@ def hashboard_stats(m: Miner, board: int, now: float, asics: bool = True) -> dic
     }
     if asics:
         stats["asics"] = [
-            asic_stats(m, board, a, ths, chip) for a in range(m.model.asics_per_board)
+            asic_stats(m, board, a, ths, chip, values) for a in range(m.model.asics_per_board)
         ]
     return {"hashboard-stats": stats}
 

@@ -97,6 +97,7 @@
     if (error.status === 504) return "The miner did not answer in time";
     if (error.status === 501) return "Not available";
     if (error.status === 403) return "Not allowed";
+    if (error.status === 400 || error.status === 422) return "Refused"; // the rig's or the action's field errors
     if (error.status === 429 || error.status === 503) return "Busy";
     if (error.status === 0) return "Connection lost";
     return "The miner answered " + error.status;
@@ -117,14 +118,39 @@
   function renderMining(m) {
     setText("hashrate", ths(m.average_hashrate_ghs));
     setText("hashrate_ideal", m.ideal_hashrate_ghs ? "ideal " + ths(m.ideal_hashrate_ghs) : "");
-    setText("power", watts(m.power_usage_watts));
-    setText("power_target", m.power_target_watts ? "target " + watts(m.power_target_watts) : "");
-    setText("efficiency", num(m.power_efficiency_jth, 1) === null ? "—" : num(m.power_efficiency_jth, 1) + " J/TH");
+    if (!config.fleet_miner) { // else the fleet's telemetry fills them (renderFleetPower)
+      setText("power", watts(m.power_usage_watts));
+      setText("power_target", m.power_target_watts ? "target " + watts(m.power_target_watts) : "");
+      setText("efficiency", num(m.power_efficiency_jth, 1) === null ? "—" : num(m.power_efficiency_jth, 1) + " J/TH");
+    }
     setText("asic_temp", celsius(m.average_asic_temp_c));
     setText("board_temp", m.average_hb_temp_c ? "boards " + celsius(m.average_hb_temp_c) : "");
     setText("state", m.status || "—");
     var boards = m.hashboards_installed !== undefined ? m.hashboards_mining + " of " + m.hashboards_installed + " boards mining" : "";
     setText("uptime", [m.mining_uptime_s ? "mining for " + duration(m.mining_uptime_s) : "", boards].filter(Boolean).join(" · "));
+  }
+
+  // A firmware whose own API has no power figure (stock Antminer's web CGI): the fleet's latest
+  // telemetry of the same rig (the poller reads it over another protocol), as the list and the
+  // miner page show it, labelled with when it was polled.
+  function fleetWatts(w) {
+    if (typeof w !== "number" || !isFinite(w)) return "—";
+    if (Math.abs(w) < 1000) return Math.round(w).toLocaleString() + " W";
+    return w >= 1e6 ? (w / 1e6).toFixed(2) + " MW" : (w / 1000).toFixed(2) + " kW";
+  }
+  function renderFleetPower(miner) {
+    var latest = miner && miner.latest;
+    setText("power", fleetWatts(latest && latest.power_w));
+    setText("efficiency", latest && num(latest.efficiency_jth, 1) !== null ? num(latest.efficiency_jth, 1) + " J/TH" : "—");
+    var when = $("[data-mv-source-time]");
+    if (when) when.textContent = latest && latest.updated_at ? "polled " + new Date(latest.updated_at).toLocaleTimeString() : "not polled yet";
+  }
+  function fleetPower() {
+    // not the rig: a failure here leaves the last figures and says so, without the rig's banner
+    return call("GET", config.fleet_miner).then(renderFleetPower, function () {
+      var when = $("[data-mv-source-time]");
+      if (when) when.textContent = "couldn't read the fleet's last poll";
+    });
   }
 
   function table(headings, rows) {
@@ -226,8 +252,21 @@
         fans.map(function (f) { return [f.slot, typeof f.rpm === "number" ? f.rpm.toLocaleString() + " rpm" : null, typeof f.percentage === "number" ? f.percentage + " %" : null]; }))
       : muted("No fans (immersion and hydro rigs have none)."));
     var mode = document.getElementById("mv-cooling-mode");
-    if (mode && !mode.matches(":focus") && !mode.form.hasAttribute("data-dirty")) mode.value = c.fan_mode === "Manual" ? "Manual" : "Auto";
+    if (mode && !mode.matches(":focus") && !mode.form.hasAttribute("data-dirty")) {
+      mode.value = c.fan_mode === "Manual" ? "Manual" : "Auto";
+      speedRequired(mode.form);
+    }
   }
+  // Manual runs the fans at a fixed speed, which every firmware needs with it (a ProtoOS rig
+  // answers 400 without one): the field is required then, and the form says so before sending.
+  function speedRequired(form) {
+    var speed = form.elements.speed;
+    if (speed) speed.required = form.elements.mode.value === "Manual";
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target instanceof Element ? event.target.closest('[data-mv-form="cooling"]') : null;
+    if (form) speedRequired(form);
+  });
 
   function renderPsus(psus) {
     fill("[data-mv-psus]", psus.length
@@ -344,7 +383,16 @@
 
   var FORMS = {
     power: function (form) { return adapter.power(form); },
-    cooling: function (form) { return adapter.cooling(form); },
+    cooling: function (form) {
+      speedRequired(form);
+      var speed = form.elements.speed;
+      if (speed.required && speed.value === "") { // a browser without constraint validation
+        result("cooling", "Manual mode needs a fan speed (0 to 100 %).", false);
+        speed.focus();
+        return Promise.resolve();
+      }
+      return adapter.cooling(form);
+    },
     pools: function (form) {
       var pools = [];
       for (var i = 0; i < 3; i += 1) {
@@ -462,7 +510,8 @@
 
   // Stock Antminer: stats.cgi (hashrate, chains, fans, work mode), summary.cgi (health flags),
   // pools.cgi, get_miner_conf.cgi (work mode, fan control), get_blink_status.cgi, and the kernel
-  // log. No power reading, no PSU, no per-ASIC figures: those parts are left out, not faked.
+  // log. No power reading (the fleet's telemetry fills it, labelled: fleetPower), no PSU, no
+  // per-ASIC figures: those parts are left out, not faked.
   var WORK_MODES = { 0: "Mining", 1: "Sleeping (stopped)", 2: "Low power" };
   var FLAGS = { rate: "Hashrate below normal", network: "No working pool", fans: "Fan fault", temp: "Temperature too high" };
   var antminerState = { blinking: false };
@@ -520,6 +569,7 @@
       }, failed);
       return [
         both,
+        fleetPower(),
         part("/summary.cgi", function (b) {
           var flags = first(b && b.SUMMARY).status || [];
           renderErrors(flags.filter(function (f) { return f.status === "e"; }).map(function (f) {

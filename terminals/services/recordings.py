@@ -105,6 +105,38 @@ def recording_start(session_id: int) -> RecordingPlan | None:
     return RecordingPlan(recording.pk, recordings_dir() / relative, recording.with_input, title)
 
 
+@dataclass(frozen=True)
+class RecordingFigures:
+    """A recording as the list and the player show it: a finished one's stored size and
+    length; one still being written, the file's size so far and the time since it started;
+    one cut short (its process ended without finishing it), the file's size and last write."""
+
+    recording: Recording
+    size: int
+    duration: float
+    live: bool
+    """Still being written: the figures are so far."""
+    cut_short: bool
+
+
+def recording_figures(recording: Recording, now: dt.datetime | None = None) -> RecordingFigures:
+    """The figures of ``recording``: its row's once finished, else read from its file (the
+    row's size and duration are written when the session ends)."""
+    if recording.ended_at is not None:
+        return RecordingFigures(recording, recording.size, recording.duration, False, False)
+    now = now or timezone.now()
+    size, written = 0, None
+    with contextlib.suppress(OSError, ApplicationError):
+        stat = recording_file(recording).stat()
+        size, written = stat.st_size, dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
+    if recording.session.state == SessionState.CLOSED:
+        end = written or recording.started_at
+        length = max(0.0, (end - recording.started_at).total_seconds())
+        return RecordingFigures(recording, size, length, False, True)
+    length = max(0.0, (now - recording.started_at).total_seconds())
+    return RecordingFigures(recording, size, length, True, False)
+
+
 def recording_finish(recording_id: int, *, size: int, duration: float) -> None:
     Recording.unscoped.filter(pk=recording_id).update(
         size=size, duration=duration, ended_at=timezone.now()

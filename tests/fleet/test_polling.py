@@ -162,3 +162,27 @@ def test_full_status_now_and_then_summaries_keep_the_boards(fleet: list[Miner]) 
     second = MinerLatest.objects.get(miner=proto)
     assert second.full_at == first.full_at and second.updated_at > first.updated_at
     assert second.hashboards == first.hashboards and second.fans == first.fans
+
+
+def test_max_temp_is_the_hottest_chip_through_summary_polls(
+    fleet: list[Miner], settings: Any
+) -> None:
+    """A ProtoOS rig's "max temp" is its hottest ASIC (per-chip telemetry), above the ASIC
+    average, and stays so on the summary polls between full ones (`/mining` has only the
+    average): it used to be the average."""
+    proto = [m for m in fleet if m.driver == "protoos"]
+    assert proto
+    polling.poll_shard([m.pk for m in proto])  # first poll: FULL
+    for miner in proto:
+        latest = MinerLatest.objects.get(miner=miner)
+        temps = latest.temperatures
+        assert temps["chip_max_c"] == max(b["chip_temp_max_c"] for b in latest.hashboards)
+        assert latest.max_temp_c == temps["chip_max_c"] > temps["chip_avg_c"]
+        assert all(b["chip_temp_c"] for b in latest.hashboards)
+    full_at = {m.pk: MinerLatest.objects.get(miner=m).full_at for m in proto}
+    polling.poll_shard([m.pk for m in proto])  # within the full interval: a SUMMARY
+    for miner in proto:
+        latest = MinerLatest.objects.get(miner=miner)
+        assert latest.full_at == full_at[miner.pk] and latest.updated_at > latest.full_at
+        assert latest.max_temp_c == latest.temperatures["chip_max_c"]
+        assert latest.max_temp_c > latest.temperatures["chip_avg_c"]

@@ -557,3 +557,22 @@ async def test_failed_refresh_falls_back_to_one_login(sim_fleet, driver, http_cl
     await device.status(Detail.SUMMARY)
     assert http_client.calls[("POST", "/auth/refresh")] == 1
     assert http_client.calls[("POST", "/auth/login")] == 1
+
+
+async def test_chip_temperatures_are_the_asics_not_the_average(sim_fleet, driver, proto, clock):
+    """Each board's chip temperature is its ASICs' (mean and hottest, as `/hashboards/{hb_sn}`
+    reports them), and the status's `chip_max_c` is the hottest chip of the rig, above the
+    `/mining` average (it was left empty, so "max temp" showed the average)."""
+    fleet = await sim_fleet(proto=1, password=PW, clock=clock)
+    entry = fleet.inventory[0]
+    status = await (await connect(driver, entry)).status()
+    raw = proto(entry)
+    await raw.login()
+    for board in status.hashboards:
+        stats = (await raw.call("GET", f"/api/v1/hashboards/{board.serial}"))[1]["hashboard-stats"]
+        assert board.chip_temp_max_c == pytest.approx(stats["max_asic_temp_c"], abs=0.06)
+        assert board.chip_temp_c == pytest.approx(stats["avg_asic_temp_c"], abs=0.1)
+        assert board.chips == 96
+    temps = status.temperatures
+    assert temps.chip_max_c == max(hb.chip_temp_max_c for hb in status.hashboards)
+    assert temps.chip_avg_c is not None and temps.chip_max_c > temps.chip_avg_c + 1

@@ -564,3 +564,30 @@ async def test_stratum_v2_pools_need_an_authority_key(sim_fleet, proto):
     assert (await client.call("POST", "/api/v1/pools/test-connection", json=test))[0] == 200
     for url in ("stratum+ssl://pool.example:3333", "tcp://pool.example:3333"):
         assert (await client.call("POST", "/api/v1/pools", json=pool(url)))[0] == 422, url
+
+
+async def test_board_asic_temperatures_are_those_of_its_chips(sim_fleet, proto, clock):
+    """Spec `HashboardStats`: `avg_asic_temp_c`/`max_asic_temp_c` describe the board's ASICs
+    (its `asics[].temp_c`, the same chips `/telemetry?level=asic` lists), and a board's
+    `hashrate_ghs` is the sum of its ASICs'."""
+    fleet = await sim_fleet(proto=1, password=PW, clock=clock)
+    client = proto(fleet.inventory[0])
+    await client.login()
+    _, telemetry = await client.call("GET", "/api/v1/telemetry?level=hashboard,asic")
+    _, mining = await client.call("GET", "/api/v1/mining")
+    board_avgs = []
+    for board in telemetry["hashboards"]:
+        _, body = await client.call("GET", f"/api/v1/hashboards/{board['serial_number']}")
+        stats = body["hashboard-stats"]
+        chips = [a["temp_c"] for a in stats["asics"]]
+        assert stats["max_asic_temp_c"] == pytest.approx(max(chips), abs=0.01)
+        assert stats["max_asic_temp_c"] > stats["avg_asic_temp_c"]
+        assert stats["avg_asic_temp_c"] == pytest.approx(sum(chips) / len(chips), abs=0.01)
+        assert stats["hashrate_ghs"] == pytest.approx(
+            sum(a["hashrate_ghs"] for a in stats["asics"]), rel=0.001
+        )
+        listed = board["asics"]["temperature"]["values"]
+        assert max(listed) == pytest.approx(stats["max_asic_temp_c"], abs=0.06)
+        board_avgs.append(stats["avg_asic_temp_c"])
+    average = mining["mining-status"]["average_asic_temp_c"]
+    assert average == pytest.approx(sum(board_avgs) / len(board_avgs), abs=0.01)

@@ -3,11 +3,14 @@ recordings and their policy — each scoped to the caller's org (404 outside, no
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.template.defaultfilters import filesizeformat
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import ActivityEvent, User
 from terminals.models import Recording, SshHost, TerminalPolicy
@@ -161,6 +164,42 @@ def test_recordings_list_player_and_policy(org_a: OrgWorld) -> None:
     bad = admin.post("/terminals/policy/", {"retention_days": "-3"}, follow=True)
     assert bad.status_code == 200
     assert TerminalPolicy.objects.get(org=org_a.org).retention_days == 7
+
+
+def test_a_recording_in_progress_shows_its_size_and_length_so_far(org_a: OrgWorld) -> None:
+    """The row's size and duration are written when the session ends: until then the list and
+    the player read the file (what the download already serves) and the time since the start."""
+    session = matrix_session(org_a)  # open (starting): still recording
+    body = '{"version": 2, "width": 80, "height": 24}\n' + '[0.5, "o", "x"]\n' * 150
+    path = recordings_dir() / "live.cast"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    recording = Recording.unscoped.create(
+        org=org_a.org,
+        site=org_a.sites[0],
+        session=session,
+        path="live.cast",
+        started_at=timezone.now() - dt.timedelta(seconds=95),
+    )
+    admin = client_for(org_a.users["admin"])
+    listed = admin.get("/terminals/recordings/").content.decode()
+    row = listed.split(f'data-recording="{recording.pk}"')[1].split("</tr>")[0]
+    assert "Recording…" in row
+    length = row.split("data-recording-length>")[1].split("</td>")[0]
+    size = row.split("data-recording-size>")[1].split("</td>")[0]
+    assert 95 <= int(length.split(" s")[0]) < 120 and "so far" in length
+    assert size == f"{filesizeformat(len(body))} so far", size
+    assert "0\xa0bytes" not in size and "0 bytes" not in size
+    player = admin.get(f"/terminals/recordings/{recording.pk}/").content.decode()
+    assert filesizeformat(len(body)) in player and "Recording…" in player
+
+    # finished: the row's own figures, no badge
+    Recording.unscoped.filter(pk=recording.pk).update(
+        size=len(body), duration=12.4, ended_at=timezone.now()
+    )
+    listed = admin.get("/terminals/recordings/").content.decode()
+    row = listed.split(f'data-recording="{recording.pk}"')[1].split("</tr>")[0]
+    assert "Recording…" not in row and "12 s</td>" in row and "so far" not in row
 
 
 def test_login_state_is_a_200_either_way(org_a: OrgWorld) -> None:
