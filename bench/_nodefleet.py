@@ -39,6 +39,7 @@ class Fleet:
         self, url: str, nodes: list[dict[str, Any]], statuses: dict[str, Any], echo: bool
     ) -> None:
         self.url, self.nodes, self.statuses, self.echo = url, nodes, statuses, echo
+        self.by_id = {n["node_id"]: n for n in nodes}
         self.frames: Counter[str] = Counter()  # "in:<type>" / "out:<type>"
         self.closes: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
@@ -95,6 +96,8 @@ class Fleet:
                 "encryption_key": node["encryption_key"],
                 "seq_hwm": {},
                 "buffered": 0,
+                # the agent names the set it polls (kept in its state): not re-sent if unchanged
+                **({"assignment_version": v} if (v := node.get("assignment_version")) else {}),
             }
             await self.send(ws, hello)
             welcome = await self.welcome(ws)
@@ -189,6 +192,9 @@ class Fleet:
                     },
                 )
                 return
+            if frame.get("kind") == "assign_miners":
+                node = self.by_id[node_id]
+                node["assignment_version"] = frame.get("payload", {}).get("version")
             if frame.get("kind") == "discover":
                 await self.send(
                     ws, {"type": "ack", "command_id": frame["command_id"], "status": "accepted"}

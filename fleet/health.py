@@ -40,3 +40,18 @@ def next_health(
     if failures >= OFFLINE_AFTER:
         return OFFLINE
     return previous if previous != UNKNOWN else UNKNOWN
+
+
+# A miner whose figures count in the fleet totals (hashrate, power, efficiency, hottest chip)
+# and show as current: its health comes from a poll that answered, or from the hysteresis
+# after fewer than ``OFFLINE_AFTER`` missed polls (``ok``, ``degraded``, ``default_password``),
+# it has a reading (``latest.updated_at``), and its last ``OFFLINE_AFTER`` polls did not all
+# fail (a rig whose polls are refused with DEFAULT_PASSWORD_ACTIVE keeps that health, but its
+# figures are from before). ``offline``, ``auth_needed`` and ``unknown`` (not polled yet, or
+# released by its fleet node) never report: their last figures are stale.
+REPORTING = frozenset({OK, DEGRADED, DEFAULT_PASSWORD})
+
+
+def is_reporting(health: str, failures: int, has_reading: bool) -> bool:
+    """The predicate of ``REPORTING`` for one miner (``selectors.reporting_q`` is the query)."""
+    return health in REPORTING and has_reading and failures < OFFLINE_AFTER

@@ -24,7 +24,9 @@ class MinerDelta(TypedDict):
     hashrate_ths: float | None
     power_w: float | None
     max_temp_c: float | None
+    efficiency_jth: float | None
     updated_at: str | None
+    stale: bool  # not reporting (fleet.health.REPORTING): the figures are its last, not current
 
 
 class TelemetryMessage(TypedDict):

@@ -15,6 +15,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Site
+from fleet import health as rules
 from fleet.models import Job, JobItem, Miner, MinerHealth, Sample, SampleRollup
 
 MAX_POINTS = 2000
@@ -70,21 +71,37 @@ def _series_rows(miner: Miner, start: dt.datetime, end: dt.datetime, step: int) 
     ).values_list(*columns)
 
 
-_SUMS = ("miners", "reporting", "hashrate_ths", "power_w")
+def reporting_q(prefix: str = "") -> Q:
+    """The miners that report (``fleet.health.REPORTING``): their figures are current.
+    ``prefix``: the path to the miner from the queried model (e.g. ``"miner__"``)."""
+    return Q(
+        **{
+            f"{prefix}health__in": sorted(rules.REPORTING),
+            f"{prefix}latest__updated_at__isnull": False,
+            f"{prefix}latest__failures__lt": rules.OFFLINE_AFTER,
+        }
+    )
+
+
+_SUMS = ("miners", "reporting", "stale", "hashrate_ths", "power_w")
 
 
 def _groups(miners: QuerySet[Miner]) -> list[dict[str, Any]]:
     """One GROUP BY site, health, model over the miners and their latest rows, in site order:
     every figure of the summary is a sum (or max) of these few rows, so the fleet is read
-    once."""
+    once. Hashrate, power and the hottest chip count the reporting miners only (an offline
+    miner's last figures are from before it went away); ``stale``: the miners with a last
+    reading that is not counted."""
+    reporting = reporting_q()
     return list(
         miners.values("site_id", "site__name", "health", "model")
         .annotate(
             miners=Count("id"),
-            reporting=Count("id", filter=Q(latest__updated_at__isnull=False)),
-            hashrate_ths=Sum("latest__hashrate_ths"),
-            power_w=Sum("latest__power_w"),
-            max_temp_c=Max("latest__max_temp_c"),
+            reporting=Count("id", filter=reporting),
+            stale=Count("id", filter=Q(latest__updated_at__isnull=False) & ~reporting),
+            hashrate_ths=Sum("latest__hashrate_ths", filter=reporting),
+            power_w=Sum("latest__power_w", filter=reporting),
+            max_temp_c=Max("latest__max_temp_c", filter=reporting),
         )
         .order_by("site__name", "site_id")
     )
@@ -109,7 +126,10 @@ def _rollup(groups: list[dict[str, Any]]) -> dict[str, Any]:
 
 def fleet_summary(miners: QuerySet[Miner]) -> dict[str, Any]:
     """Totals of the miners the caller can see: overall, per site (by name) and per model (most
-    miners first). One grouped query whatever the number of sites or miners."""
+    miners first). One grouped query whatever the number of sites or miners. ``reporting``
+    counts the miners whose figures are summed (``fleet.health.REPORTING``): the ``ok``,
+    ``degraded`` and ``default_password`` of ``health`` less those without a fresh reading
+    (``stale`` + never polled)."""
     groups = _groups(miners)
     by_site: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -124,6 +144,7 @@ def fleet_summary(miners: QuerySet[Miner]) -> dict[str, Any]:
             {
                 "model": model,
                 "miners": sum(g["miners"] for g in rows),
+                "reporting": sum(g["reporting"] for g in rows),
                 "hashrate_ths": round(sum(g["hashrate_ths"] or 0.0 for g in rows), 3),
             }
             for model, rows in by_model.items()
@@ -172,7 +193,6 @@ _ATTENTION: dict[str, int] = {
     MinerHealth.AUTH_NEEDED: 1,
     MinerHealth.DEGRADED: 2,
 }
-_UNREACHABLE = frozenset({MinerHealth.OFFLINE, MinerHealth.AUTH_NEEDED})
 UNDERPERFORMING = 0.95
 
 
@@ -180,14 +200,33 @@ UNDERPERFORMING = 0.95
 class Laggard:
     miner: Miner
     median_ths: float | None  # of the miner's model, among its healthy peers
-    ratio: float | None  # its hashrate / that median
+    ratio: float | None  # its hashrate / that median; None when its figures are stale
+    reporting: bool = True  # False: its last figures are from before it stopped reporting
 
 
 def worst_performers(miners: QuerySet[Miner], *, limit: int = 10) -> list[Laggard]:
     """The miners that most need a look: offline, locked out or degraded first, then those below
-    95 % of the median hashrate of healthy miners of the same model. One narrow read of every
+    95 % of the median hashrate of healthy miners of the same model. Medians and ratios use
+    reporting miners' figures only (``fleet.health.REPORTING``). One narrow read of every
     miner (the medians need them all), then the ``limit`` worst are loaded with their site."""
-    rows = list(miners.values_list("pk", "model", "health", "latest__hashrate_ths").order_by())
+    read = list(
+        miners.values_list(
+            "pk",
+            "model",
+            "health",
+            "latest__hashrate_ths",
+            "latest__failures",
+            "latest__updated_at",
+        ).order_by()
+    )
+    reporting = {
+        pk for pk, _m, health, _h, failures, at in read
+        if rules.is_reporting(health, failures or 0, at is not None)
+    }  # fmt: skip
+    rows = [
+        (pk, model, health, hashrate if pk in reporting else None)
+        for pk, model, health, hashrate, _f, _at in read
+    ]
     healthy: dict[str, list[float]] = defaultdict(list)
     for _pk, model, health, hashrate in rows:
         if health == MinerHealth.OK and hashrate is not None:
@@ -198,15 +237,17 @@ def worst_performers(miners: QuerySet[Miner], *, limit: int = 10) -> list[Laggar
         median = medians.get(model)
         ratio = hashrate / median if hashrate is not None and median else None
         if health in _ATTENTION:
-            # an unreachable miner's figures are from before it stopped answering
-            shown = None if health in _UNREACHABLE else ratio
-            ranked.append(((0, _ATTENTION[health], ratio or 0.0), pk, median, shown))
+            ranked.append(((0, _ATTENTION[health], ratio or 0.0), pk, median, ratio))
         elif health == MinerHealth.OK and ratio is not None and ratio < UNDERPERFORMING:
             ranked.append(((1, 0, ratio), pk, median, ratio))
     ranked.sort(key=lambda entry: (entry[0], entry[1]))
     worst = ranked[:limit]
     loaded = miners.select_related("site", "latest").in_bulk([pk for _key, pk, _m, _r in worst])
-    return [Laggard(loaded[pk], median, ratio) for _key, pk, median, ratio in worst if pk in loaded]
+    return [
+        Laggard(loaded[pk], median, ratio, pk in reporting)
+        for _key, pk, median, ratio in worst
+        if pk in loaded
+    ]
 
 
 _CSV_COLUMNS = [

@@ -20,6 +20,7 @@ urlpatterns = [
         path(f"miners/<int:pk>/actions/{kind}/", view, name=f"miner-run-{kind}")
         for kind, view in actions.MINER_ACTIONS.items()
     ),
+    path("jobs/", jobs.job_list, name="jobs"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-page"),
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-page-cancel"),
     path("nodes/", nodes.node_list, name="nodes"),

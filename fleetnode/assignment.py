@@ -39,6 +39,7 @@ class AssignedMiner:
 class Assignment:
     miners: dict[int, AssignedMiner]
     poll_interval_s: float
+    version: str = ""  # the server's digest of this set, named in the next hello
 
     @classmethod
     def empty(cls) -> Assignment:
@@ -86,7 +87,10 @@ def parse_assignment(payload: dict[str, Any], known_drivers: set[str]) -> Assign
     for entry in entries:
         miner = _miner(entry, known_drivers)
         miners[miner.miner_id] = miner
-    return Assignment(miners, min(MAX_POLL_S, max(MIN_POLL_S, float(interval))))
+    version = payload.get("version", "")
+    if not isinstance(version, str) or len(version) > 64:
+        raise AssignmentError("version is not a short string")
+    return Assignment(miners, min(MAX_POLL_S, max(MIN_POLL_S, float(interval))), version)
 
 
 def open_credentials(

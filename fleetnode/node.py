@@ -68,6 +68,8 @@ class Node:
             "encryption_key": b64encode(self.sealing.public_key().public_bytes_raw()),
             "seq_hwm": dict(self.trust.hwm),
             "buffered": len(self.buffer),
+            # the set this node polls (kept in its state): an unchanged set is not re-sent
+            **({"assignment_version": v} if (v := self.assignment.version) else {}),
         }
 
     def assign(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -300,11 +300,20 @@ SamplesSerializer._declared_fields["from"] = serializers.DateTimeField()
 
 class TotalsSerializer(serializers.Serializer[Any]):
     miners = serializers.IntegerField()
-    reporting = serializers.IntegerField(help_text="Miners with at least one successful poll.")
-    hashrate_ths = serializers.FloatField()
-    power_w = serializers.FloatField()
+    reporting = serializers.IntegerField(
+        help_text="Miners whose figures are current and counted in the totals: health ok, "
+        "degraded or default_password, with a reading, and fewer than 3 failed polls in a row "
+        "(offline, auth_needed and unknown miners never report)."
+    )
+    stale = serializers.IntegerField(
+        help_text="Miners with a last reading that is not counted (it predates the outage)."
+    )
+    hashrate_ths = serializers.FloatField(help_text="Sum over the reporting miners.")
+    power_w = serializers.FloatField(help_text="Sum over the reporting miners.")
     efficiency_jth = serializers.FloatField(allow_null=True)
-    max_temp_c = serializers.FloatField(allow_null=True)
+    max_temp_c = serializers.FloatField(
+        allow_null=True, help_text="Hottest chip among the reporting miners."
+    )
     health = serializers.DictField(child=serializers.IntegerField(), help_text="Miners by health.")
 
 
@@ -316,7 +325,8 @@ class SiteTotalsSerializer(TotalsSerializer):
 class ModelTotalsSerializer(serializers.Serializer[Any]):
     model = serializers.CharField()
     miners = serializers.IntegerField()
-    hashrate_ths = serializers.FloatField()
+    reporting = serializers.IntegerField(help_text="As in the totals.")
+    hashrate_ths = serializers.FloatField(help_text="Sum over the reporting miners.")
 
 
 class FleetSummarySerializer(serializers.Serializer[Any]):

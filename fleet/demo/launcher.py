@@ -7,7 +7,8 @@
    (``manage.py seed_demo_fleet --seed-demo``) and gives a few of them a fault.
 3. Prints one line about the fleet, the banner and the demo sign-in, then runs the server.
    The server and the pairing may dial the simulators' addresses: ``DISCOVERY_ALLOWED_NETWORKS``
-   gets their block for these child processes only.
+   gets their block for these child processes only, and the server ``DEMO_SIM_PASSWORD`` (the
+   simulators' password, which the discovery page shows for pairing them).
 4. When the server exits, or on SIGINT/SIGTERM/SIGHUP (passed on to the server), stops the
    server and then the simulators' whole process group. Children also get SIGTERM should this
    process die without cleaning up (Linux ``PR_SET_PDEATHSIG``).
@@ -173,6 +174,14 @@ def _stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> Non
         proc.wait(5)
 
 
+def sim_password(inventory: list[dict[str, Any]]) -> str:
+    """The one password the simulators share (the inventory's), or "" when they differ: the
+    server gets it as ``DEMO_SIM_PASSWORD`` so the discovery page can say what to pair with
+    (the drivers' defaults are the factory logins, which the simulators don't keep)."""
+    passwords = {str(entry.get("password") or "") for entry in inventory}
+    return passwords.pop() if len(passwords) == 1 else ""
+
+
 class Demo:
     def __init__(self, settings: Settings, banner: str, server: list[str]) -> None:
         self.settings = settings
@@ -282,6 +291,9 @@ class Demo:
             last = (paired.stderr.strip().splitlines() or ["?"])[-1]
             return f"Demo fleet: pairing failed ({last}); see {self.dir / 'setup.log'}"
         self.login = "\n".join(paired.stdout.strip().splitlines()[:-1])  # seed_demo's lines
+        password = sim_password(inventory)
+        if password:  # the discovery page tells the user (DEMO_SIM_PASSWORD, demo only)
+            self.env["DEMO_SIM_PASSWORD"] = password
         if not single:  # a few SSH hosts to open terminals to (terminals.seed_demo_ssh)
             ssh = self.manage("seed_demo_ssh", "--inventory", str(self.inventory))
             self.note(ssh.stdout + ssh.stderr)

@@ -34,6 +34,8 @@ class NodeStatus(models.TextChoices):
 class FleetNode(ScopedModel):
     scope_org = "org"
     scope_site: ClassVar[str | None] = "site"
+    # not stored: the assignment version the node's hello named, on the row the hello attached
+    rw_assignment_version: str | None = None
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="fleet_nodes")
     site = models.ForeignKey(

@@ -9,6 +9,7 @@ the data key only sealed to the node's X25519 key in a signed ``node_key`` comma
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -290,9 +291,16 @@ def identities_store(node_id: int, outcomes: list[Any], owned: set[int]) -> int:
     return changed
 
 
-def assign_payload(node: FleetNode, data_key: bytes | None) -> dict[str, Any]:
+def assign_payload(
+    node: FleetNode,
+    data_key: bytes | None,
+    miners: list[Miner] | None = None,
+    interval: int | None = None,
+) -> dict[str, Any]:
+    miners = _assigned(node) if miners is None else miners
+    interval = poll_interval(node.org_id) if interval is None else interval
     items = []
-    for miner in Miner.unscoped.filter(node=node).order_by("id"):
+    for miner in miners:
         credential = None
         creds = credentials_for(miner)
         if creds is not None and data_key is not None:
@@ -312,7 +320,38 @@ def assign_payload(node: FleetNode, data_key: bytes | None) -> dict[str, Any]:
                 "credential": credential,
             }
         )
-    return {"miners": items, "poll_interval_s": poll_interval(node.org_id)}
+    version = assignment_version(node, miners, interval, with_key=data_key is not None)
+    return {"miners": items, "poll_interval_s": interval, "version": version}
+
+
+def _assigned(node: FleetNode) -> list[Miner]:
+    return list(Miner.unscoped.filter(node=node).order_by("id"))
+
+
+def assignment_version(
+    node: FleetNode, miners: list[Miner], interval: int | float, *, with_key: bool
+) -> str:
+    """A digest of everything an ``assign_miners`` carries (each credential by its revision,
+    under which node key): a node that applied that version and says so in its ``hello``
+    (``assignment_version``) is not sent the same set again on reconnect."""
+    facts = {
+        "miners": [
+            [
+                m.pk,
+                m.host,
+                m.port,
+                m.driver,
+                m.device_info_for_dial().to_dict(),
+                m.credential_version if m.secret else None,
+            ]
+            for m in miners
+        ],
+        "poll_interval_s": interval,
+        "key": hashlib.sha256(bytes(node.encryption_key or b"")).hexdigest()[:16]
+        if with_key
+        else None,
+    }
+    return hashlib.sha256(protocol.canonical_json(facts)).hexdigest()[:32]
 
 
 def _stored(payload: dict[str, Any]) -> dict[str, Any]:
@@ -330,8 +369,9 @@ def commands_on_hello(
     it has none yet), and its miner set.
 
     ``chain``: the org's command keys (``keys.command_keys_all``) as the hello read them. A
-    reconnect costs four queries: the miners, the poll interval, one block of ``seq`` values
-    and one INSERT of the commands."""
+    reconnect of a node whose ``hello`` names the current ``assignment_version`` costs two
+    queries (the miners, the poll interval) and gets no command; otherwise two more (one block
+    of ``seq`` values, one INSERT of the commands)."""
     from fleet.nodes.commands import CommandSpec, commands_sign_set_up
 
     system = Actor.system("fleetnode")
@@ -344,8 +384,12 @@ def commands_on_hello(
     if data_key is not None and node.data_key_delivered_at is None:
         sealed = protocol.seal_to_node(bytes(node.encryption_key or b""), node.pk, data_key)
         specs.append(("node_key", {"sealed": sealed}, {}))
-    payload = assign_payload(node, data_key)
-    specs.append(("assign_miners", payload, _stored(payload)))
+    miners, interval = _assigned(node), poll_interval(node.org_id)
+    known = getattr(node, "rw_assignment_version", None)
+    current = assignment_version(node, miners, interval, with_key=data_key is not None)
+    if specs or known != current:  # a new node key re-encrypts the credentials: always then
+        payload = assign_payload(node, data_key, miners, interval)
+        specs.append(("assign_miners", payload, _stored(payload)))
     return out + commands_sign_set_up(node=node, key=active, specs=specs, actor=system)
 
 

@@ -80,6 +80,9 @@ def hello_handle(
     for kid, seq in hwm.items():
         if len(kid) > 32 or isinstance(seq, bool) or not isinstance(seq, int):
             raise ProtocolError("seq_hwm: expected {kid: integer}")
+    assignment = msg.get("assignment_version")
+    if assignment is not None and (not isinstance(assignment, str) or len(assignment) > 64):
+        raise ProtocolError("hello.assignment_version: a string of at most 64 characters")
     now = timezone.now()
     fields: dict[str, Any] = {
         "agent_version": version,
@@ -95,6 +98,7 @@ def hello_handle(
     FleetNode.unscoped.filter(pk=node.pk).update(**fields)
     for name, value in fields.items():
         setattr(node, name, value)
+    node.rw_assignment_version = assignment  # the set it polls: commands_on_hello skips a resend
     chain = command_keys_all(node.org_id)
     if not any(k.active for k in chain):  # the org's key set is never empty in a welcome
         command_key_active(node.org_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -129,6 +131,49 @@ def miner_at_address(
         if rig_ports(miner) & wanted:
             return miner
     return None
+
+
+RPC_SCHEME = "tcp"  # what discovery reports for a rig's RPC port (miners.scan.Found)
+
+
+def _endpoint_kind(scheme: str) -> str:
+    return "rpc" if scheme == RPC_SCHEME else "web"
+
+
+def miner_follow(miner: Miner, reports: Sequence[tuple[str, int, str]]) -> bool:
+    """The rig of ``miner`` answered at another address (DHCP): the miner follows it, taking
+    host, port and scheme from ONE of ``reports`` (``(host, port, scheme)``, each what worked
+    there), so a port is never dialled with another port's scheme. The report chosen is of
+    the miner's own kind of endpoint (web API, or RPC), the same scheme and port first. The
+    same host on another port is the same rig at the same address: nothing changes. Returns
+    whether the miner moved. Not audited: it records what the network did, no one's decision."""
+    if not reports or any(host == miner.host for host, _port, _scheme in reports):
+        return False
+    current = str((miner.device_info or {}).get("scheme") or miner.scheme or "")
+    fitting = [r for r in reports if _endpoint_kind(r[2]) == _endpoint_kind(current)]
+    if not fitting:
+        return False  # only another kind of port answered (an Antminer's RPC): not enough
+    host, port, scheme = min(
+        fitting, key=lambda r: (r[2] != current, r[1] != miner.port, r[2] != "https")
+    )
+    taken = Miner.unscoped.filter(org_id=miner.org_id, host=host, port=port).exclude(pk=miner.pk)
+    if taken.exists():
+        return False
+    info = dict(miner.device_info or {})
+    info.update({"host": host, "port": port})
+    if scheme:
+        info["scheme"] = scheme
+    miner.host, miner.port, miner.device_info = host, port, info
+    miner.scheme = scheme or miner.scheme
+    miner.updated_at = timezone.now()
+    Miner.unscoped.filter(pk=miner.pk).update(
+        host=host,
+        port=port,
+        scheme=miner.scheme,
+        device_info=info,
+        updated_at=miner.updated_at,
+    )
+    return True
 
 
 @transaction.atomic

@@ -52,9 +52,9 @@ def _latest_from_status(
     data = status.to_dict()
     temperatures: dict[str, Any] = data["temperatures"]
     carried = (row.temperatures or {}).get("chip_max_c")
-    if detail is not Detail.FULL and temperatures.get("chip_max_c") is None:
-        if isinstance(carried, int | float):
-            temperatures["chip_max_c"] = carried
+    summary_without_chips = detail is not Detail.FULL and temperatures.get("chip_max_c") is None
+    if summary_without_chips and isinstance(carried, int | float):
+        temperatures["chip_max_c"] = carried
     row.state = str(status.state)
     row.hashrate_ths = status.hashrate_ths
     row.power_w = status.power_w
@@ -83,7 +83,7 @@ FAILED_FIELDS = ["polled_at", "failures", "last_error"]
 # what ingest reads of the stored row: the failure count and what a failed poll's live delta
 # repeats
 _READ_FIELDS = ("miner_id", "failures", "state", "hashrate_ths", "power_w", "max_temp_c",
-                "updated_at", "temperatures")  # fmt: skip
+                "efficiency_jth", "updated_at", "temperatures")  # fmt: skip
 
 
 @transaction.atomic
@@ -220,7 +220,11 @@ class Outbox:
                 hashrate_ths=row.hashrate_ths,
                 power_w=row.power_w,
                 max_temp_c=row.max_temp_c,
+                efficiency_jth=row.efficiency_jth,
                 updated_at=row.updated_at.isoformat() if row.updated_at else None,
+                stale=not rules.is_reporting(
+                    miner.health, row.failures, row.updated_at is not None
+                ),
             )
         )
 

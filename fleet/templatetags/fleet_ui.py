@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from django import template
+from django.conf import settings
 
 from fleet.forms import action_label
+from fleet.health import is_reporting
 
 register = template.Library()
+
+
+@register.simple_tag
+def demo_sim_password() -> str:
+    """The demo's simulated miners' password (``DEMO_SIM_PASSWORD``, set by the demo launcher
+    for its server only), or "" outside the demo: the pairing forms say what to type."""
+    return str(getattr(settings, "DEMO_SIM_PASSWORD", "") or "")
 
 _HEALTH_BADGES = {
     "ok": "badge-ok",
@@ -85,3 +94,13 @@ def percent(ratio: object) -> str:
 
 
 register.filter("action_label", action_label)
+
+
+@register.filter
+def stale(miner: object) -> bool:
+    """Whether the miner's last figures are out of date (it does not report,
+    ``fleet.health.REPORTING``): pages show them as "last seen", not as its current state."""
+    latest = getattr(miner, "latest", None)
+    if latest is None or latest.updated_at is None:
+        return False  # nothing to show either way
+    return not is_reporting(str(getattr(miner, "health", "")), latest.failures, True)

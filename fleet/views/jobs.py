@@ -1,4 +1,5 @@
-"""A job's progress: counts, per-miner results, cancel. htmx polls it every 2 s while it runs."""
+"""The org's jobs (newest first, paged), a job's progress: counts, per-miner results, cancel.
+htmx polls a running job every 2 s."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from fleet.services import jobs
 from fleet.views.base import fleet_page, visible_miners
 
 ITEMS_PER_PAGE = 100
+JOBS_PER_PAGE = 50
 RUNNING = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
@@ -43,6 +45,19 @@ def job_context(request: PageRequest, job: Job) -> dict[str, Any]:
 def _job(request: PageRequest, org: Organization, pk: int) -> Job:
     job: Job = scoped_get(request, Job, "miner:read", org=org, pk=pk)
     return job
+
+
+@fleet_page("miner:read")
+@require_GET
+def job_list(request: PageRequest, org: Organization) -> HttpResponse:
+    """Every job of the switcher's org the caller may read (as ``GET /api/v1/jobs/`` lists
+    them): the page of 50, or for htmx (paging) the list alone."""
+    jobs_visible = Job.objects.restrict(request.user, "miner:read").filter(org=org)
+    page = Paginator(jobs_visible.order_by("-created_at", "-id"), JOBS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {"org": org, "page": page}
+    return render_page(request, "fleet/jobs/list.html", "fleet/jobs/_list.html", context)
 
 
 @fleet_page("miner:read")

@@ -166,7 +166,7 @@ def _no_sites(request: PageRequest, org: Organization, form: MinerAddForm) -> di
         return {"no_sites": False}
     return {
         "no_sites": True,
-        "org_has_sites": Site.objects.filter(org=org).exists(),
+        "org_has_sites": Site.objects.restrict(request.user, "site:read").filter(org=org).exists(),
         "can_create_site": has_perm(request.user, "site:manage", org.pk),
     }
 

@@ -235,3 +235,20 @@ async def test_bad_assignments_are_rejected_and_the_old_one_stays(
     assert list(node.assignment.miners) == [1]
     restarted = Node(State(state.dir), registry=node.registry)
     assert list(restarted.assignment.miners) == [1]
+
+
+async def test_the_hello_names_the_assignment_it_polls_also_after_a_restart(
+    state: State, signer: Signer
+) -> None:
+    node, sent = make_node(state, signer)
+    assert "assignment_version" not in node.hello()  # nothing assigned yet: the server sends it
+    dispatcher = Dispatcher(node, sent.append)
+    payload = {"miners": [], "poll_interval_s": 10, "version": "a" * 32}
+    dispatcher.handle(signer.command("assign_miners", payload))
+    await settle(dispatcher)
+    assert node.hello()["assignment_version"] == "a" * 32
+    restarted = Node(State(state.dir), registry=node.registry)
+    assert restarted.hello()["assignment_version"] == "a" * 32  # kept in the state directory
+    dispatcher.handle(signer.command("assign_miners", {**payload, "version": 7}))
+    await settle(dispatcher)
+    assert sent[-1]["status"] == "rejected" and node.hello()["assignment_version"] == "a" * 32

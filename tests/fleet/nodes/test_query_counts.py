@@ -17,10 +17,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.actor import Actor
-from fleet.models import CommandKey, CommandStatus, FleetNode, NodeCommand
+from fleet.models import CommandKey, CommandStatus, FleetNode, Miner, NodeCommand
 from fleet.nodes import keys, ownership, sessions, stream
 from fleet.nodes.commands import command_sign
 from fleetnode import protocol
+from fleetnode.protocol import ProtocolError
 from tests.conftest import OrgWorld
 from tests.fleet.nodes.support import FakeNode, enroll, session_token
 
@@ -56,13 +57,18 @@ def paired(org_a: OrgWorld) -> tuple[FakeNode, str]:
     return fake, session_token(fake)
 
 
-def _hello(fake: FakeNode, token: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _hello(fake: FakeNode, token: str, **hello: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One connection's database work: session lookup, hello, the set-up commands."""
     found, auth_q = _queries(sessions.session_authenticate, token)
     assert found is not None
     node, session = found
     (welcome, node, chain), hello_q = _queries(
-        stream.hello_handle, node, session.expires_at, fake.hello(), channel="c1", replica="r"
+        stream.hello_handle,
+        node,
+        session.expires_at,
+        fake.hello(**hello),
+        channel="c1",
+        replica="r",
     )
     assert welcome["type"] == "welcome" and welcome["command_keys"]
     commands, cmd_q = _queries(ownership.commands_on_hello, node, chain)
@@ -109,3 +115,50 @@ def test_in_flight_commands_never_block_a_reconnects_set_up(paired: tuple[FakeNo
         command_sign(node=node, kind="ping", payload={}, actor=Actor.system("t"))
     commands, _counts = _hello(fake, token)
     assert commands[-1]["kind"] == "assign_miners"
+
+
+def test_a_reconnect_naming_the_current_assignment_gets_no_resend(
+    paired: tuple[FakeNode, str],
+) -> None:
+    """The hello's ``assignment_version`` (the set the agent polls, from its state): the same
+    set is not signed, stored and acked again on every reconnect; any change to it is."""
+    fake, token = paired
+    commands, _ = _hello(fake, token)
+    for command in commands:
+        _ack(fake.node_id, command, "ok")
+    version = commands[-1]["payload"]["version"]
+    assert isinstance(version, str) and len(version) == 32
+
+    again, counts = _hello(fake, token, assignment_version=version)
+    assert again == []
+    assert counts == {"session": 1, "hello": 2, "commands": 2}, counts  # miners, poll interval
+    # an agent that lost its set, or an older agent that doesn't say: the set is sent
+    assert [c["kind"] for c in _hello(fake, token)[0]] == ["assign_miners"]
+    assert [c["kind"] for c in _hello(fake, token, assignment_version="0" * 32)[0]] == [
+        "assign_miners"
+    ]
+    # what the set carries changed (an address, a password, the poll interval): sent again
+    miner = Miner.unscoped.filter(node_id=fake.node_id).order_by("id").first()
+    assert miner is not None
+    Miner.unscoped.filter(pk=miner.pk).update(host="10.9.0.99")
+    moved = _hello(fake, token, assignment_version=version)[0]
+    assert [c["kind"] for c in moved] == ["assign_miners"]
+    assert moved[0]["payload"]["version"] != version
+    newer = moved[0]["payload"]["version"]
+    Miner.unscoped.filter(pk=miner.pk).update(credential_version=miner.credential_version + 1)
+    assert _hello(fake, token, assignment_version=newer)[0] != []
+
+
+def test_a_bad_assignment_version_is_a_protocol_error(paired: tuple[FakeNode, str]) -> None:
+    fake, token = paired
+    found = sessions.session_authenticate(token)
+    assert found is not None
+    for bad in (7, "x" * 65, ["a"]):
+        with pytest.raises(ProtocolError, match="assignment_version"):
+            stream.hello_handle(
+                found[0],
+                found[1].expires_at,
+                fake.hello(assignment_version=bad),
+                channel="c1",
+                replica="r",
+            )
