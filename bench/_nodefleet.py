@@ -3,7 +3,8 @@ aiohttp), each doing what the agent's control-stream loop does (fleetnode/client
 with its session token, ``hello``, wait for ``welcome`` (the agent's ``WELCOME_TIMEOUT_S``), a heartbeat right away and then
 every ``heartbeat_interval_s``, every command's signature verified against the welcome's keys
 and acked ``accepted`` then ``ok``, telemetry batches with up to 4 unacknowledged; after a close,
-reconnect with the agent's backoff (`fleetnode.backoff.Backoff`, full jitter, 1 s base).
+reconnect with the agent's backoff (`fleetnode.backoff.Backoff`, full jitter, 1 s base; a
+refused connect waits at most `REFUSED_CAP_S`, as the agent does).
 
 ``--echo``: the same nodes against the reference echo server (``hello`` echoed = welcome).
 
@@ -27,10 +28,11 @@ import aiohttp
 
 from bench._django import ms, pct
 from fleetnode import protocol
-from fleetnode.backoff import Backoff
+from fleetnode.backoff import Backoff, refused
 from fleetnode.client import WELCOME_TIMEOUT_S  # the agent's own wait for welcome
 
 ACK_WINDOW = 4
+REFUSED = -1  # connect_once: the server refused the TCP connect (the agent retries sooner)
 CLOSE_DROPPED = 4000  # our own close in the "drop" phase: a network blip, not a shutdown
 
 
@@ -66,7 +68,7 @@ class Fleet:
             code = await self.connect_once(node, backoff)
             if self.stopping or code == protocol.CLOSE_REVOKED:
                 return
-            await asyncio.sleep(backoff.next())
+            await asyncio.sleep(backoff.next_refused() if code == REFUSED else backoff.next())
 
     async def connect_once(self, node: dict[str, Any], backoff: Backoff) -> int:
         assert self.http is not None
@@ -86,7 +88,7 @@ class Fleet:
             return 0
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self.failures[type(exc).__name__] += 1
-            return 0
+            return REFUSED if refused(exc) else 0
         heartbeats: asyncio.Task[None] | None = None
         try:
             hello = {

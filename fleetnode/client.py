@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from fleetnode import __version__
-from fleetnode.backoff import Backoff
+from fleetnode.backoff import Backoff, refused
 from fleetnode.commands import Dispatcher
 from fleetnode.gateway import Gateway, GatewayError, SessionToken, ssl_context, ws_url
 from fleetnode.health import HostHealth
@@ -175,7 +175,7 @@ class Client:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("control stream to %s failed: %s", self.url, exc or type(exc).__name__)
             self._record(connected=False, last_error=str(exc)[:200] or type(exc).__name__)
-            return self.backoff.next()
+            return self.backoff.next_refused() if refused(exc) else self.backoff.next()
         except Exception as exc:  # a bug: log it, keep the node alive, try again later
             log.exception("control stream crashed")
             self._record(connected=False, last_error=f"node error: {type(exc).__name__}")

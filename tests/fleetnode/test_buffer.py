@@ -7,7 +7,7 @@ import random
 import stat
 
 from fleetnode import protocol
-from fleetnode.backoff import Backoff
+from fleetnode.backoff import REFUSED_CAP_S, Backoff, refused
 from fleetnode.state import State
 from fleetnode.telemetry import MAX_BATCH_OUTCOMES, TelemetryBuffer, split_outcomes
 
@@ -95,3 +95,25 @@ def test_backoff_is_full_jitter_within_exponential_bounds() -> None:
             b.next()
     spread = [b.next() for b in many]
     assert max(spread) <= 60 and min(spread) >= 0 and max(spread) - min(spread) > 30
+
+
+def test_a_refused_connect_is_retried_within_seconds_and_still_counts() -> None:
+    backoff = Backoff(base=1.0, cap=60.0, rng=random.Random(3))
+    waits = [backoff.next_refused() for _ in range(20)]  # a server restarting for a while
+    assert all(0 <= w <= REFUSED_CAP_S for w in waits) and max(waits) > 1
+    assert backoff.ceiling() == 60.0  # another failure now backs off fully
+
+
+async def test_refused_tells_a_refused_connect_from_other_failures() -> None:
+    import aiohttp
+
+    from tests.support import free_port
+
+    async with aiohttp.ClientSession() as http:
+        try:
+            await http.get(f"http://127.0.0.1:{free_port()}/")
+        except aiohttp.ClientConnectorError as exc:
+            assert refused(exc)
+        else:
+            raise AssertionError("nothing listens there")
+    assert not refused(TimeoutError()) and not refused(aiohttp.ClientPayloadError("cut"))
