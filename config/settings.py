@@ -455,6 +455,9 @@ LOGGING = {
 
 # --- Product settings ---------------------------------------------------------------------
 DISCOVERY_ALLOWED_NETWORKS = env_networks("DISCOVERY_ALLOWED_NETWORKS")
+# set by the demo launcher (fleet/demo) for its server only: the simulated miners' password,
+# which the discovery page shows for pairing them; empty outside the demo
+DEMO_SIM_PASSWORD = env_str("DEMO_SIM_PASSWORD", "") or ""
 # miner proxy (proxy/): proxied requests per user per minute; other limits in proxy.limits
 PROXY_RATE_PER_MINUTE = env_int("PROXY_RATE_PER_MINUTE", 600, minimum=1)
 # Telemetry polling: every miner every interval; due miners split into shards of this size,

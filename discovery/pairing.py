@@ -42,7 +42,7 @@ from fleet.models import (
 )
 from fleet.nodes.ownership import UNASSIGNED, miner_pair_via_node, miner_reclaim_via_node
 from fleet.services.credentials import credentials_store
-from fleet.services.miners import miner_add
+from fleet.services.miners import miner_add, miner_at_address, miner_follow
 
 JOB_KIND = "discovery_pair"
 MAX_DEVICES = 4096
@@ -203,6 +203,16 @@ def _pair_locked(
         return FAILED, f"Already paired as '{device.miner.name}'.", None
     owner = device.node if device.node and device.node.status != NodeStatus.REVOKED else None
     existing = Miner.unscoped.filter(org_id=device.org_id, identifier=device.identifier).first()
+    if existing is None and device.identifier.startswith("auto:"):
+        # no MAC or serial to know it by (a stock Antminer before its web login): the miner
+        # of this dialler at the rig's address is this device, never a second miner
+        existing = miner_at_address(
+            device.org_id,
+            device.host,
+            device.port,
+            device.driver,
+            node_id=node.pk if node is not None else None,
+        )
     if node is None and owner is not None:
         return FAILED, f"Found by fleet node '{owner.name}': pair it through that node.", None
     if node is not None and (owner is None or owner.pk != node.pk):
@@ -228,12 +238,18 @@ def _pair_locked(
         if (existing.managed_by == "cloud") != (node is None):
             side = "the cloud" if existing.managed_by == "cloud" else "a fleet node"
             return FAILED, f"'{existing.name}' is paired to {side}; unpair it first.", None
-        Miner.unscoped.filter(pk=existing.pk).update(
-            host=device.host, port=device.port, updated_at=timezone.now()
-        )
         if password is not None:
             credentials_store(existing, username=username, password=password)
-        return PAIRED, f"Already in the fleet as '{existing.name}': address updated.", existing
+        if device.host == existing.host:  # another port of the same rig: nothing moved
+            return PAIRED, f"Already in the fleet as '{existing.name}'.", existing
+        if miner_follow(existing, [(device.host, device.port, device.scheme)]):
+            return PAIRED, f"Already in the fleet as '{existing.name}': address updated.", existing
+        return (
+            PAIRED,
+            f"Already in the fleet as '{existing.name}'; its address was kept (found at "
+            f"{device.host}:{device.port} only, which is not the kind of port it is dialled on).",
+            existing,
+        )
     try:
         if node is None:
             miner = miner_add(

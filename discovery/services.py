@@ -8,6 +8,7 @@ an ingest retried after a rollback, or a batch a node sends twice, never counts 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections import Counter
@@ -33,6 +34,7 @@ from fleet import live
 from fleet.models import FleetNode, Miner, NodeStatus
 from fleet.protocol import site_group
 from fleet.services.identity import identifier_for
+from fleet.services.miners import miner_follow, rig_ports
 from miners import DeviceInfo
 from miners.scan import Found, default_registry
 
@@ -175,6 +177,8 @@ def run_finish(run_id: int, outcome: str, *, error: str = "") -> DiscoveryRun | 
         if outcome in (Outcome.OK,):
             fields["probed"] = F("total")
         done = updated.update(**fields)
+        if done:
+            run_follow(run_id)
         run = DiscoveryRun.unscoped.filter(pk=run_id).first()
     if run is not None and done:
         publish(run)
@@ -274,23 +278,23 @@ def devices_ingest(
     rejected: Counter[str] | None = None,
     probed: int | None = None,
 ) -> Ingested:
-    """Store what a scan found, in one transaction with the run's counters: the devices the
-    batch can match are read (and locked) in three queries, the batch is applied in order in
-    memory (a device answering on two ports in one batch is one row, as two batches make it),
-    then one INSERT of the new rows and one UPDATE of the rest."""
+    """Store what a scan found, in one transaction with the run's counters: the miners at the
+    batch's addresses and the devices the batch can match are read (devices locked) in four
+    queries, the batch is applied in order in memory (a device answering on two ports in one
+    batch is one row, as two batches make it), then one INSERT of the new rows and one UPDATE
+    of the rest; a paired miner that moved (DHCP) is followed."""
     result = Ingested(rejected=Counter(rejected or {}))
     now = timezone.now()
     dialled_by = node.managed_by if node is not None else "cloud"
     with transaction.atomic():
         locked = DiscoveryRun.unscoped.select_for_update().get(pk=run.pk)
         batch = _Batch(locked, found, node, dialled_by, now)
-        for item, identifier in zip(found, batch.identifiers, strict=True):
+        for item, identifier in batch.items:
             reason = batch.apply(item, identifier, result)
             if reason:
                 result.rejected[reason] += 1
         batch.save()
-        for device, item in batch.moved:
-            _follow_address(device.miner, item)  # type: ignore[arg-type]
+        batch.follow()
         counts = Counter(locked.rejected)
         counts.update(result.rejected)
         fields: dict[str, Any] = {
@@ -309,6 +313,15 @@ def devices_ingest(
 
 _SAVED = ("identifier", "host", "node", "site", "last_seen", "run", "port", "scheme", "driver",
           "make", "model", "firmware", "mac", "serial", "miner")  # fmt: skip
+_SCHEME_RANK = {"https": 1, "http": 2, "": 3}  # then "tcp": an RPC port (Antminer 4028)
+
+
+def endpoint_rank(host: str, port: int, scheme: str, miner: Miner | None) -> int:
+    """Which of a device's ports its row shows, lowest first: its miner's own endpoint, then
+    a web API (https before http), an unknown scheme, an RPC port last."""
+    if miner is not None and (miner.host, miner.port) == (host, port):
+        return 0
+    return _SCHEME_RANK.get(scheme, len(_SCHEME_RANK) + 1)
 
 
 class _Batch:
@@ -324,52 +337,59 @@ class _Batch:
         now: dt.datetime,
     ) -> None:
         self.run, self.node, self.now = run, node, now
-        self.identifiers = [_identifier(item, dialled_by) for item in found]
+        hosts = {item.host for item in found}
+        node_id = node.pk if node is not None else None
+        # this dialler's miners at the batch's addresses: a report without MAC or serial (a
+        # stock Antminer before its web login) at one of a miner's ports is that miner
+        dialler: dict[str, Any] = {"node_id": node_id} if node else {"managed_by": "cloud"}
+        at_hosts = list(Miner.unscoped.filter(org_id=run.org_id, host__in=hosts, **dialler))
+        self.items = [_recognised(item, _identifier(item, dialled_by), at_hosts) for item in found]
+        identifiers = {identifier for _item, identifier in self.items}
         rows = DiscoveredDevice.unscoped.select_for_update(of=("self",)).select_related(
             "node", "miner"
         )
-        hosts = {item.host for item in found}
         stored: dict[int, DiscoveredDevice] = {}  # one instance per row, however it matched
-        for device in rows.filter(org_id=run.org_id, identifier__in=set(self.identifiers)):
+        for device in rows.filter(org_id=run.org_id, identifier__in=identifiers):
             stored[device.pk] = device
         for device in rows.filter(org_id=run.org_id, host__in=hosts, node=node):
             stored.setdefault(device.pk, device)
         self.by_identifier = {d.identifier: d for d in stored.values()}
-        node_id = node.pk if node is not None else None
-        # (host, driver) → this node's devices there; kept up to date as the batch changes them
-        self.same_address: dict[tuple[str, str], list[DiscoveredDevice]] = {}
-        self.placed: dict[int, tuple[str, str]] = {}  # id(device) → its key above
-        for device in stored.values():
-            if device.host in hosts and device.node_id == node_id:
-                self._place(device)
-        self.listed: set[int] = set()  # id() of the devices already in result.devices
-        wanted = set(self.identifiers) | set(self.by_identifier)
+        self.same_address = [d for d in stored.values() if d.host in hosts and d.node_id == node_id]
+        wanted = identifiers | set(self.by_identifier)
         self.miners = {
             m.identifier: m for m in Miner.unscoped.filter(org_id=run.org_id, identifier__in=wanted)
         }
         self.created: list[DiscoveredDevice] = []
         self.changed: dict[int, DiscoveredDevice] = {}
-        self.moved: list[tuple[DiscoveredDevice, Found]] = []
-
-    def _place(self, device: DiscoveredDevice) -> None:
-        key = (device.host, device.driver)
-        old = self.placed.get(id(device))
-        if old == key:
-            return
-        if old is not None:
-            self.same_address[old].remove(device)
-        self.same_address.setdefault(key, []).append(device)
-        self.placed[id(device)] = key
+        self.reports: dict[int, tuple[DiscoveredDevice, list[Found]]] = {}
 
     def _at_address(self, item: Found, weak: bool) -> DiscoveredDevice | None:
         """One device answering on two ports, one of them without its MAC (CGMiner RPC): the
         same row, under the strongest identity either port gave."""
         candidates = [
             d
-            for d in self.same_address.get((item.host, item.driver), ())
-            if weak or (d.identifier.startswith("auto:") and d.miner_id is None)
+            for d in self.same_address
+            if d.host == item.host
+            and d.driver == item.driver
+            and (weak or (d.identifier.startswith("auto:") and d.miner_id is None))
         ]
         return min(candidates, key=lambda d: d.identifier, default=None)
+
+    def _endpoint_taken(
+        self, device: DiscoveredDevice | None, item: Found, weak: bool, miner: Miner | None
+    ) -> bool:
+        """Whether the row shows this report's port and scheme: a stable choice, not the port
+        probed last. A run's first report of the device, or one at another host, sets it;
+        within the run a report replaces it only when it ranks better (``endpoint_rank``); a
+        port without the MAC never replaces one with it."""
+        if device is None:
+            return True
+        if weak and not device.identifier.startswith("auto:"):
+            return False
+        if device.run_id != self.run.pk or device.host != item.host:
+            return True
+        rank = endpoint_rank(item.host, item.port, item.scheme, miner)
+        return rank < endpoint_rank(device.host, device.port, device.scheme, miner)
 
     def apply(self, item: Found, identifier: str, result: Ingested) -> str:
         weak = identifier.startswith("auto:")
@@ -384,6 +404,9 @@ class _Batch:
             refusal = _attribution_refused(device, self.node)
             if refusal:
                 return refusal
+        miner = self.miners.get(identifier if device is None else device.identifier)
+        if device is not None and device.miner is not None:
+            miner = device.miner
         values: dict[str, Any] = {
             "host": item.host,
             "node": self.node,
@@ -391,7 +414,7 @@ class _Batch:
             "last_seen": self.now,
             "run": self.run,
         }
-        if device is None or not weak or device.identifier.startswith("auto:"):
+        if self._endpoint_taken(device, item, weak, miner):
             values["port"] = item.port
             values["scheme"] = item.scheme
         for name in ("driver", "make", "model", "firmware", "mac", "serial"):
@@ -402,30 +425,34 @@ class _Batch:
                 org_id=self.run.org_id,
                 identifier=identifier,
                 first_seen=self.now,
-                miner=self.miners.get(identifier),
+                miner=miner,
                 **values,
             )
             self.created.append(device)
             self.by_identifier[identifier] = device
+            self.same_address.append(device)
             result.found += 1
-            result.new += 1
+            if miner is None:
+                result.new += 1
+            else:  # a new row, but the fleet knows it: seen before, not new
+                result.updated += 1
         else:
             counted = device.run_id == self.run.pk
             for name, value in values.items():
                 setattr(device, name, value)
             if device.miner is None:
-                device.miner = self.miners.get(device.identifier)
+                device.miner = miner
             if device.pk is not None:
                 self.changed[device.pk] = device
+            if device not in self.same_address:  # now this node's, at this address
+                self.same_address.append(device)
             if not counted:
                 result.found += 1
                 result.updated += 1
-        self._place(device)  # this node's now, at this address
-        if id(device) not in self.listed:
-            self.listed.add(id(device))
+        if device not in result.devices:
             result.devices.append(device)
         if device.miner is not None:
-            self.moved.append((device, item))
+            self.reports.setdefault(device.miner.pk, (device, []))[1].append(item)
         return ""
 
     def save(self) -> None:
@@ -433,6 +460,34 @@ class _Batch:
             DiscoveredDevice.unscoped.bulk_create(self.created)
         if self.changed:
             DiscoveredDevice.unscoped.bulk_update(list(self.changed.values()), list(_SAVED))
+
+    def follow(self) -> None:
+        """Paired miners answering at another host (DHCP) follow it on a port of the scheme
+        they are dialled with; the same host answering on another port changes nothing
+        (``fleet.services.miners.miner_follow``). A rig that now only speaks another scheme
+        is followed when the run ends (``run_follow``), from the port its row settled on."""
+        for device, items in self.reports.values():
+            miner = device.miner
+            if miner is None or device.host == miner.host:
+                continue  # no query for the usual case: the miner is where it was
+            reports = [(i.host, i.port, i.scheme) for i in items if i.host == device.host]
+            miner_follow(miner, reports, same_scheme=True)
+
+
+def run_follow(run_id: int) -> int:
+    """After a run: its devices whose miner is still at another host (only another scheme
+    answered at the new one) move their miner to the endpoint the row settled on, one
+    report's port and scheme. One query when there are none (the usual case)."""
+    moved = 0
+    left = (
+        DiscoveredDevice.unscoped.filter(run_id=run_id, miner__isnull=False)
+        .exclude(miner__host=F("host"))
+        .select_related("miner")
+    )
+    for device in left:
+        if device.miner is not None:
+            moved += miner_follow(device.miner, [(device.host, device.port, device.scheme)])
+    return moved
 
 
 def _identifier(item: Found, dialled_by: str) -> str:
@@ -448,6 +503,21 @@ def _identifier(item: Found, dialled_by: str) -> str:
     return identifier_for(info, dialled_by=dialled_by)
 
 
+def _recognised(item: Found, identifier: str, miners: Sequence[Miner]) -> tuple[Found, str]:
+    """A report with a weak (``auto:``) identity at one of a miner's ports (same host and
+    driver: the rig's own port or a companion its driver named) is that miner: its identity,
+    and the MAC and serial the miner is known by where the report has none."""
+    if not identifier.startswith("auto:"):
+        return item, identifier
+    for miner in miners:
+        if (miner.host, miner.driver) == (item.host, item.driver) and item.port in rig_ports(miner):
+            known = dataclasses.replace(
+                item, mac=item.mac or miner.mac, serial=item.serial or miner.serial[:100]
+            )
+            return known, miner.identifier
+    return item, identifier
+
+
 def _attribution_refused(device: DiscoveredDevice, node: FleetNode | None) -> str:
     """A node's device stays its node's until that node is revoked; a cloud-paired device is
     never a node's, and the cloud never takes a node's device."""
@@ -460,21 +530,6 @@ def _attribution_refused(device: DiscoveredDevice, node: FleetNode | None) -> st
     if device.miner is not None and device.miner.managed_by == "cloud":
         return CLOUD_PAIRED
     return ""
-
-
-def _follow_address(miner: Miner, item: Found) -> None:
-    """A paired miner answered at a new address (DHCP): the miner row follows it."""
-    if (miner.host, miner.port) == (item.host, item.port):
-        return
-    taken = (
-        Miner.unscoped.filter(org_id=miner.org_id, host=item.host, port=item.port)
-        .exclude(pk=miner.pk)
-        .exists()
-    )
-    if not taken:
-        Miner.unscoped.filter(pk=miner.pk).update(
-            host=item.host, port=item.port, updated_at=timezone.now()
-        )
 
 
 def found_checked(

@@ -4,6 +4,7 @@ Thin: every write is a service call, every read goes through ``restrict``."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -48,15 +49,23 @@ def _runs(request: PageRequest, org: Organization) -> Any:
 @require_GET
 def discovery_page(request: PageRequest, org: Organization) -> HttpResponse:
     runs = _runs(request, org)
-    chosen = _id(request.GET.get("run"))
-    current = runs.filter(pk=chosen).first() if chosen else runs.first()
-    devices = (
-        DiscoveredDevice.objects.restrict(request.user, "discovery:run")
-        .filter(run=current)
-        .select_related("node", "miner")[:DEVICES_SHOWN]
-        if current is not None
-        else []
-    )
+    status = 200
+    asked = request.GET.get("run")
+    if asked is None or asked == "":
+        current = runs.first()
+    else:
+        chosen = _id(asked)
+        current = runs.filter(pk=chosen).first() if chosen is not None else None
+        if current is None:  # another org's run (or one out of the caller's sites) = missing
+            status = 404 if chosen is not None else 400
+            messages.error(
+                request,
+                f"There is no run {chosen} here: it doesn't exist, or it belongs to a site or an "
+                "organization you can't see."
+                if chosen is not None
+                else f"'{asked[:40]}' is not a run number.",
+            )
+    devices = _devices(request, current) if current is not None else []
     context = {
         "org": org,
         "current": current,
@@ -79,7 +88,29 @@ def discovery_page(request: PageRequest, org: Organization) -> HttpResponse:
         .filter(org=org)
         .select_related("site", "node")[:100],
     }
-    return render(request, "discovery/index.html", context)
+    return render(request, "discovery/index.html", context, status=status)
+
+
+def address_key(host: str, port: int) -> tuple[int, int, int]:
+    """Addresses in numeric order (127.0.0.2 before 127.0.0.10; IPv4 before IPv6), whatever
+    the database compares them as (SQLite: text)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return (9, 0, port)
+    return (ip.version, int(ip), port)
+
+
+def _devices(request: PageRequest, run: DiscoveryRun) -> list[DiscoveredDevice]:
+    """The run's devices shown (at most ``DEVICES_SHOWN``), by address in numeric order: the
+    addresses of all are sorted here, then only the rows shown are read."""
+    visible = DiscoveredDevice.objects.restrict(request.user, "discovery:run").filter(run=run)
+    addresses = sorted(
+        visible.values_list("host", "port", "pk"), key=lambda r: (*address_key(r[0], r[1]), r[2])
+    )
+    shown = [pk for _host, _port, pk in addresses[:DEVICES_SHOWN]]
+    rows = {d.pk: d for d in visible.filter(pk__in=shown).select_related("node", "miner")}
+    return [rows[pk] for pk in shown if pk in rows]
 
 
 def _scan_form(request: PageRequest, org: Organization) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from fleet.models import Miner
+        from fleet.selectors import reporting_q
 
         miners = GaugeMetricFamily(
             "rigwarden_fleet_miners", "Miners by health", labels=["org", "site", "health"]
@@ -53,7 +54,10 @@ class FleetCollector(Collector):
             )
             sums = list(
                 Miner.unscoped.values_list("org__slug", "site__slug")
-                .annotate(h=Sum("latest__hashrate_ths"), p=Sum("latest__power_w"))
+                .annotate(  # the reporting miners' only, as the fleet summary's
+                    h=Sum("latest__hashrate_ths", filter=reporting_q()),
+                    p=Sum("latest__power_w", filter=reporting_q()),
+                )
                 .order_by()
             )
         except Exception:

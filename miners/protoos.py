@@ -308,6 +308,9 @@ def parse_status(
             (hb.chip_temp_max_c for hb in hashboards if hb.chip_temp_max_c is not None),
             default=None,
         )
+        board_chips = [hb.chip_temp_c for hb in hashboards if hb.chip_temp_c is not None]
+        if temps.chip_avg_c is None and board_chips:
+            temps.chip_avg_c = round(sum(board_chips) / len(board_chips), 1)
     cooling_status = as_dict(as_dict(cooling).get("cooling-status"))
     fans = [
         Fan(

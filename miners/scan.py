@@ -84,10 +84,13 @@ class Found:
 
     @classmethod
     def from_info(cls, info: DeviceInfo, host: str, port: int) -> Found:
+        """What ``info`` says about ``port``; the scheme is what that port speaks: ``tcp`` for
+        the RPC port the device names (a stock Antminer's CGMiner RPC beside its web port), so
+        a rig's web API port and its RPC port are told apart."""
         return cls(
             host=host,
             port=port,
-            scheme=info.scheme or "",
+            scheme="tcp" if port == info.ports.get("rpc") else info.scheme or "",
             driver=info.driver,
             make=info.make or "",
             model=info.model or "",

@@ -53,6 +53,7 @@ _SECTIONS = {
     "tokens": "tokens",
     "activity": "activity",
     "security": "security",
+    "jobs": "jobs",
 }
 
 
@@ -71,7 +72,7 @@ def nav_section(context: dict[str, Any]) -> str:
         ("token-", "tokens"),
         ("node", "nodes"),
         ("miner", "miners"),
-        ("job-", "miners"),
+        ("job-", "jobs"),
         ("session", "security"),
     ):
         if name.startswith(prefix):

@@ -140,17 +140,22 @@ def _endpoint_kind(scheme: str) -> str:
     return "rpc" if scheme == RPC_SCHEME else "web"
 
 
-def miner_follow(miner: Miner, reports: Sequence[tuple[str, int, str]]) -> bool:
+def miner_follow(
+    miner: Miner, reports: Sequence[tuple[str, int, str]], *, same_scheme: bool = False
+) -> bool:
     """The rig of ``miner`` answered at another address (DHCP): the miner follows it, taking
     host, port and scheme from ONE of ``reports`` (``(host, port, scheme)``, each what worked
     there), so a port is never dialled with another port's scheme. The report chosen is of
-    the miner's own kind of endpoint (web API, or RPC), the same scheme and port first. The
-    same host on another port is the same rig at the same address: nothing changes. Returns
-    whether the miner moved. Not audited: it records what the network did, no one's decision."""
+    the miner's own kind of endpoint (web API, or RPC), the same scheme and port first; with
+    ``same_scheme`` only one of the miner's scheme will do. The same host on another port is
+    the same rig at the same address: nothing changes. Returns whether the miner moved. Not
+    audited: it records what the network did, no one's decision."""
     if not reports or any(host == miner.host for host, _port, _scheme in reports):
         return False
     current = str((miner.device_info or {}).get("scheme") or miner.scheme or "")
     fitting = [r for r in reports if _endpoint_kind(r[2]) == _endpoint_kind(current)]
+    if same_scheme and current:
+        fitting = [r for r in fitting if r[2] == current]
     if not fitting:
         return False  # only another kind of port answered (an Antminer's RPC): not enough
     host, port, scheme = min(

@@ -17,6 +17,7 @@ def demo_sim_password() -> str:
     for its server only), or "" outside the demo: the pairing forms say what to type."""
     return str(getattr(settings, "DEMO_SIM_PASSWORD", "") or "")
 
+
 _HEALTH_BADGES = {
     "ok": "badge-ok",
     "degraded": "badge-accent",

@@ -434,13 +434,19 @@ class SshSim:
                 return
             process.stdout.write(f"BusyBox v1.36.1 built-in shell (ash) on {shell.hostname}\n")
             process.stdout.write("Type 'help' for the commands of this simulated miner.\n\n")
+            prompt = True
             while True:
-                process.stdout.write(f"{USER}@{shell.hostname}:~# ")
+                if prompt:
+                    process.stdout.write(f"{USER}@{shell.hostname}:~# ")
+                prompt = True
                 try:
                     line = await process.stdin.readline()
                 except asyncssh.BreakReceived:
                     continue
                 except asyncssh.TerminalSizeChanged:
+                    # a resize (every attach sends one) is not a new line: the prompt and
+                    # what was typed after it stay as they are
+                    prompt = False
                     continue
                 if not line:  # EOF (^D)
                     break

@@ -69,11 +69,49 @@
 
   function cell(text) { var td = document.createElement("td"); td.textContent = text; return td; }
 
+  // Rows in address order, numerically as the server renders them (127.0.0.2 before
+  // 127.0.0.10; IPv4 before IPv6), then by port.
+  function addressKey(host, port) {
+    var text = String(host || "");
+    var parts = [];
+    if (text.indexOf(":") < 0) {
+      parts = [4].concat(text.split(".").map(function (p) { return Number(p) || 0; }));
+    } else {
+      var halves = text.toLowerCase().split("::");
+      var head = halves[0] ? halves[0].split(":") : [];
+      var tail = halves.length > 1 && halves[1] ? halves[1].split(":") : [];
+      var groups = head.slice();
+      for (var z = head.length + tail.length; z < 8; z++) groups.push("0");  // what "::" stands for
+      groups = groups.concat(tail);
+      parts = [6].concat(groups.map(function (g) { return parseInt(g, 16) || 0; }));
+    }
+    return parts.concat([Number(port) || 0]);
+  }
+  function before(a, b) {
+    for (var i = 0; i < Math.max(a.length, b.length); i++) {
+      if ((a[i] || 0) !== (b[i] || 0)) return (a[i] || 0) < (b[i] || 0);
+    }
+    return false;
+  }
+  function insertSorted(body, row, key) {
+    var rows = body.querySelectorAll("tr[data-device]");
+    for (var i = 0; i < rows.length; i++) {
+      var other = addressKey(rows[i].getAttribute("data-host"), rows[i].getAttribute("data-port"));
+      if (before(key, other)) { body.insertBefore(row, rows[i]); return; }
+    }
+    body.appendChild(row);
+  }
+
   function applyDevice(device) {
     var body = section.querySelector("[data-discovery-devices]");
     if (!body) return;
     var shown = body.querySelector('[data-device="' + Number(device.id) + '"]');
     if (shown) {  // seen again, or paired: its pairing state moves on (never back)
+      var address = shown.querySelector("[data-device-address]");
+      if (address && shown.getAttribute("data-port") !== String(device.port)) {
+        address.textContent = device.host + ":" + device.port;  // the port the row settled on
+        shown.setAttribute("data-port", String(device.port));
+      }
       if (device.miner === null && !shown.querySelector('input[name="device"]')) return;
       var td = shown.querySelector("[data-device-pairing]");
       if (td) pairingCell(td, device);
@@ -83,6 +121,8 @@
     }
     var row = document.createElement("tr");
     row.setAttribute("data-device", String(Number(device.id)));
+    row.setAttribute("data-host", String(device.host));
+    row.setAttribute("data-port", String(device.port));
     var pick = document.createElement("td");
     if (device.miner === null) {
       var box = document.createElement("input");
@@ -91,7 +131,9 @@
       pick.appendChild(box);
     }
     row.appendChild(pick);
-    row.appendChild(cell(device.host + ":" + device.port));
+    var where = cell(device.host + ":" + device.port);
+    where.setAttribute("data-device-address", "");
+    row.appendChild(where);
     row.appendChild(cell(device.driver));
     row.appendChild(cell((device.make + " " + device.model).trim()));
     row.appendChild(cell(device.firmware || "—"));
@@ -101,7 +143,7 @@
     pairing.setAttribute("data-device-pairing", "");
     pairingCell(pairing, device);
     row.appendChild(pairing);
-    body.appendChild(row);
+    insertSorted(body, row, addressKey(device.host, device.port));
     var empty = section.querySelector("[data-discovery-empty]");
     if (empty) empty.hidden = true;
   }

@@ -7,12 +7,51 @@
 (function () {
   "use strict";
 
+  // minIncr: the finest step between two value-axis ticks (finer is noise, not a reading)
   var FIELDS = {
-    hashrate_ths: { label: "Hashrate", unit: "TH/s", colour: "--accent", digits: 1 },
-    power_w: { label: "Power", unit: "W", colour: "--info", digits: 0 },
-    max_temp_c: { label: "Max temp", unit: "°C", colour: "--danger", digits: 0 }
+    hashrate_ths: { label: "Hashrate", unit: "TH/s", colour: "--accent", digits: 1, minIncr: 0.1 },
+    power_w: { label: "Power", unit: "W", colour: "--info", digits: 0, minIncr: 1 },
+    max_temp_c: { label: "Max temp", unit: "°C", colour: "--danger", digits: 0, minIncr: 0.1 }
   };
   var charts = [];
+
+  // --- Value axes -------------------------------------------------------------------------------
+  // uPlot picks the tick step from `incrs` to fit the axis; the labels must show as many
+  // decimals as that step needs, or a small range (hashrate 203.8–205.2 in steps of 0.2,
+  // temperatures 65.8–66.4) prints the same label twice ("204, 204, 205"). Steps are 1-2-5
+  // (no 2.5, whose labels need a digit more) from the field's finest step up; large values
+  // are written in k / M so that "3,500,000" fits the axis too.
+  function increments(finest) {
+    var steps = [];
+    for (var exp = -3; exp <= 12; exp++) {
+      [1, 2, 5].forEach(function (m) {
+        var step = Number(m + "e" + exp);
+        if (step >= finest * (1 - 1e-9)) steps.push(step);
+      });
+    }
+    return steps;
+  }
+
+  function decimalsOf(step) {
+    for (var digits = 0; digits < 6; digits++) {
+      var scaled = step * Math.pow(10, digits);
+      if (Math.abs(scaled - Math.round(scaled)) < 1e-6 * Math.max(1, scaled)) return digits;
+    }
+    return 6;
+  }
+
+  function tickLabels(ticks, step) {
+    var top = ticks.reduce(function (most, v) { return v == null ? most : Math.max(most, Math.abs(v)); }, 0);
+    var divisor = top >= 1e6 ? 1e6 : top >= 1e4 ? 1e3 : 1;
+    var suffix = divisor === 1e6 ? "M" : divisor === 1e3 ? "k" : "";
+    var digits = step > 0 ? decimalsOf(step / divisor) : 0;
+    return ticks.map(function (v) {
+      if (v == null) return "";
+      var n = Math.abs(v) < 1e-9 * Math.max(1, step) ? 0 : v / divisor;  // no "-0.0"
+      var text = n.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits });
+      return n === 0 ? text : text + suffix;
+    });
+  }
 
   function themeColour(variable) {
     var probe = document.createElement("span");
@@ -35,6 +74,7 @@
     var data = [points.map(function (p) { return Date.parse(p.t) / 1000; })];
     var muted = themeColour("--muted");
     var grid = themeColour("--border");
+    var short = el.classList.contains("chart-short");
     var series = [{}];
     var axes = [{ stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } }];
     fields.forEach(function (name, i) {
@@ -55,10 +95,12 @@
         size: 60,
         grid: { show: i === 0, stroke: grid, width: 1 },
         ticks: { stroke: grid },
-        values: function (u, ticks) { return ticks.map(function (v) { return number(v, v < 10 ? 1 : 0); }); }
+        space: short ? 22 : 30,  // px between ticks: a short chart still gets two or more
+        incrs: increments(field.minIncr),
+        values: function (u, ticks, axisIdx, space, step) { return tickLabels(ticks, step); }
       });
     });
-    var height = el.classList.contains("chart-short") ? 160 : 240;
+    var height = short ? 160 : 240;
     var plot = new window.uPlot({
       width: Math.max(200, el.clientWidth),
       height: height,
@@ -132,6 +174,13 @@
       .catch(function () { window.location.assign(link.href); })  // the page can draw it too
       .finally(function () { card.removeAttribute("aria-busy"); });
   });
+
+  // for tests and the console: the drawn charts and the axis labelling
+  window.rwCharts = {
+    plots: function () { return charts.map(function (entry) { return entry.plot; }); },
+    increments: increments,
+    tickLabels: tickLabels
+  };
 
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:load", function (event) {

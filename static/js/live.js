@@ -1,8 +1,10 @@
 // Live updates of the fleet pages from /ws/live/ (message shapes: fleet/protocol.py).
 // Loaded only on the fleet pages (their {% block live %} in base.html). Elements opt in with
 // data-*; no inline handlers or styles (CSP):
-//   [data-live-miner=ID] [data-live-field=hashrate|power|temp|health|state|updated]
+//   [data-live-miner=ID] [data-live-field=hashrate|power|efficiency|temp|health|state|updated]
 //       cells of one miner (list rows, a miner's KPIs), updated from telemetry deltas;
+//       [data-live-stale] cells grey out and [data-live-stale-note] notes show while the
+//       miner doesn't report (the delta's `stale`);
 //   [data-live-region]  a fragment (with an id) refetched from this page's URL on "dropped"
 //       and, with data-live-refresh="telemetry", at most every 10 s while telemetry arrives;
 //   [data-live-job=ID]  a job's progress, updated from "job" messages.
@@ -54,7 +56,8 @@
       if (isNumber(v) && Math.abs(v) < 1000) return fixed(v, 0) + " W";
       return scaled(v, ["W", "kW", "MW"], 2);
     },
-    temp: function (v) { return isNumber(v) ? fixed(v, 0) + " °C" : "—"; }
+    temp: function (v) { return isNumber(v) ? fixed(v, 0) + " °C" : "—"; },
+    efficiency: function (v) { return isNumber(v) ? fixed(v, 1) + " J/TH" : "—"; }
   };
 
   function capfirst(text) { return text ? text.charAt(0).toUpperCase() + text.slice(1) : "—"; }
@@ -73,20 +76,27 @@
   }
 
   // --- Telemetry: one miner's cells -------------------------------------------------------------
+  // A delta's figures are the miner's last when it doesn't report (`stale`, fleet/health.py
+  // REPORTING): shown greyed with a "last seen" note, and the state cell says so.
   function applyDelta(delta) {
     var hosts = document.querySelectorAll('[data-live-miner="' + Number(delta.id) + '"]');
+    var stale = typeof delta.stale === "boolean" ? delta.stale : delta.health === "offline";
     hosts.forEach(function (host) {
       host.querySelectorAll("[data-live-field]").forEach(function (cell) {
         var field = cell.getAttribute("data-live-field");
         if (field === "hashrate") cell.textContent = format.hashrate(delta.hashrate_ths);
         else if (field === "power") cell.textContent = format.power(delta.power_w);
+        else if (field === "efficiency") cell.textContent = format.efficiency(delta.efficiency_jth);
         else if (field === "temp") cell.textContent = format.temp(delta.max_temp_c);
-        else if (field === "state") cell.textContent = capfirst(delta.state);
+        else if (field === "state") cell.textContent = stale ? "Not reporting" : capfirst(delta.state);
         else if (field === "health") updateHealth(cell, delta.health);
         else if (field === "updated" && delta.updated_at) updateTime(cell, delta.updated_at);
       });
       host.querySelectorAll("[data-live-stale]").forEach(function (cell) {
-        cell.classList.toggle("stale", delta.health === "offline");
+        cell.classList.toggle("stale", stale);
+      });
+      host.querySelectorAll("[data-live-stale-note]").forEach(function (note) {
+        note.hidden = !stale;
       });
       host.setAttribute("data-live-health", delta.health);
     });

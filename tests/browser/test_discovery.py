@@ -107,3 +107,33 @@ def test_start_watch_pair(live_context: Any, org_a: OrgWorld, rigs: ThreadedFlee
         expect(page.locator("main")).to_contain_text(host)
     page.goto(f"/discovery/?run={run.pk}")  # a reload shows the run from the database
     expect(page.locator('[data-run-field="found"]')).to_have_text("3")
+
+
+def test_live_rows_take_their_place_in_address_order(live_context: Any, org_a: OrgWorld) -> None:
+    """Rows arriving over /ws/live/ go where a reload puts them: by address, numerically."""
+    from accounts.actor import Actor
+    from miners.scan import Found
+
+    run = services.run_create(
+        actor=Actor.for_user(org_a.users["operator"]),
+        site=org_a.sites[0],
+        target_list=["127.0.9.1-12"],
+        ports=[80],
+    )
+    DiscoveryRun.unscoped.filter(pk=run.pk).update(status="running")
+
+    def found(last: int) -> Found:
+        return Found(f"127.0.9.{last}", 80, "http", "protoos", "Proto", "Rig", "1", "", f"S{last}")
+
+    services.devices_ingest(run, [found(10), found(2), found(1)], node=None)
+    page = live_context.new_page()
+    page.goto("/discovery/")
+    sign_in(page, "operator@alpha.example", PASSWORD)
+    page.goto(f"/discovery/?run={run.pk}")
+    address = page.locator("tr[data-device] [data-device-address]")
+    expect(address).to_have_text(["127.0.9.1:80", "127.0.9.2:80", "127.0.9.10:80"])
+    live_open(page)
+    off_loop(lambda: services.devices_ingest(run, [found(11), found(5)], node=None))
+    expect(address).to_have_text(
+        ["127.0.9.1:80", "127.0.9.2:80", "127.0.9.5:80", "127.0.9.10:80", "127.0.9.11:80"]
+    )

@@ -260,3 +260,59 @@ def test_a_new_org_is_told_how_to_start(page: Page, org_b: OrgWorld, tmp_path: P
     shoot(page, shots(tmp_path), "fleet-miners-empty")
     page.goto("/fleet/")
     expect(page.locator(".empty")).to_contain_text("No miners yet")
+
+
+@pytest.mark.parametrize(
+    ("hashrate", "power", "temp"),
+    [
+        ((203.8, 205.2), (3497.0, 3503.0), (65.8, 66.4)),  # one steady rig: a small range
+        ((0.0, 98_000.0), (0.0, 3_450_000.0), (20.0, 95.0)),  # a large range
+    ],
+    ids=["small-range", "large-range"],
+)
+def test_history_axis_labels_are_distinct(
+    page: Page,
+    org_a: OrgWorld,
+    hashrate: tuple[float, float],
+    power: tuple[float, float],
+    temp: tuple[float, float],
+) -> None:
+    """The History chart's value axes never print one label twice: a small range read
+    "205, 205, 204, 204, 204" and "66, 66" (ticks 0.2 apart, labels rounded to whole
+    numbers); large values still fit the axis."""
+    import datetime as dt
+    import math
+
+    from django.utils import timezone
+
+    from fleet.models import Sample
+
+    miner = make_miners(org_a, 1)[0]
+    now = timezone.now()
+
+    def wave(span: tuple[float, float], k: int) -> float:
+        low, high = span
+        return low + (high - low) * (0.5 + 0.5 * math.sin(k / 9))
+
+    Sample.objects.bulk_create(
+        Sample(
+            miner=miner,
+            ts=now - dt.timedelta(seconds=30 * k),
+            hashrate_ths=wave(hashrate, k),
+            power_w=wave(power, k + 5),
+            max_temp_c=wave(temp, k + 11),
+        )
+        for k in range(1, 110)
+    )
+    page.goto(f"/miners/{miner.pk}/?range=1h")
+    sign_in(page, "owner@alpha.example", PASSWORD)
+    expect(page.locator("#miner-charts .chart canvas")).to_have_count(2)
+    axes = page.evaluate(
+        "window.rwCharts.plots().map(p => p.axes.slice(1).map(a => a._values || []))"
+    )
+    labels = [values for plot in axes for values in plot]
+    assert len(labels) == 3, axes  # hashrate, power; temperature
+    for values in labels:
+        assert len(values) >= 2, axes
+        assert len(set(values)) == len(values), f"repeated axis labels: {values}"
+        assert all(len(v) <= 7 for v in values), f"labels too wide for the axis: {values}"

@@ -157,3 +157,58 @@ def test_the_dashboard_shows_live_numbers_from_the_simulator(
     expect(dashboard.locator("#fleet-reporting")).to_contain_text("2 of 2 miners reporting")
     for page in (listing, dashboard):
         assert page.evaluate("window.__notReloaded === true"), f"{page.url} was reloaded"
+
+
+def test_efficiency_and_staleness_follow_live(
+    live_context: Any, org_a: OrgWorld, rigs: ThreadedFleet, settings: Any
+) -> None:
+    """Every figure of a list row that the delta carries updates live, efficiency included (it
+    kept its old J/TH after a power change); a miner that stops reporting greys out with a
+    "last seen" note and its page says "Not reporting" instead of the last state."""
+    from fleet.templatetags.fleet_ui import efficiency
+
+    settings.FLEET_POLL_DEADLINE = 1.0
+    entry = rigs.inventory[0]
+    miner = miner_add(
+        actor=Actor.system("tests"), site=org_a.sites[0], host=entry["host"], password=RIG_PASSWORD
+    )
+    off_loop(polling.poll_shard, [miner.pk])
+    first = MinerLatest.objects.get(miner=miner)
+    listing = live_context.new_page()
+    listing.goto("/miners/")
+    sign_in(listing, "owner@alpha.example", PASSWORD)
+    row = listing.locator(f'tr[data-live-miner="{miner.pk}"]')
+    cell = row.locator("td[data-col=efficiency]")
+    expect(cell).to_have_text(efficiency(first.efficiency_jth))
+    detail = live_context.new_page()
+    detail.goto(f"/miners/{miner.pk}/")
+    kpis = detail.locator(f'.kpis[data-live-miner="{miner.pk}"]')
+    state = kpis.locator('[data-live-field="state"]')
+    expect(state).to_have_text("Mining")
+    for page in (listing, detail):
+        live_open(page)
+        page.evaluate("window.__notReloaded = true")
+    try:
+        rigs.fault(entry["host"], "overheat")  # throttled: another J/TH
+        off_loop(polling.poll_shard, [miner.pk])
+        second = MinerLatest.objects.get(miner=miner)
+        assert efficiency(second.efficiency_jth) != efficiency(first.efficiency_jth)
+        expect(cell).to_have_text(efficiency(second.efficiency_jth), timeout=10_000)
+        expect(kpis.locator('[data-live-field="efficiency"]')).to_have_text(
+            efficiency(second.efficiency_jth), timeout=10_000
+        )
+        expect(kpis.locator("[data-live-stale-note]").first).to_be_hidden()
+        rigs.fault(entry["host"], "offline")
+        for _ in range(3):  # OFFLINE_AFTER missed polls
+            off_loop(polling.poll_shard, [miner.pk])
+        assert Miner.unscoped.get(pk=miner.pk).health == "offline"
+        expect(row.locator("td[data-col=health] .badge")).to_have_text("Offline", timeout=10_000)
+        expect(cell).to_have_class("num stale")
+        expect(row.locator("td[data-col=hashrate]")).to_have_class("num stale")
+        expect(state).to_have_text("Not reporting", timeout=10_000)
+        expect(kpis.locator('[data-live-field="hashrate"]')).to_have_class("stat stale")
+        expect(kpis.locator("[data-live-stale-note]").first).to_be_visible()
+        for page in (listing, detail):
+            assert page.evaluate("window.__notReloaded === true"), f"{page.url} was reloaded"
+    finally:
+        rigs.fault(entry["host"])

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.actor import Actor
 from accounts.models import ActivityEvent
 from fleet import dial
-from fleet.models import Job, Miner
+from fleet.models import Job, Miner, MinerLatest
 from fleet.services import jobs
 from fleet.services.credentials import credentials_store
 from fleet.services.miners import miner_add
@@ -268,4 +269,73 @@ def test_an_antminer_viewer_sees_it_but_cannot_change_it(
     expect(page.locator("#why-mv-blink")).to_contain_text("miner:blink_led")
     expect(page.locator("#mv-mode")).to_be_disabled()
     expect(page.locator("#mv-power").get_by_role("button", name="Apply")).to_be_disabled()
+    assert not problems, f"browser console errors: {problems}"
+
+
+def test_manual_cooling_needs_a_fan_speed_before_anything_is_sent(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet
+) -> None:
+    """Manual without a speed is refused by every rig (ProtoOS answers 400): the form requires
+    the speed once Manual is picked, so nothing is sent until there is one."""
+    page, problems = view_page
+    miner = _proto(org_a, rigs)
+    rig = rigs.fleet.miner(miner.host)
+    _open_live_view(page, miner)
+    speed = page.locator("#mv-fan-speed")
+    expect(speed).not_to_have_attribute("required", "")
+    page.locator("#mv-cooling-mode").select_option("Manual")
+    expect(speed).to_have_attribute("required", "")
+    speed.fill("")
+    page.locator("#mv-cooling").get_by_role("button", name="Set cooling").click()
+    assert speed.evaluate("el => el.validity.valueMissing")
+    page.wait_for_timeout(500)
+    assert not ActivityEvent.unscoped.filter(verb="miner.proxy_write").exists(), "nothing sent"
+    assert rig.fan_mode == "Auto"
+
+    speed.fill("60")
+    page.locator("#mv-cooling").get_by_role("button", name="Set cooling").click()
+    expect(page.locator('[data-mv-form-result="cooling"]')).to_have_text(
+        "Cooling set to Manual.", timeout=10_000
+    )
+    assert rig.fan_mode == "Manual"
+    assert not problems, f"browser console errors (a 400 included): {problems}"
+
+
+def test_an_antminer_shows_the_fleets_power_and_needs_a_speed_for_manual(
+    view_page: tuple[Page, list[str]], org_a: OrgWorld, rigs: ThreadedFleet
+) -> None:
+    """Stock firmware's web CGI has no power figure, but the fleet's poll (CGMiner RPC) does:
+    the view shows the same power and efficiency as the list and the miner page, labelled."""
+    page, problems = view_page
+    miner = _antminer(org_a, rigs)
+    now = timezone.now()
+    MinerLatest.objects.update_or_create(
+        miner=miner,
+        defaults={"power_w": 3030.0, "efficiency_jth": 21.26, "updated_at": now, "full_at": now},
+    )
+    _open_live_view(page, miner)
+    expect(page.locator('[data-mv="power"]')).to_have_text("3.03 kW")
+    expect(page.locator('[data-mv="efficiency"]')).to_have_text("21.3 J/TH")
+    source = page.locator('[data-mv-source="power"]')
+    expect(source).to_contain_text("CGMiner RPC")
+    expect(source).to_contain_text("polled")
+    expect(page.get_by_text("Not reported by stock firmware")).to_have_count(0)
+    # a later poll's figures show without a reload (the view re-reads the fleet's record)
+    MinerLatest.objects.filter(miner=miner).update(power_w=2950.0, efficiency_jth=20.7)
+    expect(page.locator('[data-mv="power"]')).to_have_text("2.95 kW", timeout=10_000)
+    expect(page.locator('[data-mv="efficiency"]')).to_have_text("20.7 J/TH")
+
+    # cooling: Manual needs a speed before the action is asked for
+    page.locator("#mv-cooling-mode").select_option("Manual")
+    page.locator("#mv-fan-speed").fill("")
+    page.locator("#mv-cooling").get_by_role("button", name="Set cooling").click()
+    assert page.locator("#mv-fan-speed").evaluate("el => el.validity.valueMissing")
+    assert not Job.unscoped.filter(kind="set_cooling").exists()
+    page.locator("#mv-fan-speed").fill("70")
+    page.locator("#mv-cooling").get_by_role("button", name="Set cooling").click()
+    expect(page.locator('[data-mv-form-result="cooling"]')).to_contain_text(
+        "Cooling change saved as job #", timeout=10_000
+    )
+    job = Job.unscoped.get(kind="set_cooling")
+    assert job.params == {"mode": "manual", "speed_percent": 70, "target_temp_c": None}
     assert not problems, f"browser console errors: {problems}"

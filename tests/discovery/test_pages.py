@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -135,3 +137,50 @@ def test_another_orgs_pairing_job_is_not_listed_on_my_run(org_a: OrgWorld, org_b
     )
     page = client_for(org_a, "owner").get(f"/discovery/?run={mine.pk}").content.decode()
     assert f"/jobs/{theirs.pk}/" not in page
+
+
+def test_a_bad_or_missing_run_is_a_clear_message_and_another_orgs_is_missing(
+    org_a: OrgWorld, org_b: OrgWorld
+) -> None:
+    client = client_for(org_a, "operator")
+    mine = DiscoveryRun.unscoped.create(org=org_a.org, site=org_a.sites[0], actor_label="a")
+    theirs = DiscoveryRun.unscoped.create(org=org_b.org, site=org_b.sites[0], actor_label="b")
+    missing = theirs.pk + 1000
+
+    def shown(value: str) -> tuple[int, list[str], bool]:
+        response = client.get("/discovery/", {"run": value})
+        text = [str(m).replace(value, "N") for m in response.context["messages"]]
+        return response.status_code, text, b"data-discovery-run=" in response.content
+
+    assert shown(str(mine.pk))[0::2] == (200, True)
+    gone = (404, ["There is no run N here: it doesn't exist, or it belongs to a site or an "
+                  "organization you can't see."], False)  # fmt: skip
+    assert shown(str(missing)) == gone
+    assert shown(str(theirs.pk)) == gone  # exactly like a missing one
+    assert shown("abc") == (400, ["'N' is not a run number."], False)
+    assert shown("1" * 30)[0] == 400
+    page = client.get("/discovery/", {"run": "abc"})
+    assert (
+        b"Start discovery" in page.content
+        and b"&#x27;abc&#x27; is not a run number." in page.content
+    )
+
+
+def test_a_runs_devices_are_listed_by_address_in_numeric_order(org_a: OrgWorld) -> None:
+    from discovery.models import DiscoveredDevice
+
+    run = DiscoveryRun.unscoped.create(org=org_a.org, site=org_a.sites[0], actor_label="a")
+    hosts = ["127.0.9.10", "fd00::2", "127.0.9.2", "127.0.9.1", "127.0.9.11", "fd00::10"]
+    for n, host in enumerate(hosts):
+        DiscoveredDevice.unscoped.create(
+            org=org_a.org,
+            site=org_a.sites[0],
+            run=run,
+            identifier=f"serial:S{n}",
+            host=host,
+            port=80,
+            driver="protoos",
+        )
+    page = client_for(org_a, "operator").get(f"/discovery/?run={run.pk}").content.decode()
+    listed = re.findall(r"<td[^>]*>([0-9a-f.:]+):80</td>", page)  # the address cells
+    assert listed == ["127.0.9.1", "127.0.9.2", "127.0.9.10", "127.0.9.11", "fd00::2", "fd00::10"]

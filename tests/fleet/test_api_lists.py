@@ -4,6 +4,7 @@ have no figures, the query plan it walks, and the fleet summary against a naive 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -295,20 +296,29 @@ def test_the_default_list_walks_the_org_name_id_index(
 
 
 def _naive(miners: list[Miner]) -> dict[str, Any]:
+    """The totals counted one miner at a time: only the miners that report (a poll answered,
+    or fewer than 3 missed: health ok, degraded or default_password, with a reading) add
+    their figures; an offline or locked-out miner's last figures are stale."""
     rows = []
     for miner in miners:
         latest = MinerLatest.objects.filter(miner=miner).first()
         rows.append((miner, latest))
-    reporting = [(m, la) for m, la in rows if la is not None and la.updated_at is not None]
-    hashrate = sum(la.hashrate_ths or 0 for _m, la in rows if la is not None)
-    power = sum(la.power_w or 0 for _m, la in rows if la is not None)
-    temps = [la.max_temp_c for _m, la in rows if la is not None and la.max_temp_c is not None]
+    read = [(m, la) for m, la in rows if la is not None and la.updated_at is not None]
+    reporting = [
+        la
+        for m, la in read
+        if m.health in ("ok", "degraded", "default_password") and la.failures < 3
+    ]
+    hashrate = sum(la.hashrate_ths or 0 for la in reporting)
+    power = sum(la.power_w or 0 for la in reporting)
+    temps = [la.max_temp_c for la in reporting if la.max_temp_c is not None]
     health: dict[str, int] = {}
     for miner, _la in rows:
         health[miner.health] = health.get(miner.health, 0) + 1
     return {
         "miners": len(rows),
         "reporting": len(reporting),
+        "stale": len(read) - len(reporting),
         "hashrate_ths": round(hashrate, 3),
         "power_w": round(power, 1),
         "efficiency_jth": round(power / hashrate, 2) if hashrate else None,
@@ -340,6 +350,11 @@ def test_summary_equals_a_naive_count_of_the_org_alone(
     for miner in mine:
         models[miner.model] = models.get(miner.model, 0) + 1
     assert {m["model"]: m["miners"] for m in body["models"]} == models
+    for row in body["models"]:
+        expected = _naive([m for m in mine if m.model == row["model"]])
+        assert (row["reporting"], row["hashrate_ths"]) == pytest.approx(
+            (expected["reporting"], expected["hashrate_ths"]), abs=0.01
+        )
     theirs = viewer(org_b).get("/api/v1/fleet/summary/").json()
     assert theirs["totals"]["miners"] == 6
     assert {s["site"] for s in theirs["sites"]} == {site.pk for site in org_b.sites}
@@ -356,9 +371,54 @@ def test_summary_is_one_grouped_query_whatever_the_sites(
     assert empty["totals"] == {
         "miners": 0,
         "reporting": 0,
+        "stale": 0,
         "hashrate_ths": 0.0,
         "power_w": 0.0,
         "efficiency_jth": None,
         "max_temp_c": None,
         "health": {},
     }
+
+
+def test_offline_and_locked_out_miners_add_no_stale_figures(
+    fleet: list[Miner], org_a: OrgWorld
+) -> None:
+    """An offline miner (or one refusing our login) keeps its last figures in `latest`; the
+    totals, the sites and the models count only the miners that report, and `reporting` is
+    what the health counts say: ok + degraded + default_password with a fresh reading."""
+    mine = list(Miner.unscoped.filter(org=org_a.org).order_by("name"))
+    offline = [m for m in mine if m.health == MinerHealth.OFFLINE]
+    assert len(offline) == 3 and all(MinerLatest.objects.get(miner=m).hashrate_ths for m in offline)
+    Miner.unscoped.filter(pk=mine[1].pk).update(health=MinerHealth.AUTH_NEEDED)
+    Miner.unscoped.filter(pk__in=[mine[2].pk, mine[3].pk]).update(
+        health=MinerHealth.DEFAULT_PASSWORD
+    )
+    # a default-password rig whose polls are refused: its health stays, its figures age
+    MinerLatest.objects.filter(miner=mine[3]).update(failures=5)
+    MinerLatest.objects.filter(miner=mine[6]).update(failures=2)  # missed two: still reporting
+    never = {mine[i].pk for i in (4, 13, 22, 5, 17)}  # no reading (see the fixture)
+    counting = [
+        m for m in mine if m not in offline and m.pk not in never | {mine[1].pk, mine[3].pk}
+    ]
+    body = viewer(org_a).get("/api/v1/fleet/summary/").json()
+    totals, health = body["totals"], body["totals"]["health"]
+    assert health == {"ok": 24, "offline": 3, "auth_needed": 1, "default_password": 2}
+    assert totals["reporting"] == len(counting) == 20
+    assert totals["stale"] == 5 and totals["reporting"] + totals["stale"] + len(never) == 30
+    assert totals["reporting"] == health["ok"] + health["default_password"] - len(never) - 1
+    expected = sum(MinerLatest.objects.get(miner=m).hashrate_ths or 0 for m in counting)
+    assert totals["hashrate_ths"] == pytest.approx(expected, abs=0.01)
+    assert sum(s["hashrate_ths"] for s in body["sites"]) == pytest.approx(expected, abs=0.01)
+    assert sum(m["hashrate_ths"] for m in body["models"]) == pytest.approx(expected, abs=0.01)
+    assert sum(s["reporting"] for s in body["sites"]) == totals["reporting"]
+    hottest = max(MinerLatest.objects.get(miner=m).max_temp_c or 0 for m in counting)
+    assert totals["max_temp_c"] == hottest
+    from django.test import Client
+
+    text = Client().get("/metrics").content.decode()
+    gauges = re.findall(
+        rf'^rigwarden_fleet_hashrate_ths\{{org="{org_a.org.slug}",site="[^"]+"\}} (\S+)$',
+        text,
+        re.M,
+    )
+    assert len(gauges) == 2 and sum(map(float, gauges)) == pytest.approx(expected, abs=0.01)

@@ -223,6 +223,31 @@ def test_an_antminer_opens_with_the_cgi_adapter_and_its_own_sections(
     assert "static/js/miner-view.js" in body and "Open device UI" not in body
 
 
+def test_an_antminer_shows_the_fleets_power_figures_labelled(
+    org_a: OrgWorld, antminer: Miner, proto: Miner
+) -> None:
+    """The web CGI has no power figure; the fleet's poll (CGMiner RPC) has: the same figures as
+    the list and the miner page, said where they come from, refreshed from the miner API."""
+    from django.utils import timezone
+
+    from fleet.models import MinerLatest
+
+    now = timezone.now()
+    MinerLatest.objects.create(
+        miner=antminer, power_w=3030.0, efficiency_jth=21.3, updated_at=now, full_at=now
+    )
+    owner = signed_in(org_a.users["owner"])
+    body = html(owner.get(f"/miners/{antminer.pk}/view/"))
+    assert _config(body)["fleet_miner"] == f"/api/v1/miners/{antminer.pk}/"
+    assert re.search(r'data-mv="power">3\.03 kW<', body)
+    assert re.search(r'data-mv="efficiency">21\.3 J/TH<', body)
+    assert "CGMiner RPC" in body and "Not reported by stock firmware" not in body
+    listed = html(owner.get("/miners/"))
+    assert "3.03 kW" in listed and "21.3 J/TH" in listed  # the list says the same
+    # a firmware that reports its own power reads it from the rig, not the fleet
+    assert _config(html(owner.get(f"/miners/{proto.pk}/view/")))["fleet_miner"] is None
+
+
 def test_an_antminer_viewer_sees_it_but_every_control_is_disabled_with_the_reason(
     org_a: OrgWorld, antminer: Miner
 ) -> None:

@@ -526,3 +526,37 @@ def test_job_page_queries_do_not_grow_with_the_job(org_a: OrgWorld) -> None:
         counts.append(len(queries))
         assert body.count(">Skipped</span>") == min(job.total, 100)  # test rows can't reboot
     assert 0 < counts[0] == counts[1] <= 12, counts
+
+
+def test_offline_miners_show_as_stale_and_add_nothing_to_the_totals(org_a: OrgWorld) -> None:
+    """An offline miner's last figures are shown as such ("last seen …", "Not reporting"),
+    never as its current state, and the dashboard's "N of M reporting" and hashrate leave
+    it out (rig-00000 and rig-00010 are offline, each with its last 100 / 110 TH/s)."""
+    miners = make_miners(org_a, 20)
+    ago = timezone.now() - dt.timedelta(minutes=7)
+    MinerLatest.objects.filter(miner__in=[miners[0], miners[10]]).update(updated_at=ago)
+    viewer = signed_in(org_a.users["viewer"])
+    dashboard = html(viewer.get("/fleet/"))
+    assert "18 of 20 miners reporting" in dashboard
+    reporting = sum(100.0 + i for i in range(20) if i % 10)
+    kpi = re.search(r'Hashrate</div><div class="stat">([^<]+)<', dashboard)
+    assert kpi and kpi.group(1) == f"{reporting / 1000:,.1f} PH/s"
+    assert "2 not counted (last figures stale)" in dashboard
+    offline = html(viewer.get(f"/miners/{miners[0].pk}/"))
+    state = re.search(r'data-live-field="state"[^>]*>([^<]+)<', offline)
+    assert state and state.group(1) == "Not reporting"
+    assert "last seen <time" in offline and "7\xa0minutes ago" in offline
+    assert 'class="stat stale" data-live-field="hashrate"' in offline
+    online = html(viewer.get(f"/miners/{miners[1].pk}/"))
+    state = re.search(r'data-live-field="state"[^>]*>([^<]+)<', online)
+    assert state and state.group(1) == "Mining" and "Not reporting" not in online
+    assert 'class="stat" data-live-field="hashrate"' in online
+    listed = html(viewer.get("/miners/"))
+    row = re.search(rf'<tr data-live-miner="{miners[0].pk}"[^>]*>(.*?)</tr>', listed, re.S)
+    assert row and 'title="Not reporting' in row.group(0)
+    assert row.group(1).count(" stale") == 4
+    worst = worst_performers(Miner.unscoped.filter(org=org_a.org), limit=3)
+    assert [(w.miner.name, w.reporting) for w in worst[:2]] == [
+        ("rig-00000", False),
+        ("rig-00010", False),
+    ]

@@ -552,3 +552,26 @@ def test_new_fields_round_trip():
     assert assess_health(MinerState.MINING, psus=[Psu(1, ok=False)], **kwargs) is Health.WARNING
     assert assess_health(MinerState.REBOOTING, **kwargs) is Health.UNKNOWN
     assert issubclass(Rebooting, Unreachable) and Rebooting("x").kind == "rebooting"
+
+
+def test_chip_temperatures_from_the_spec_telemetry_example() -> None:
+    """The spec's own `TelemetryData` example (repo copy): `hashboards[].asics.temperature`
+    is one value per ASIC; the board's `temperature` is its PCB sensors (inlet, outlet,
+    average), not its chips."""
+    from pathlib import Path
+
+    spec = json.loads(
+        (Path(__file__).parents[2] / "specs" / "protoos-mdk-api-1.8.2.json").read_text()
+    )
+    schema = spec["components"]["schemas"]["TelemetryData"]["properties"]
+    telemetry = {"hashboards": schema["hashboards"]["example"]}
+    mining = {"mining-status": {"status": "Mining", "average_asic_temp_c": 70.1}}
+    status = parse_status(mining, {"pools": []}, telemetry=telemetry)
+    (board,) = status.hashboards
+    assert (board.chip_temp_c, board.chip_temp_max_c, board.chips) == (72.8, 73.0, 2)
+    assert board.board_temp_c == 56.85
+    assert status.temperatures.chip_max_c == 73.0 and status.temperatures.chip_avg_c == 70.1
+    without = parse_status(
+        {"mining-status": {"status": "Mining"}}, {"pools": []}, telemetry=telemetry
+    )
+    assert without.temperatures.chip_avg_c == 72.8  # the boards' when /mining has none

@@ -115,7 +115,8 @@ async def test_a_scan_still_finds_every_port_exactly(sim_fleet: Any) -> None:
             if e["kind"] == "protoos":
                 want.add((e["host"], port, "protoos", name, e["serial"], e["mac"], "Rig"))
             else:
-                want.add((e["host"], port, "antminer", "http", e["serial"], e["mac"], e["model"]))
+                scheme = "tcp" if name == "rpc" else "http"  # what the port speaks
+                want.add((e["host"], port, "antminer", scheme, e["serial"], e["mac"], e["model"]))
     assert got == want and len(found) == len(want)
 
 

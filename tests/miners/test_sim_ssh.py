@@ -81,6 +81,28 @@ async def test_interactive_shell_with_a_pty(sim_fleet: SimFleetFactory) -> None:
         assert process.exit_status == 0
 
 
+async def test_a_resize_does_not_print_another_prompt(sim_fleet: SimFleetFactory) -> None:
+    """Every attach and window resize sends a size change: the shell keeps its one prompt, and
+    what was typed before the resize is still the line."""
+    fleet = await sim_fleet(proto=1, ssh=True)
+    async with await login(fleet) as conn:
+        process = await conn.create_process(term_type="xterm", term_size=(80, 24))
+        seen = ""
+        async with asyncio.timeout(10):
+            while "~# " not in seen:
+                seen += await process.stdout.read(1024)
+        process.stdin.write("stty")
+        process.change_terminal_size(120, 40)
+        process.change_terminal_size(132, 43)
+        process.stdin.write(" size\n")
+        async with asyncio.timeout(10):
+            while "43 132" not in seen or not seen.rstrip().endswith("~#"):
+                seen += await process.stdout.read(1024)
+        assert seen.count("~# ") == 2, seen  # the first prompt, then the one after stty
+        process.stdin.write("exit\n")
+        await asyncio.wait_for(process.wait_closed(), 10)
+
+
 async def test_wrong_password_and_reboot(sim_fleet: SimFleetFactory, clock: ManualClock) -> None:
     fleet = await sim_fleet(antminer=1, ssh=True, clock=clock)
     with pytest.raises(asyncssh.PermissionDenied):

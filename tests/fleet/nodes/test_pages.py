@@ -13,6 +13,7 @@ from django.test import Client
 from accounts.models import User
 from fleet.models import EnrollmentCode, FleetNode, NodeStatus
 from fleet.nodes.secrets import secret_hash
+from fleetnode.state import DEFAULT_STATE_DIR
 from tests.accounts.pages.support import assert_csp_clean, html, signed_in
 from tests.conftest import ROLES, OrgWorld
 from tests.fleet.nodes.support import FakeNode, enroll
@@ -72,6 +73,10 @@ def test_add_node_shows_the_code_once_and_the_exact_command(org_a: OrgWorld) -> 
         f"--server http://testserver --code {code[1]} --name node-1"
     )
     assert command in html(response)
+    # the help agrees with the command: its --state-dir as printed, and the agent's own default
+    help_text = html(response).split("data-enroll>")[1].split("<pre>")[0]
+    assert "<code>--state-dir ./fleetnode-state</code>" in help_text
+    assert f"default, <code>{DEFAULT_STATE_DIR}</code>" in help_text
     row = EnrollmentCode.unscoped.get()
     assert row.code_hash == secret_hash(code[1]) and row.site == org_a.sites[0]
 
