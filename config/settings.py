@@ -103,6 +103,7 @@ MIDDLEWARE = [
     # response headers only: outside everything that may answer early (ops endpoints, static)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.SecurityHeadersMiddleware",
+    "config.middleware.QueryStringLimitMiddleware",  # 414 before anything parses a huge query
     # before CommonMiddleware's Host check: health checks and scrapers call by IP/service name
     "config.middleware.OpsEndpointsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -400,6 +401,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["accounts.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "accounts.api.schema.AutoSchema",
+    "DEFAULT_METADATA_CLASS": "accounts.api.metadata.SafeMetadata",  # OPTIONS never a 500
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "accounts.api.throttling.TokenRateThrottle",

@@ -71,8 +71,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @declare(PUBLIC)
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text. With ``METRICS_TOKEN`` set, scrapers must send it as a bearer token."""
+    """Prometheus text: the process's own metrics (requests, database, cache, poller, nodes by
+    state), which carry no org or site. The per-org/site fleet gauges are tenants' business
+    figures: they are added only for a scrape that presents ``METRICS_TOKEN`` as a bearer token.
+    With ``METRICS_TOKEN`` set, a scrape without it is refused altogether (401)."""
     from django_prometheus.exports import ExportToDjangoView
+
+    from fleet.observability import tenant_exposition
 
     expected = settings.METRICS_TOKEN
     if expected:
@@ -84,6 +89,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
                 content_type="text/plain",
             )
     response: HttpResponse = ExportToDjangoView(request)
+    if expected:  # the token was presented (checked above)
+        response.content = response.content + tenant_exposition()
     return response
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -42,6 +43,7 @@ from fleet.models import (
 )
 from fleet.nodes.ownership import UNASSIGNED, miner_pair_via_node, miner_reclaim_via_node
 from fleet.services.credentials import credentials_store
+from fleet.services.jobs import job_cancelled, job_finish, job_start
 from fleet.services.miners import miner_add, miner_at_address, miner_follow
 
 JOB_KIND = "discovery_pair"
@@ -106,13 +108,16 @@ def pairing_create(
         )
         for d in devices
     )
-    activity_record(
-        actor=actor,
-        verb="discovery.pair",
-        org=org,
-        target=job,
-        details={"devices": len(devices), "node": node.pk if node else None},
-    )
+    per_site = Counter(d.site_id for d in devices)
+    for site_id, count in sorted(per_site.items()):  # one event per site: scoped like the site
+        activity_record(
+            actor=actor,
+            verb="discovery.pair",
+            org=org,
+            site=site_id,
+            target=job,
+            details={"devices": count, "total": len(devices), "node": node.pk if node else None},
+        )
     transaction.on_commit(lambda: pairing_enqueue(job.pk))
     return job
 
@@ -127,10 +132,11 @@ def pairing_enqueue(job_id: int) -> None:
 
 
 def pairing_execute(job_id: int) -> None:
-    job = Job.unscoped.filter(pk=job_id, kind=JOB_KIND, status=JobStatus.QUEUED).first()
+    """Pair the job's devices one by one; a cancel (``POST /api/v1/jobs/{id}/cancel``) stops
+    it before the next device, the remaining ones ``cancelled``."""
+    job = job_start(job_id, JOB_KIND)
     if job is None:
         return
-    Job.unscoped.filter(pk=job.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
     secret = json.loads(
         crypto.decrypt(job.sealed_params or b"", org_id=job.org_id, label=job.secret_label)
     )
@@ -140,6 +146,9 @@ def pairing_execute(job_id: int) -> None:
     run = DiscoveryRun.unscoped.filter(pk=run_id, org_id=job.org_id).first() if run_id else None
     items = list(JobItem.objects.filter(job=job).order_by("id"))
     for device_id, item in zip(job.params["devices"], items, strict=False):
+        if job_cancelled(job.pk):
+            job_finish(job.pk, JobStatus.CANCELLED)
+            return
         outcome, message, miner = device_pair(
             actor=actor,
             device_id=device_id,
@@ -158,7 +167,7 @@ def pairing_execute(job_id: int) -> None:
         Job.unscoped.filter(pk=job.pk).update(
             **({"done": F("done") + 1} if ok else {"failed": F("failed") + 1})
         )
-    Job.unscoped.filter(pk=job.pk).update(status=JobStatus.DONE, finished_at=timezone.now())
+    job_finish(job.pk, JobStatus.CANCELLED if job_cancelled(job.pk) else JobStatus.DONE)
 
 
 def device_pair(

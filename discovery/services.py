@@ -234,7 +234,7 @@ def progress_of(run: DiscoveryRun) -> RunProgress:
     )
 
 
-def device_row(device: DiscoveredDevice) -> DeviceRow:
+def device_row(device: DiscoveredDevice, *, miner_shown: bool = True) -> DeviceRow:
     return DeviceRow(
         id=device.pk,
         identifier=device.identifier,
@@ -247,16 +247,24 @@ def device_row(device: DiscoveredDevice) -> DeviceRow:
         serial=device.serial,
         mac=device.mac,
         node=device.node_id,
-        miner=device.miner_id,
+        miner=device.miner_id if miner_shown else None,
         pair_outcome=device.pair_outcome,
         pair_error=device.pair_error,
     )
 
 
 def publish(run: DiscoveryRun, devices: Iterable[DiscoveredDevice] = ()) -> None:
-    message = DiscoveryMessage(
-        type="discovery", run=progress_of(run), devices=[device_row(d) for d in devices]
+    """To the run's site group: everyone in it reads the miners of that site, so a device's
+    miner at another site (one identity per org: a rig that moved) goes out as null."""
+    devices = list(devices)
+    linked = {d.miner_id for d in devices if d.miner_id is not None}
+    here = (
+        set(Miner.unscoped.filter(pk__in=linked, site_id=run.site_id).values_list("pk", flat=True))
+        if linked
+        else set()
     )
+    rows = [device_row(d, miner_shown=d.miner_id in here) for d in devices]
+    message = DiscoveryMessage(type="discovery", run=progress_of(run), devices=rows)
     transaction.on_commit(lambda: live.publish(site_group(run.site_id), message))
 
 

@@ -22,6 +22,7 @@ from accounts.models import Organization, Site
 from accounts.views.base import PageRequest, scoped_get
 from discovery import pairing, schedule, services
 from discovery.models import DiscoveredDevice, DiscoveryRun, SavedRange
+from discovery.selectors import with_visible_miner
 from fleet.models import FleetNode, Job, NodeStatus
 from fleet.views.base import fleet_page
 
@@ -109,7 +110,9 @@ def _devices(request: PageRequest, run: DiscoveryRun) -> list[DiscoveredDevice]:
         visible.values_list("host", "port", "pk"), key=lambda r: (*address_key(r[0], r[1]), r[2])
     )
     shown = [pk for _host, _port, pk in addresses[:DEVICES_SHOWN]]
-    rows = {d.pk: d for d in visible.filter(pk__in=shown).select_related("node", "miner")}
+    page = with_visible_miner(visible.filter(pk__in=shown), request.user)
+    # the miner's name is shown only where ``visible_miner_id`` says the caller may read it
+    rows = {d.pk: d for d in page.select_related("node", "miner")}
     return [rows[pk] for pk in shown if pk in rows]
 
 

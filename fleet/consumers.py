@@ -29,10 +29,12 @@ FLUSH_SECONDS = 1.0
 RECHECK_SECONDS = 60.0
 MAX_PENDING = 20_000
 QUEUE_SIZE = 1000
+MAX_JOBS_SEEN = 1000
 
 
 def visible_groups(user: Any) -> set[str]:
-    """Site groups where the caller reads miners; org groups (jobs) where they do org-wide."""
+    """Site groups where the caller reads miners (telemetry, jobs: a job's events go to the
+    groups of its sites); org groups (nodes, jobs with no site left) where they do org-wide."""
     grants = grants_for(user)
     sites = Site.objects.restrict(user, "miner:read").values_list("id", "org_id")
     groups = {site_group(site_id) for site_id, _org in sites}
@@ -72,6 +74,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.pending: dict[int, dict[str, Any]] = {}
+        self.jobs_seen: dict[Any, tuple[Any, ...]] = {}
         self.dropped = 0
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         await self._join(groups)  # before accepting: nothing published after "open" is missed
@@ -131,6 +134,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self._take(event["payload"])
 
     async def _take(self, payload: dict[str, Any]) -> None:
+        if payload.get("type") == "job" and self._seen_job(payload.get("job")):
+            return  # the same progress through a second of its sites' groups
         if payload.get("type") != "telemetry":
             await self.send_json(payload)
             return
@@ -140,6 +145,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 LIVE_DROPPED.inc()
                 continue
             self.pending[delta["id"]] = delta
+
+    def _seen_job(self, job: Any) -> bool:
+        if not isinstance(job, dict):
+            return False
+        seen = self.jobs_seen
+        state = (job.get("status"), job.get("done"), job.get("failed"))
+        if seen.get(job.get("id")) == state:
+            return True
+        if len(seen) >= MAX_JOBS_SEEN:
+            seen.clear()
+        seen[job.get("id")] = state
+        return False
 
     async def _flush_loop(self) -> None:
         while True:

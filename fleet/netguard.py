@@ -21,6 +21,13 @@ DEFAULT_PRIVATE: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("fc00::/7"),
 )
 PRIVATE = DEFAULT_PRIVATE  # what check_dialable allows without configuration
+# The rule, for the API schema (it depends on settings, so a description, not a pattern).
+DIALABLE_HELP = (
+    "An IP address (not a host name) the server may dial: in a private range ("
+    + ", ".join(str(n) for n in DEFAULT_PRIVATE)
+    + ") and not loopback, link-local, multicast or unspecified, unless "
+    "DISCOVERY_ALLOWED_NETWORKS lists its range; any other is a 400 naming the reason."
+)
 
 
 class AddressRefused(ValueError):

@@ -1,12 +1,17 @@
 """Fleet figures on ``/metrics``: gauges per org and site (read from the database at scrape
-time, so every web replica reports the same truth) and the poller's own histograms."""
+time, so every web replica reports the same truth) and the poller's own histograms.
+
+The per-org/site gauges are tenants' business figures: they live in a registry of their own,
+not the process-wide one, and ``/metrics`` adds them only for a scrape that presents
+``METRICS_TOKEN`` (``tenant_exposition``). The histograms and counters carry no org or site.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from django.db.models import Count, Sum
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -72,6 +77,8 @@ class FleetCollector(Collector):
         yield power
 
 
+# per-tenant series: exported only to a scrape with the metrics token (config.views.metrics)
+TENANT_REGISTRY = CollectorRegistry(auto_describe=True)
 _registered = False
 
 
@@ -80,6 +87,12 @@ def register() -> None:
     if not _registered:
         from fleet.nodes.metrics import NodeCollector
 
-        REGISTRY.register(FleetCollector())
-        REGISTRY.register(NodeCollector())
+        TENANT_REGISTRY.register(FleetCollector())
+        REGISTRY.register(NodeCollector())  # nodes by status and state: no org, no site
         _registered = True
+
+
+def tenant_exposition() -> bytes:
+    """The per-org/site fleet gauges in Prometheus text format."""
+    register()
+    return generate_latest(TENANT_REGISTRY)

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum, Value
 from django.utils import timezone
 
-from accounts.models import Site
 from fleet import health as rules
 from fleet.models import Job, JobItem, Miner, MinerHealth, Sample, SampleRollup
 
@@ -22,12 +21,36 @@ MAX_POINTS = 2000
 ROLLUP_STEP = 300  # the fleet chart's buckets: the 5-minute rollups
 
 
-def job_items_visible(job: Job, user: Any, miners: QuerySet[Miner]) -> QuerySet[JobItem]:
-    """The job's per-miner results the caller may see: those of ``miners`` (the miners they
-    can read), and those without a miner (deleted since, or a device that failed to pair) at
-    a site where they may read miners."""
-    sites = Site.objects.restrict(user, "miner:read")
-    return job.items.filter(Q(miner__in=miners) | Q(miner__isnull=True, site__in=sites))
+def job_items_visible(job: Job, user: Any) -> QuerySet[JobItem]:
+    """The job's per-miner results the caller may see: those at a site where they may read
+    miners (``JobItem.scope_filter``: the item's site, else its miner's)."""
+    return job.items.filter(JobItem.visible_to(user, "miner:read"))
+
+
+def jobs_visible(user: Any) -> QuerySet[Job]:
+    """The jobs the caller may see (``Job.scope_filter``: one of its items at a site where
+    they read miners), each with ``params_shown``: ``with_params_shown``."""
+    return with_params_shown(Job.objects.restrict(user, "miner:read"), user)
+
+
+def with_params_shown(jobs: QuerySet[Job], user: Any) -> QuerySet[Job]:
+    """Annotates ``params_shown``: every item of the job is visible to the caller. A job's
+    parameters (pool URLs and workers, a pairing's devices and node) speak of all its sites,
+    so they are shown only to those who see all of them."""
+    visible = JobItem.visible_to(user, "miner:read")
+    if not visible:  # a superuser: everything
+        return jobs.annotate(params_shown=Value(True))
+    hidden = JobItem.objects.filter(job_id=OuterRef("pk")).exclude(visible)
+    return jobs.annotate(params_shown=~Exists(hidden))
+
+
+def job_params_shown(job: Job, user: Any) -> bool:
+    shown = getattr(job, "params_shown", None)
+    if shown is None:
+        visible = JobItem.visible_to(user, "miner:read")
+        shown = not visible or not JobItem.objects.filter(job_id=job.pk).exclude(visible).exists()
+        job.params_shown = shown  # type: ignore[attr-defined]
+    return bool(shown)
 
 
 def samples_series(

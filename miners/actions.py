@@ -18,6 +18,13 @@ POOL_SCHEMES = ("stratum+tcp://", "stratum2+tcp://")
 POOL_URL_PATTERN = r"^(stratum\+tcp|stratum2\+tcp)://[A-Za-z0-9.-]{1,253}(:\d{1,5})?/?$"
 _POOL_URL = re.compile(POOL_URL_PATTERN)
 _TEMPLATE_KEYS = frozenset({"site", "name", "serial", "mac", "host", "rack", "position"})
+# The worker templates the cleaner takes, as a pattern for the API schema: not blank, and each
+# ``{word}`` one of the known keys. No lookarounds (schema fuzzers can't draw from them): a
+# "brace" is ``{`` runs of word characters ending in a known ``{key}`` or in a character
+# that can't close a placeholder; ``{word`` runs may also end the string. Python's ``\s`` and
+# ``\w``, as the cleaner's (tests/test_schema_truth.py compares them exhaustively).
+_BRACE = r"(?:\{\w*)*(?:\{(?:" + "|".join(sorted(_TEMPLATE_KEYS)) + r")\}|\{\w*[^\w{}])"
+WORKER_PATTERN = rf"^\s*(?:(?:[^{{\s]|{_BRACE})(?:[^{{]|{_BRACE})*(?:\{{\w*)*|(?:\{{\w*)+)$"
 
 
 class ActionError(ValueError):

@@ -50,6 +50,7 @@ class SshHost(ScopedModel):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = "SSH host"
         ordering = ["org_id", "name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["org", "name"], name="sshhost_name_unique"),

@@ -111,6 +111,64 @@ def test_cache_metrics_are_exported(db: None) -> None:
     assert re.search(r"^django_cache_get_total\{", text, re.M)
 
 
+def _fleet_rows(world: OrgWorld) -> None:
+    from fleet.models import Miner, MinerHealth
+
+    for i, site in enumerate(world.sites):
+        Miner.unscoped.create(
+            org=world.org,
+            site=site,
+            identifier=f"serial:metrics-{world.org.slug}-{i}",
+            name=f"rig-{i}",
+            host=f"10.8.0.{i + 1}",
+            port=80,
+            driver="antminer",
+            health=MinerHealth.OK,
+        )
+
+
+TENANT_SERIES = re.compile(r"^rigwarden_fleet_(miners|hashrate_ths|power_watts)\{", re.M)
+
+
+def test_metrics_without_a_token_carry_no_org_or_site(
+    org_a: OrgWorld, org_b: OrgWorld, settings: object
+) -> None:
+    """Per-tenant business figures are not public: out of the box /metrics still serves the
+    process, poller and node metrics (Prometheus works), but no series labelled org or site."""
+    settings.METRICS_TOKEN = None  # type: ignore[attr-defined]
+    _fleet_rows(org_a)
+    _fleet_rows(org_b)
+    response = Client().get("/metrics")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    assert "django_http_requests_total_by_method_total" in text
+    assert "rigwarden_poll_seconds_bucket" in text and "rigwarden_fleet_nodes" in text
+    assert not TENANT_SERIES.search(text), TENANT_SERIES.search(text)
+    assert not re.search(r'\b(org|site)="', text)
+    for slug in (org_a.org.slug, org_b.org.slug):
+        assert f'"{slug}"' not in text
+
+
+def test_metrics_with_the_token_add_the_fleet_series_per_org_and_site(
+    org_a: OrgWorld, org_b: OrgWorld, settings: object
+) -> None:
+    settings.METRICS_TOKEN = "scrape-me-0123456789"  # type: ignore[attr-defined]
+    _fleet_rows(org_a)
+    _fleet_rows(org_b)
+    assert Client().get("/metrics").status_code == 401
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me-0123456789")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "django_http_requests_total_by_method_total" in text  # the process's own, too
+    for world in (org_a, org_b):
+        for site in world.sites:
+            assert (
+                f'rigwarden_fleet_miners{{health="ok",org="{world.org.slug}",'
+                f'site="{site.slug}"}} 1.0'
+            ) in text
+    assert text.count("# TYPE rigwarden_fleet_miners gauge") == 1
+
+
 # --- headers and cookies -------------------------------------------------------------------------
 
 
@@ -233,3 +291,22 @@ def test_ops_endpoints_answer_health_checks_by_ip_and_over_plain_http(
     assert Client().get("/accounts/login/", HTTP_HOST="127.0.0.1:8000").status_code == 400
     page = Client().get("/accounts/login/", HTTP_HOST="rigwarden.example.com")
     assert page.status_code == 301 and page["Location"].startswith("https://")
+
+
+# --- over-long URLs ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_query_string_over_8_kib_is_a_414_below_the_servers_own_limit() -> None:
+    """daphne (Twisted) drops the connection on a request line over 16 KiB; below that, a query
+    string over 8 KiB gets a clear 414 from the app instead of whatever the view makes of it."""
+    long_cursor = "%E0%A0%80" * 1000  # 9000 bytes
+    api = Client().get(f"/api/v1/miners/?cursor={long_cursor}")
+    assert api.status_code == 414
+    assert api.json() == {"detail": "The query string is over 8192 bytes."}
+    page = Client().get(f"/accounts/login/?next={'a' * 8193}")
+    assert page.status_code == 414 and page["Content-Type"].startswith("text/plain")
+    assert page["X-Content-Type-Options"] == "nosniff"
+    # at the limit: the usual answers (sign-in needed; the page)
+    assert Client().get(f"/api/v1/miners/?cursor={'a' * 8185}").status_code in {401, 403}
+    assert Client().get(f"/accounts/login/?next={'a' * 8187}").status_code == 200

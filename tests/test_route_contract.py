@@ -257,3 +257,22 @@ def test_no_method_on_any_api_route_answers_5xx_to_anonymous_callers(route: str)
     for method in ("get", "post", "put", "patch", "delete", "options"):
         response = getattr(client, method)(_concrete(route), content_type="application/json")
         assert response.status_code < 500, (route, method, response.status_code)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["anonymous", "owner"])
+def test_options_on_every_api_route_never_answers_5xx(who: str, request: Any) -> None:
+    """DRF's metadata builds each view's serializer and looks the object up: an action-only
+    viewset (no ``serializer_class``) or a singleton (no ``pk``) made OPTIONS a 500."""
+    client = Client()
+    if who == "owner":
+        world = request.getfixturevalue("org_a")
+        client.force_login(world.users["owner"])
+    failures = []
+    for route in _api_routes():
+        response = client.options(_concrete(route))
+        if response.status_code >= 500:
+            failures.append((route, response.status_code))
+        elif who == "owner" and response.status_code == 200:
+            assert response.json()["name"], route
+    assert failures == []

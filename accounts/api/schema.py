@@ -1,18 +1,19 @@
 """The OpenAPI schema tells the whole truth: errors included, ids as they are stored.
 
 drf-spectacular documents the success response of each operation; the errors every operation
-can give (400, 401, 403, 404, 413, 415, 429) are added here once, with their real shapes, so a
+can give (400, 401, 403, 404, 413, 414, 415, 429) are added here once, with their real shapes, so a
 client generated from the schema knows them and a schema-driven fuzz accepts only them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import FieldDoesNotExist
+from django.utils.ipv6 import MAX_IPV6_ADDRESS_LENGTH
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.plumbing import ComponentRegistry, ResolvedComponent
+from drf_spectacular.plumbing import ComponentRegistry, ResolvedComponent, is_serializer
 from rest_framework import serializers
 
 from accounts.api.base import ID_MAX
@@ -68,6 +69,17 @@ class AutoSchema(openapi.AutoSchema):
             operation["responses"].setdefault(code, response)
         return operation
 
+    def _get_request_for_media_type(
+        self, serializer: Any, direction: Literal["request", "response"] = "request"
+    ) -> Any:
+        """A body is required when its object needs a key (``minProperties``) though no single
+        field is required: an action's "exactly one of" body, where no body is a 400."""
+        schema, required = super()._get_request_for_media_type(serializer, direction)  # type: ignore[no-untyped-call]
+        if not required and is_serializer(serializer):
+            component = self.resolve_serializer(serializer, direction)
+            required = bool(component and (component.schema or {}).get("minProperties"))
+        return schema, required
+
     def _error_responses(self, operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
         error = self._component("Error", ERROR_SCHEMA)
         field_errors = self._component("FieldErrors", FIELD_ERRORS_SCHEMA)
@@ -94,6 +106,8 @@ class AutoSchema(openapi.AutoSchema):
             responses["404"] = _json(
                 "Outside your organizations, doesn't exist, or a page past the last.", error
             )
+        if "query" in params:  # config.middleware.QueryStringLimitMiddleware
+            responses["414"] = _json("The query string is over 8 KiB.", error)
         if body:
             responses["413"] = _json("The request body is over the size limit.", error)
             responses["415"] = _json("The Content-Type is not JSON or a form.", error)
@@ -151,3 +165,22 @@ def _stored_nullable(field: serializers.Field[Any, Any, Any, Any]) -> bool:
         return bool(model._meta.get_field(field.source).null)
     except FieldDoesNotExist:
         return False
+
+
+class IPAddressFieldExtension(OpenApiSerializerFieldExtension):
+    """An IP address, never a host name: drf-spectacular says "string" for DRF's default
+    (protocol ``both``), so a fuzzer would send names the field refuses. An IPv6 address is at
+    most 39 characters (Django's limit)."""
+
+    target_class = "rest_framework.fields.IPAddressField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        v4: dict[str, Any] = {"format": "ipv4"}
+        v6: dict[str, Any] = {"format": "ipv6", "maxLength": MAX_IPV6_ADDRESS_LENGTH}
+        protocol = self.target.protocol.lower()
+        if protocol == "ipv4":
+            return {"type": "string", **v4}
+        if protocol == "ipv6":
+            return {"type": "string", **v6}
+        return {"type": "string", "anyOf": [v4, v6]}

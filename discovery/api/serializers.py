@@ -55,6 +55,9 @@ class RunCreateSerializer(StrictInput):
 
 
 class DeviceSerializer(serializers.ModelSerializer[DiscoveredDevice]):
+    # the linked miner only if the caller may read it (``selectors.with_visible_miner``)
+    miner = serializers.IntegerField(source="visible_miner_id", read_only=True, allow_null=True)
+
     class Meta:
         model = DiscoveredDevice
         fields = [

@@ -16,6 +16,7 @@ from accounts.errors import ApplicationError
 from discovery import pairing, schedule, services
 from discovery.api import serializers as s
 from discovery.models import DiscoveredDevice, DiscoveryRun, SavedRange
+from discovery.selectors import with_visible_miner
 from fleet.api.serializers import JobSerializer
 
 
@@ -55,6 +56,7 @@ class DiscoveredDeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     permissions = {"list": "discovery:run", "retrieve": "discovery:run", "pair": "miner:pair"}
 
     def filter_queryset(self, queryset: Any) -> Any:
+        queryset = with_visible_miner(queryset, self.request.user)
         if self.action != "list":
             return queryset
         query = s.DeviceQuerySerializer(data=self.request.query_params)

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from accounts.api.filters import visible
 from accounts.models import Site
 from fleet.api.pagination import stable_ordering
-from fleet.models import Miner, MinerHealth
+from fleet.models import Job, JobItem, JobStatus, Miner, MinerHealth
 
 
 class StableOrdering(django_filters.OrderingFilter):
@@ -56,3 +58,42 @@ class MinerFilter(django_filters.FilterSet):
             | Q(mac__icontains=value)
             | Q(hostname__icontains=value)
         )
+
+
+def _job_kinds() -> list[tuple[str, str]]:
+    from fleet.forms import action_label
+    from fleet.services.jobs import job_kinds
+
+    return [(kind, action_label(kind)) for kind in job_kinds()]
+
+
+class JobFilter(django_filters.FilterSet):
+    """The job list's filters, for ``GET /api/v1/jobs/`` and the ``/jobs/`` page: ``site``
+    among the sites where the caller reads miners (a job at several sites matches each)."""
+
+    status = django_filters.ChoiceFilter(choices=JobStatus.choices, empty_label="Any status")
+    kind = django_filters.ChoiceFilter(
+        choices=_job_kinds,
+        empty_label="Any kind",
+        help_text="An action (reboot, blink, start_mining, stop_mining, set_power_target, "
+        "set_pools, set_cooling) or another app's job kind (a pairing: discovery_pair).",
+    )
+    site = django_filters.ModelChoiceFilter(
+        queryset=visible(Site, "miner:read"),
+        method="filter_site",
+        empty_label="Any site",
+        help_text="A site id where you read miners: the jobs acting there.",
+    )
+
+    class Meta:
+        model = Job
+        fields = ["status", "kind", "site"]
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def filter_site(self, queryset: QuerySet[Job], name: str, value: Site | None) -> QuerySet[Job]:
+        if value is None:
+            return queryset
+        at = JobItem.objects.filter(Q(site=value) | Q(site__isnull=True, miner__site=value)).values(
+            "job_id"
+        )
+        return queryset.filter(pk__in=at)

@@ -195,12 +195,18 @@ class _Window:
 class CursorPageNumberPagination(PageNumberPagination):
     """``?page=N`` (with ``count``) as before; ``?cursor=`` selects keyset pages
     (``{next, previous, results}``): an empty cursor is the first page, and each page links
-    the next and previous ones. ``page_size`` works in both modes."""
+    the next and previous ones. With both, the cursor wins and ``page`` is ignored (documented
+    on both parameters). ``page_size`` works in both modes."""
 
     cursor_query_param = "cursor"
     cursor_query_description = (
         "Keyset pagination instead of page numbers: empty for the first page, then the "
-        "opaque value from `next` or `previous`. No `count`; with `page`, a 400."
+        "opaque value from `next` or `previous`. No `count`. Given with `page`, the cursor "
+        "wins and `page` is ignored."
+    )
+    page_query_description = (
+        "A page number within the paginated result set (with `count`). Ignored when `cursor` "
+        "is given."
     )
     mode = "page"
 
@@ -212,8 +218,8 @@ class CursorPageNumberPagination(PageNumberPagination):
             self.mode = "page"
             sliced: Any = NarrowFirst(stable_ordering(queryset))
             return super().paginate_queryset(sliced, request, view)
-        if self.page_query_param in request.query_params:
-            raise ValidationError({self.cursor_query_param: ["Give page or cursor, not both."]})
+        # with both, the cursor wins (its links never carry ``page``): a script that adds a
+        # page number to a cursor link still walks the cursor pages
         self.mode = "cursor"
         self.request = request
         self.keys = order_keys(queryset)

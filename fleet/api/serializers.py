@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 from django.db import models
 from drf_spectacular.utils import extend_schema_field
@@ -9,11 +10,16 @@ from rest_framework import serializers
 
 from accounts.api.base import scoped_related
 from accounts.models import Site
-from fleet.actions import ACTIONS, POOL_URL_PATTERN
+from fleet.actions import ACTIONS, POOL_URL_PATTERN, WORKER_PATTERN
+from fleet.api.schema import one_of_values
 from fleet.models import Job, JobItem, JobStatus, Miner, MinerHealth, MinerLatest
 from fleet.models.telemetry import LATEST_FIELDS
-from fleet.selectors import job_items_visible
+from fleet.netguard import DIALABLE_HELP
+from fleet.selectors import job_items_visible, job_params_shown
+from miners.antminer import AntminerDriver
+from miners.protoos import ProtoOSDriver
 from miners.registry import NATIVE_API_PREFIXES
+from miners.types import CoolingMode, PowerMode
 
 
 class UtcDateTimeField(serializers.DateTimeField):
@@ -118,9 +124,12 @@ class MinerCreateSerializer(serializers.Serializer[Any]):
     """Add a miner by address: the server identifies it through the drivers."""
 
     site = scoped_related(Site, "site:read")()
-    host = serializers.IPAddressField()
+    host = serializers.IPAddressField(help_text=DIALABLE_HELP)
     port = serializers.IntegerField(min_value=1, max_value=65535, required=False)
-    driver = serializers.CharField(max_length=40, required=False)
+    # the drivers of the server's registry (fleet.runtime: pyasic isn't loaded in servers)
+    driver = serializers.ChoiceField(
+        choices=sorted(d.name for d in (ProtoOSDriver, AntminerDriver)), required=False
+    )
     name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     username = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     password = serializers.CharField(
@@ -155,6 +164,10 @@ class JobItemSerializer(serializers.ModelSerializer[JobItem]):
 
 class JobSerializer(serializers.ModelSerializer[Job]):
     status = serializers.ChoiceField(choices=JobStatus.choices, read_only=True)
+    params = serializers.SerializerMethodField(
+        help_text="The job's parameters (secrets masked); null unless you can see every "
+        "site the job acts at."
+    )
 
     class Meta:
         model = Job
@@ -175,6 +188,14 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         ]
         read_only_fields = fields
 
+    @extend_schema_field({"type": "object", "additionalProperties": {}, "nullable": True})
+    def get_params(self, job: Job) -> dict[str, Any] | None:
+        request = self.context.get("request")
+        if request is None or not job_params_shown(job, request.user):
+            return None
+        params: dict[str, Any] = job.params
+        return params
+
 
 class JobDetailSerializer(JobSerializer):
     items = serializers.SerializerMethodField(help_text="Per-miner results (miners you can see).")
@@ -185,10 +206,7 @@ class JobDetailSerializer(JobSerializer):
 
     @extend_schema_field(JobItemSerializer(many=True))
     def get_items(self, job: Job) -> list[dict[str, Any]]:
-        visible = self.context.get("visible_miners")
-        items = job.items.all()
-        if visible is not None:
-            items = job_items_visible(job, self.context["request"].user, visible)
+        items = job_items_visible(job, self.context["request"].user)
         return list(JobItemSerializer(items, many=True).data)
 
 
@@ -199,6 +217,19 @@ class MinerSelectionSerializer(serializers.Serializer[Any]):
     firmware = serializers.CharField(max_length=120, required=False)
     driver = serializers.CharField(max_length=40, required=False)
     search = serializers.CharField(max_length=120, required=False)
+
+
+class NumberField(serializers.FloatField):
+    """A finite number: DRF's float field also takes ``true``/``false`` (as 1 and 0) and
+    ``"nan"``, which every bound lets through."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = float(super().to_internal_value(data))
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
 
 
 class JobCreateSerializer(serializers.Serializer[Any]):
@@ -216,7 +247,7 @@ class JobCreateSerializer(serializers.Serializer[Any]):
     )
     filter = MinerSelectionSerializer(required=False, help_text="Every miner that matches.")
     batch_size = serializers.IntegerField(min_value=1, max_value=10000, required=False)
-    interval_s = serializers.FloatField(min_value=0, max_value=3600, required=False)
+    interval_s = NumberField(min_value=0, max_value=3600, required=False)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if ("miners" in data) == ("filter" in data):
@@ -224,32 +255,65 @@ class JobCreateSerializer(serializers.Serializer[Any]):
         return data
 
 
-class BlinkSerializer(serializers.Serializer[Any]):
+# An action's parameters, for the schema alone: ``miners.actions`` cleans the body itself and
+# refuses a key it doesn't name, so the schema closes the object (``additionalProperties:
+# false``, ``fleet.api.schema``) and adds ``schema_rules``, what the cleaner checks across
+# fields. A comment, not a docstring: drf-spectacular would print it as each body's description.
+class ActionBody(serializers.Serializer[Any]):
+    schema_rules: ClassVar[dict[str, Any]] = {}
+
+
+class BlinkSerializer(ActionBody):
     on = serializers.BooleanField(required=False, default=True)
     seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False, allow_null=True)
 
 
-class PowerTargetSerializer(serializers.Serializer[Any]):
+class PowerTargetSerializer(ActionBody):
+    """Exactly one of ``watts`` or ``mode``."""
+
+    schema_rules = {"minProperties": 1, "maxProperties": 1}
     watts = serializers.IntegerField(min_value=100, max_value=30000, required=False)
-    mode = serializers.ChoiceField(choices=["maximum_hashrate", "efficiency"], required=False)
+    mode = serializers.ChoiceField(choices=[m.value for m in PowerMode], required=False)
 
 
-class PoolSerializer(serializers.Serializer[Any]):
+class PoolSerializer(ActionBody):
     url = serializers.RegexField(POOL_URL_PATTERN, help_text="stratum+tcp:// or stratum2+tcp://")
-    user = serializers.CharField(
+    user = serializers.RegexField(
+        WORKER_PATTERN,
         max_length=200,
-        help_text="Worker; may use {site}, {name}, {serial}, {mac}, {host}, {rack}, {position}.",
+        help_text="Worker, not blank; may use {site}, {name}, {serial}, {mac}, {host}, {rack}, "
+        "{position} (no other placeholder).",
     )
     password = serializers.CharField(max_length=200, required=False, allow_blank=True)
     authority_pubkey = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
-class PoolsSerializer(serializers.Serializer[Any]):
+class PoolsSerializer(ActionBody):
     pools = serializers.ListField(child=PoolSerializer(), min_length=1, max_length=3)
 
 
-class CoolingSerializer(serializers.Serializer[Any]):
-    mode = serializers.ChoiceField(choices=["auto", "manual", "off"])
+class CoolingSerializer(ActionBody):
+    """``manual`` needs ``speed_percent`` (a number, not null)."""
+
+    schema_rules = {
+        "anyOf": [
+            {
+                "properties": {
+                    "mode": one_of_values(
+                        *(m.value for m in CoolingMode if m is not CoolingMode.MANUAL)
+                    )
+                }
+            },
+            {
+                "properties": {
+                    "mode": one_of_values(CoolingMode.MANUAL.value),
+                    "speed_percent": {"type": "integer"},
+                },
+                "required": ["speed_percent"],
+            },
+        ]
+    }
+    mode = serializers.ChoiceField(choices=[m.value for m in CoolingMode])
     speed_percent = serializers.IntegerField(
         min_value=0, max_value=100, required=False, allow_null=True
     )
@@ -258,7 +322,7 @@ class CoolingSerializer(serializers.Serializer[Any]):
     )
 
 
-ACTION_BODIES: dict[str, type[serializers.Serializer[Any]] | None] = {
+ACTION_BODIES: dict[str, type[ActionBody] | None] = {
     "reboot": None,
     "blink": BlinkSerializer,
     "start_mining": None,

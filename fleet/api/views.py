@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.db.models import QuerySet
 from django.http import QueryDict, StreamingHttpResponse
 from drf_spectacular.helpers import forced_singular_serializer
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -17,10 +18,10 @@ from accounts.api.base import ScopedViewSet
 from accounts.models import Organization
 from fleet.actions import ACTIONS
 from fleet.api import serializers as s
-from fleet.api.filters import MinerFilter
+from fleet.api.filters import JobFilter, MinerFilter
 from fleet.api.pagination import CursorPageNumberPagination
 from fleet.models import Job, Miner
-from fleet.selectors import fleet_summary, miners_csv_rows, samples_series
+from fleet.selectors import fleet_summary, miners_csv_rows, samples_series, with_params_shown
 from fleet.services import jobs, miners
 
 
@@ -145,7 +146,8 @@ class MinerViewSet(
             miners=[miner],
             single=True,
         )
-        return Response({"job": s.JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+        shown = s.JobSerializer(job, context=self.get_serializer_context()).data
+        return Response({"job": shown}, status=status.HTTP_202_ACCEPTED)
 
 
 def _action_endpoint(kind: str) -> Callable[..., Response]:
@@ -171,12 +173,16 @@ for _kind in ACTIONS:
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Bulk actions: one action on many miners, staggered, with per-miner results.
 
-    Creating or cancelling needs the action's own permission at every miner's site (checked
-    by the service); seeing jobs needs ``miner:read``."""
+    A job is seen by those who read miners at one of its items' sites (``Job.scope_filter``),
+    with the items they can see, and its ``params`` only if they see every item. Creating
+    needs the action's own permission at every miner's site, cancelling it at every site of
+    the remaining items (both checked by the service). ``/cancel`` is served with and without
+    the trailing slash (the contract spells it without)."""
 
     queryset = Job.unscoped.all()
     serializer_class = s.JobSerializer
     pagination_class = CursorPageNumberPagination
+    filterset_class = JobFilter
     permissions = {
         "list": "miner:read",
         "retrieve": "miner:read",
@@ -187,10 +193,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
     def get_serializer_class(self) -> type[Any]:
         return s.JobDetailSerializer if self.action == "retrieve" else s.JobSerializer
 
-    def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
-        context["visible_miners"] = Miner.objects.restrict(self.request.user, "miner:read")
-        return context
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return with_params_shown(super().filter_queryset(queryset), self.request.user)
+
+    def dangerously_check_object(self, obj: Job, permission: str) -> None:
+        """Cancel: the job came through the scoped queryset (``miner:read`` at one of its
+        sites); the service checks the action's permission at every site it would stop."""
 
     @extend_schema(request=s.JobCreateSerializer, responses={202: s.JobSerializer})
     def create(self, request: Request) -> Response:
@@ -208,13 +216,18 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
             batch_size=data.get("batch_size"),
             interval_s=data.get("interval_s"),
         )
-        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        shown = s.JobSerializer(job, context=self.get_serializer_context()).data
+        return Response(shown, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: s.JobSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop the job before its next batch (a pairing: its next device); miners already
+        acted on stay acted on. Needs the job's permission (the action's own; a pairing's
+        ``miner:pair``) at every site of its remaining items, else 403. Also served without
+        the trailing slash."""
         job = jobs.job_cancel(actor=self.actor(), job=cast(Job, self.get_object()))
-        return Response(s.JobSerializer(job).data)
+        return Response(s.JobSerializer(job, context=self.get_serializer_context()).data)
 
 
 def _selected_miners(request: Request, data: dict[str, Any]) -> list[Miner]:

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Organization, ScopedModel, Site
+from accounts.models.scoping import Grants, grants_for, org_site_filter
 from fleet.models.miners import Miner
 
 
@@ -25,9 +30,24 @@ class ItemStatus(models.TextChoices):
 
 class Job(ScopedModel):
     """One action on one or many miners, run in staggered batches (``batch_size`` miners every
-    ``interval_s`` seconds) so a thousand reboots don't trip a site's breakers."""
+    ``interval_s`` seconds) so a thousand reboots don't trip a site's breakers.
+
+    Scoped by its items' sites, not by its org alone: a job is reached with a permission
+    where the caller holds it at one of its items' sites (``JobItem.scope_filter``), so a site
+    role that hides a site hides the jobs that act only there, and a site-only role shows the
+    jobs at that site."""
 
     scope_org = "org"
+
+    @classmethod
+    def scope_filter(cls, grants: Grants, permission: str) -> Q:
+        """One of its items reached (``JobItem.scope_filter``); a job without items (none at
+        any site) is the org's: seen with the permission org-wide."""
+        reached = JobItem.objects.filter(JobItem.scope_filter(grants, permission))
+        itemless = ~Exists(JobItem.objects.filter(job_id=OuterRef("pk")))
+        return Q(pk__in=reached.values("job_id")) | (
+            Q(itemless) & Q(org__in=grants.orgs_with(permission))
+        )
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=30)
@@ -58,6 +78,21 @@ class Job(ScopedModel):
     def secret_label(self) -> str:
         return f"fleet.job:{self.pk}:params"
 
+    def site_ids(self, *, pending_only: bool = False) -> set[int | None]:
+        """The sites its items act at (``JobItem.scope_filter``'s site of an item; ``None`` for
+        an item whose site and miner are gone): those still pending with ``pending_only``."""
+        items = JobItem.objects.filter(job_id=self.pk)
+        if pending_only:
+            items = items.filter(status=ItemStatus.PENDING)
+        at = Coalesce("site_id", "miner__site_id")
+        return set(items.annotate(at=at).order_by().values_list("at", flat=True).distinct())
+
+    def scope_ids(self) -> tuple[int | None, int | None]:
+        """(org, site) for permission checks and refusal records: the site when it acts at
+        one only."""
+        sites = self.site_ids()
+        return self.org_id, next(iter(sites)) if len(sites) == 1 else None
+
 
 class JobItem(models.Model):
     """One miner's part of a job, with its result. ``site`` is where the item was acted on:
@@ -77,3 +112,25 @@ class JobItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.miner_name}: {self.status}"
+
+    @classmethod
+    def scope_filter(cls, grants: Grants, permission: str) -> Q:
+        """The items ``grants`` reach with ``permission``, by the item's site: ``site`` (where
+        it was acted on), else (rows from before items carried one) its miner's site; an item
+        with neither (its site and miner deleted since) only with the permission org-wide."""
+        return (
+            Q(site__isnull=False) & org_site_filter(grants, permission, "job__org", "site")
+            | Q(site__isnull=True, miner__isnull=False)
+            & org_site_filter(grants, permission, "job__org", "miner__site")
+            | Q(site__isnull=True, miner__isnull=True, job__org__in=grants.orgs_with(permission))
+        )
+
+    @classmethod
+    def visible_to(cls, user: Any, permission: str) -> Q:
+        """``scope_filter`` for ``user`` (every item for a superuser, none signed out)."""
+        grants = grants_for(user)
+        if grants.superuser:
+            return Q()
+        if grants.user_id is None:
+            return Q(pk__in=[])
+        return cls.scope_filter(grants, permission)

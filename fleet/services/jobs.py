@@ -13,6 +13,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -22,19 +23,41 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.authz import authorize, authorize_on
-from accounts.errors import ApplicationError
-from accounts.models import Organization
+from accounts.errors import ApplicationError, Forbidden
+from accounts.models import Organization, grants_for
 from accounts.services.activity import activity_record, records_refusals
 from fleet import crypto, dial, live, runtime
 from fleet.actions import ACTIONS, Action, ActionError, Params, needed_capability, render_worker
 from fleet.models import ItemStatus, Job, JobItem, JobStatus, Miner
 from fleet.netguard import AddressRefused
 from fleet.nodes.actions import NodeCall, node_action, node_call
-from fleet.protocol import JobMessage, JobProgress, org_group
+from fleet.protocol import JobMessage, JobProgress, org_group, site_group
 from fleet.services.credentials import credentials_for
 from miners import Credentials, DeviceInfo, MinerError, Registry
 
 MAX_JOB_MINERS = 20_000
+CANCEL_POLL_S = 0.5  # how often the wait between batches looks for a cancel
+
+# Job kinds of other apps that can be stopped (kind → the permission that stops them, at every
+# site of its remaining items); registered from their AppConfig.ready (discovery's pairing).
+_CANCELLABLE: dict[str, str] = {}
+
+
+def job_kind_register(kind: str, permission: str) -> None:
+    """Declare another app's job kind cancellable: its executor calls ``job_cancelled``
+    between items and ``job_finish`` when it stops."""
+    _CANCELLABLE[kind] = permission
+
+
+def job_kinds() -> list[str]:
+    """Every kind a job may have: the actions, then the other apps' registered kinds."""
+    return [*ACTIONS, *sorted(k for k in _CANCELLABLE if k not in ACTIONS)]
+
+
+def cancel_permission(kind: str) -> str | None:
+    """The permission that stops a job of ``kind`` (an action's own), or None: it can't be."""
+    action = ACTIONS.get(kind)
+    return action.permission if action is not None else _CANCELLABLE.get(kind)
 
 
 def action_for(kind: str) -> Action:
@@ -123,13 +146,21 @@ def job_create(
     skipped = sum(1 for r in reasons.values() if r)
     if skipped:
         Job.unscoped.filter(pk=job.pk).update(failed=skipped)
-    activity_record(
-        actor=actor,
-        verb="job.create",
-        org=org,
-        target=job,
-        details={"kind": kind, "miners": len(miners), "params": _masked(cleaned)},
-    )
+    per_site = Counter(m.site_id for m in miners)
+    for site_id, count in sorted(per_site.items()):  # one event per site: scoped like the site
+        activity_record(
+            actor=actor,
+            verb="job.create",
+            org=org,
+            site=site_id,
+            target=job,
+            details={
+                "kind": kind,
+                "miners": count,
+                "total": len(miners),
+                "params": _masked(cleaned),
+            },
+        )
     transaction.on_commit(lambda: enqueue_job(job.pk))
     return job
 
@@ -145,28 +176,97 @@ def enqueue_job(job_id: int) -> None:
         tasks.run_job.delay(job_id)
 
 
+def _cancel_sites(job: Job) -> set[int | None]:
+    """Where stopping the job stops work: its pending items' sites (all its sites when none
+    is pending any more; the org as a whole, ``None``, for a job without items)."""
+    return job.site_ids(pending_only=True) or job.site_ids() or {None}
+
+
+def cancel_check(actor: Actor, job: Job) -> None:
+    """Stopping a job needs the permission that runs it at every site of its remaining items:
+    nobody stops work at a site where they couldn't do it. A kind that can't be stopped is a
+    400 (no field: the request has none)."""
+    permission = cancel_permission(job.kind)
+    if permission is None:
+        raise ApplicationError(f"A '{job.kind}' job can't be cancelled.")
+    if actor.user is None or _everywhere(actor, permission, job.org_id):
+        return
+    for site_id in sorted(_cancel_sites(job), key=lambda s: (s is None, s or 0)):
+        authorize(actor, permission, job.org_id, site_id)
+
+
+def _everywhere(actor: Actor, permission: str, org_id: int) -> bool:
+    """The permission at every site of the org (org-wide, and no site role there lacks it):
+    no need to look at the job's sites."""
+    grants = grants_for(actor.user)
+    if grants.superuser:
+        return True
+    if not grants.allows(permission, org_id):
+        return False
+    return not any(grants.site_org.get(site) == org_id for site in grants.sites_without(permission))
+
+
+def job_can_cancel(actor: Actor, job: Job) -> bool:
+    """For pages: show the cancel control only when ``job_cancel`` would do it."""
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return False
+    try:
+        cancel_check(actor, job)
+    except (ApplicationError, Forbidden):
+        return False
+    return True
+
+
 @records_refusals("job.cancel")
 @transaction.atomic
 def job_cancel(*, actor: Actor, job: Job) -> Job:
-    """Stops the job before its next batch; miners already acted on stay acted on. Whoever may
-    run the action in the org may stop it."""
-    authorize(actor, action_for(job.kind).permission, job.org_id)
+    """Stops the job before its next batch (or device); miners already acted on stay acted on.
+    Needs the job's permission at every site of its remaining items (``cancel_check``)."""
+    job = Job.unscoped.select_for_update().get(pk=job.pk)
+    cancel_check(actor, job)
     if job.status in (JobStatus.DONE, JobStatus.CANCELLED):
         return job
+    sites = job.site_ids()
     Job.unscoped.filter(pk=job.pk).update(cancel_requested=True)
     if job.status == JobStatus.QUEUED:
-        _finish(job.pk, JobStatus.CANCELLED)
-    activity_record(actor=actor, verb="job.cancel", org=job.org_id, target=job)
+        job_finish(job.pk, JobStatus.CANCELLED)
+    for site_id in sorted(sites, key=lambda s: (s is None, s or 0)):
+        activity_record(actor=actor, verb="job.cancel", org=job.org_id, site=site_id, target=job)
     job.refresh_from_db()
     return job
 
 
-def _finish(job_id: int, status: str) -> None:
+def job_cancelled(job_id: int) -> bool:
+    """Has someone asked the job to stop? Executors look between batches (or devices)."""
+    return Job.unscoped.filter(pk=job_id, cancel_requested=True).exists()
+
+
+def job_start(job_id: int, kind: str | None = None) -> Job | None:
+    """Queued → running, once: None when it isn't queued (already taken, or cancelled)."""
+    queued = Job.unscoped.filter(pk=job_id, status=JobStatus.QUEUED)
+    if kind is not None:
+        queued = queued.filter(kind=kind)
+    if not queued.update(status=JobStatus.RUNNING, started_at=timezone.now()):
+        return None
+    job = Job.unscoped.get(pk=job_id)
+    _progress(job.pk)
+    return job
+
+
+def job_finish(job_id: int, status: str) -> None:
+    """The end: pending items are cancelled, the status set and published."""
     JobItem.objects.filter(job_id=job_id, status=ItemStatus.PENDING).update(
         status=ItemStatus.CANCELLED
     )
     Job.unscoped.filter(pk=job_id).update(status=status, finished_at=timezone.now())
     _progress(job_id)
+
+
+def job_groups(job: Job) -> set[str]:
+    """The live groups a job's events go to: the groups of the sites it acts at (whoever may
+    read miners at one of them); the org's group only for a job that has no site left."""
+    sites = {site for site in job.site_ids() if site is not None}
+    return {site_group(site) for site in sites} or {org_group(job.org_id)}
 
 
 def _progress(job_id: int) -> None:
@@ -181,9 +281,26 @@ def _progress(job_id: int) -> None:
         done=job.done,
         failed=job.failed,
     )
-    transaction.on_commit(
-        lambda: live.publish(org_group(job.org_id), JobMessage(type="job", job=progress))
-    )
+    groups = sorted(job_groups(job))
+
+    def send() -> None:
+        for group in groups:
+            live.publish(group, JobMessage(type="job", job=progress))
+
+    transaction.on_commit(send)
+
+
+def _wait(job_id: int, seconds: float) -> bool:
+    """Sleep between batches, looking for a cancel every ``CANCEL_POLL_S``: True when the job
+    was cancelled (at once, or during the wait)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if job_cancelled(job_id):
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(CANCEL_POLL_S, left))
 
 
 def _worker_values(miner: Miner) -> dict[str, str]:
@@ -206,11 +323,12 @@ def _for_miner(action: Action, params: Params, miner: Miner) -> Params:
 
 
 def job_execute(job_id: int) -> None:
-    """Run a queued job to the end (or its cancellation), batch by batch."""
-    job = Job.unscoped.filter(pk=job_id, status=JobStatus.QUEUED).first()
+    """Run a queued job to the end (or its cancellation), batch by batch. A cancel is looked
+    for before every batch, after the wait that precedes it too: a cancel during the wait
+    stops the job before the next batch."""
+    job = job_start(job_id)
     if job is None:
         return
-    Job.unscoped.filter(pk=job.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
     action = ACTIONS[job.kind]
     params: Params = json.loads(
         crypto.decrypt(job.sealed_params or b"", org_id=job.org_id, label=job.secret_label)
@@ -223,18 +341,12 @@ def job_execute(job_id: int) -> None:
     )
     size = max(1, job.batch_size)
     for start in range(0, len(pending), size):
-        if Job.unscoped.filter(pk=job.pk, cancel_requested=True).exists():
-            _finish(job.pk, JobStatus.CANCELLED)
+        cancelled = _wait(job.pk, job.interval_s) if start else job_cancelled(job.pk)
+        if cancelled:
+            job_finish(job.pk, JobStatus.CANCELLED)
             return
-        if start:
-            time.sleep(job.interval_s)
         _run_batch(job, action, params, pending[start : start + size], actor)
-    status = (
-        JobStatus.CANCELLED
-        if Job.unscoped.filter(pk=job.pk, cancel_requested=True).exists()
-        else JobStatus.DONE
-    )
-    _finish(job.pk, status)
+    job_finish(job.pk, JobStatus.CANCELLED if job_cancelled(job.pk) else JobStatus.DONE)
 
 
 def _run_batch(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -48,6 +49,19 @@ class RemoteRunInput(StrictInput):
         if len(value) > remote.MAX_HOSTS:
             raise serializers.ValidationError(f"At most {remote.MAX_HOSTS} hosts per run.")
         return value
+
+
+class RemoteRunInputSchema(OpenApiSerializerExtension):
+    """``hosts``: one to ``MAX_HOSTS`` ids (DRF's many-related field says neither)."""
+
+    target_class = RemoteRunInput
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(
+            self.target, direction, bypass_extensions=True
+        )
+        schema["properties"]["hosts"] |= {"minItems": 1, "maxItems": remote.MAX_HOSTS}
+        return schema
 
 
 class RemoteHostResultSerializer(serializers.Serializer[Any]):

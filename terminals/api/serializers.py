@@ -8,6 +8,7 @@ from rest_framework import serializers
 from accounts.api.base import StrictInput, scoped_related
 from accounts.models import Site
 from fleet.api.serializers import UTC_FIELD_MAPPING
+from fleet.netguard import DIALABLE_HELP
 from terminals.models import AuthMethod, Recording, SessionState, SshHost, TerminalSession
 from terminals.services.sessions import MAX_COLS, MAX_ROWS, TERM_TYPES
 
@@ -65,7 +66,7 @@ def _secret_field(required: bool) -> serializers.CharField:
 class SshHostCreateSerializer(StrictInput):
     site = scoped_related(Site, "site:read")()
     name = serializers.CharField(max_length=120)
-    address = serializers.IPAddressField()
+    address = serializers.IPAddressField(help_text=DIALABLE_HELP)
     port = serializers.IntegerField(min_value=1, max_value=65535, default=22)
     username = serializers.CharField(max_length=64)
     auth_method = serializers.ChoiceField(choices=AuthMethod.choices)
@@ -75,7 +76,7 @@ class SshHostCreateSerializer(StrictInput):
 
 class SshHostUpdateSerializer(StrictInput):
     name = serializers.CharField(max_length=120, required=False)
-    address = serializers.IPAddressField(required=False)
+    address = serializers.IPAddressField(required=False, help_text=DIALABLE_HELP)
     port = serializers.IntegerField(min_value=1, max_value=65535, required=False)
     username = serializers.CharField(max_length=64, required=False)
     auth_method = serializers.ChoiceField(choices=AuthMethod.choices, required=False)

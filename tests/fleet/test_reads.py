@@ -97,8 +97,11 @@ def test_miner_metrics_need_a_token_and_are_scoped(
     assert b"".join(mine.streaming_content).decode().count("rigwarden_miner_power_watts{") == 3
 
 
-def test_ops_metrics_carry_fleet_gauges_and_poller_histograms(polled: list[Miner]) -> None:
-    response = Client().get("/metrics")
+def test_ops_metrics_carry_fleet_gauges_and_poller_histograms(
+    polled: list[Miner], settings: Any
+) -> None:
+    settings.METRICS_TOKEN = "scrape-me-please-0123456789"  # the per-org gauges need it
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me-please-0123456789")
     text = response.content.decode()
     assert response.status_code == 200
     assert 'rigwarden_fleet_miners{health="ok",org="alpha"' in text
