@@ -35,7 +35,8 @@ class DeviceRow(TypedDict):
     serial: str
     mac: str
     node: int | None
-    miner: int | None
+    miner: int | None  # null when paired to a miner the run's site can't read (see ``paired``)
+    paired: bool  # paired to a miner, shown or not: never offered for pairing again
     pair_outcome: str  # "" until paired: paired / default_password / auth_needed / failed
     pair_error: str
 

@@ -248,6 +248,7 @@ def device_row(device: DiscoveredDevice, *, miner_shown: bool = True) -> DeviceR
         mac=device.mac,
         node=device.node_id,
         miner=device.miner_id if miner_shown else None,
+        paired=device.miner_id is not None,
         pair_outcome=device.pair_outcome,
         pair_error=device.pair_error,
     )

@@ -59,6 +59,8 @@
         td.appendChild(document.createTextNode(" "));
         td.appendChild(badge("Factory password", "badge-accent"));
       }
+    } else if (device.paired) {
+      td.textContent = "Paired (to a miner you can't see)";
     } else if (device.pair_outcome) {
       td.appendChild(badge(device.pair_outcome === "auth_needed" ? "Needs credentials" : "Not paired", "badge-danger"));
       td.appendChild(document.createTextNode(" " + (device.pair_error || "")));
@@ -112,11 +114,11 @@
         address.textContent = device.host + ":" + device.port;  // the port the row settled on
         shown.setAttribute("data-port", String(device.port));
       }
-      if (device.miner === null && !shown.querySelector('input[name="device"]')) return;
+      if (!device.paired && !shown.querySelector('input[name="device"]')) return;
       var td = shown.querySelector("[data-device-pairing]");
       if (td) pairingCell(td, device);
       var box = shown.querySelector('input[name="device"]');
-      if (box && device.miner !== null) box.remove();
+      if (box && device.paired) box.remove();
       return;
     }
     var row = document.createElement("tr");
@@ -124,7 +126,7 @@
     row.setAttribute("data-host", String(device.host));
     row.setAttribute("data-port", String(device.port));
     var pick = document.createElement("td");
-    if (device.miner === null) {
+    if (!device.paired) {
       var box = document.createElement("input");
       box.type = "checkbox"; box.name = "device"; box.value = String(Number(device.id));
       box.setAttribute("aria-label", "Select " + device.host + ":" + device.port);

@@ -143,3 +143,6 @@ def test_live_updates_to_the_runs_site_carry_only_that_sites_miners(
     [(_group, message)] = sent
     rows = {row["host"]: row["miner"] for row in message["devices"]}  # type: ignore[index]
     assert rows == {"10.7.1.1": None, "10.7.0.2": here.pk}
+    # the hidden one is still paired: the page never offers it for pairing again
+    paired = {row["host"]: row["paired"] for row in message["devices"]}  # type: ignore[index]
+    assert paired == {"10.7.1.1": True, "10.7.0.2": True}
