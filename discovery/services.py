@@ -320,8 +320,10 @@ def devices_ingest(
     return result
 
 
+PAIRED_OUTCOMES = ("paired", "default_password")  # pairing.PAIRED, pairing.DEFAULT_PASSWORD
 _SAVED = ("identifier", "host", "node", "site", "last_seen", "run", "port", "scheme", "driver",
-          "make", "model", "firmware", "mac", "serial", "miner")  # fmt: skip
+          "make", "model", "firmware", "mac", "serial", "miner", "pair_outcome",
+          "pair_error")  # fmt: skip
 _SCHEME_RANK = {"https": 1, "http": 2, "": 3}  # then "tcp": an RPC port (Antminer 4028)
 
 
@@ -363,7 +365,13 @@ class _Batch:
         for device in rows.filter(org_id=run.org_id, host__in=hosts, node=node):
             stored.setdefault(device.pk, device)
         self.by_identifier = {d.identifier: d for d in stored.values()}
-        self.same_address = [d for d in stored.values() if d.host in hosts and d.node_id == node_id]
+        # (host, driver) → this dialler's devices there; kept up to date as the batch changes them
+        self.same_address: dict[tuple[str, str], list[DiscoveredDevice]] = {}
+        self.placed: dict[int, tuple[str, str]] = {}  # id(device) → its key above
+        for device in stored.values():
+            if device.host in hosts and device.node_id == node_id:
+                self._place(device)
+        self.listed: set[int] = set()  # id() of the devices already in result.devices
         wanted = identifiers | set(self.by_identifier)
         self.miners = {
             m.identifier: m for m in Miner.unscoped.filter(org_id=run.org_id, identifier__in=wanted)
@@ -372,15 +380,23 @@ class _Batch:
         self.changed: dict[int, DiscoveredDevice] = {}
         self.reports: dict[int, tuple[DiscoveredDevice, list[Found]]] = {}
 
+    def _place(self, device: DiscoveredDevice) -> None:
+        key = (device.host, device.driver)
+        old = self.placed.get(id(device))
+        if old == key:
+            return
+        if old is not None:
+            self.same_address[old].remove(device)
+        self.same_address.setdefault(key, []).append(device)
+        self.placed[id(device)] = key
+
     def _at_address(self, item: Found, weak: bool) -> DiscoveredDevice | None:
         """One device answering on two ports, one of them without its MAC (CGMiner RPC): the
         same row, under the strongest identity either port gave."""
         candidates = [
             d
-            for d in self.same_address
-            if d.host == item.host
-            and d.driver == item.driver
-            and (weak or (d.identifier.startswith("auto:") and d.miner_id is None))
+            for d in self.same_address.get((item.host, item.driver), ())
+            if weak or (d.identifier.startswith("auto:") and d.miner_id is None)
         ]
         return min(candidates, key=lambda d: d.identifier, default=None)
 
@@ -439,7 +455,6 @@ class _Batch:
             )
             self.created.append(device)
             self.by_identifier[identifier] = device
-            self.same_address.append(device)
             result.found += 1
             if miner is None:
                 result.new += 1
@@ -451,14 +466,16 @@ class _Batch:
                 setattr(device, name, value)
             if device.miner is None:
                 device.miner = miner
+            if device.miner is None and device.pair_outcome in PAIRED_OUTCOMES:
+                device.pair_outcome = device.pair_error = ""  # its miner was deleted since
             if device.pk is not None:
                 self.changed[device.pk] = device
-            if device not in self.same_address:  # now this node's, at this address
-                self.same_address.append(device)
             if not counted:
                 result.found += 1
                 result.updated += 1
-        if device not in result.devices:
+        self._place(device)  # this dialler's now, at this address
+        if id(device) not in self.listed:
+            self.listed.add(id(device))
             result.devices.append(device)
         if device.miner is not None:
             self.reports.setdefault(device.miner.pk, (device, []))[1].append(item)

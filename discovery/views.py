@@ -70,6 +70,7 @@ def discovery_page(request: PageRequest, org: Organization) -> HttpResponse:
     context = {
         "org": org,
         "current": current,
+        "moved_on": _moved_on(request, runs, current),
         "progress": services.progress_of(current) if current is not None else None,
         "devices": devices,
         "page": Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page")),
@@ -180,12 +181,27 @@ def discovery_unschedule(request: PageRequest, org: Organization, pk: int) -> Ht
     return redirect("discovery")
 
 
+def _moved_on(request: PageRequest, runs: Any, current: DiscoveryRun | None) -> DiscoveryRun | None:
+    """The latest later run of the same site when this run found more devices than it still
+    has: a device row belongs to the last run that saw it, so a rescan takes it along."""
+    if current is None or not current.found:
+        return None
+    still = DiscoveredDevice.objects.restrict(request.user, "discovery:run").filter(run=current)
+    if current.found <= still.count():
+        return None
+    later: DiscoveryRun | None = (
+        runs.filter(site_id=current.site_id, pk__gt=current.pk).order_by("-pk").first()
+    )
+    return later
+
+
 @fleet_page("miner:pair")
 @require_POST
 def discovery_pair(request: PageRequest, org: Organization) -> HttpResponse:
     run_id = _id(request.POST.get("run"))
     visible = DiscoveredDevice.objects.restrict(request.user, "miner:pair").filter(org=org)
-    if request.POST.get("all_new"):
+    all_new = bool(request.POST.get("all_new"))
+    if all_new:
         chosen = list(visible.filter(run_id=run_id, miner__isnull=True))
     else:
         ids = [i for i in (_id(v) for v in request.POST.getlist("device")[:4096]) if i]
@@ -194,6 +210,9 @@ def discovery_pair(request: PageRequest, org: Organization) -> HttpResponse:
     node = run.node if run is not None and run.node is not None else None  # pair to the finder
     password = str(request.POST.get("password", ""))[:256] or None
     back = f"{reverse('discovery')}?run={run.pk}" if run is not None else reverse("discovery")
+    if all_new and not chosen:
+        messages.info(request, "No new devices in this run to pair: every device is paired.")
+        return redirect(back)
     try:
         job = pairing.pairing_create(
             actor=Actor.for_request(request),
@@ -207,7 +226,6 @@ def discovery_pair(request: PageRequest, org: Organization) -> HttpResponse:
     except Refusal as exc:
         messages.error(request, exc.message)
         return redirect(back)
-    # back to the run: each device's outcome appears in its row as the job gets to it (a
-    # device that fails has no miner, so the job page, which lists miners, can't show it)
+    # back to the run: each device's outcome appears in its row as the job gets to it
     messages.success(request, f"Pairing {job.total} devices (job {job.pk}).")
     return redirect(back if run is not None else reverse("job-page", args=[job.pk]))

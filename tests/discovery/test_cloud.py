@@ -174,3 +174,50 @@ def test_a_pairing_jobs_failed_devices_show_on_its_page_and_in_the_api(
     assert (seen, names) == (False, [])
     # another org's member: the job is not there at all
     assert shown(org_b.users["owner"])[0] == 404
+
+
+def test_a_device_whose_miner_was_deleted_loses_its_old_pairing_reason(
+    org_a: OrgWorld, sims: ThreadedFleet
+) -> None:
+    first = cloud_run(org_a, sims)
+    proto = next(d for d in DiscoveredDevice.unscoped.filter(run=first) if d.driver == "protoos")
+    actor = Actor.for_user(org_a.users["operator"])
+    job = pairing.pairing_create(actor=actor, org=org_a.org, devices=[proto], password=PASSWORD)
+    pairing.pairing_execute(job.pk)
+    proto.refresh_from_db()
+    assert proto.miner is not None and proto.pair_outcome == pairing.PAIRED
+    Miner.unscoped.filter(pk=proto.miner.pk).delete()
+
+    again = cloud_run(org_a, sims)
+    proto.refresh_from_db()
+    assert proto.miner is None and (proto.pair_outcome, proto.pair_error) == ("", "")
+    assert DiscoveredDevice.unscoped.filter(run=again, miner__isnull=True).count() >= 1
+
+    # "Pair all new" when nothing is new says so, and starts no job
+    for device in DiscoveredDevice.unscoped.filter(run=again, miner__isnull=True):
+        pairing.pairing_execute(
+            pairing.pairing_create(
+                actor=actor, org=org_a.org, devices=[device], password=PASSWORD
+            ).pk
+        )
+    client = Client()
+    client.force_login(org_a.users["operator"])
+    jobs = Job.unscoped.count()
+    reply = client.post(reverse("discovery-pair"), {"run": again.pk, "all_new": "1"}, follow=True)
+    assert "No new devices in this run to pair" in reply.content.decode()
+    assert Job.unscoped.count() == jobs
+
+
+def test_an_older_run_points_to_the_later_run_that_took_its_devices(
+    org_a: OrgWorld, sims: ThreadedFleet
+) -> None:
+    first = cloud_run(org_a, sims)
+    later = cloud_run(org_a, sims)
+    client = Client()
+    client.force_login(org_a.users["operator"])
+    page = client.get(reverse("discovery"), {"run": first.pk}).content.decode()
+    assert "seen again by a later run" in page and f"?run={later.pk}" in page
+    assert (
+        "seen again by a later run"
+        not in client.get(reverse("discovery"), {"run": later.pk}).content.decode()
+    )
