@@ -329,18 +329,23 @@
       return rig("GET", path).then(render, function (error) { firstError = firstError || error; });
     }
     return Promise.all(adapter.reads(part, function (error) { firstError = firstError || error; })).then(function () {
+      failures = firstError ? failures + 1 : 0;
       showStatus(firstError);
       var dot = $("[data-mv-live-dot]");
       if (dot) dot.classList.toggle("is-stale", !!firstError);
       var updated = $("[data-mv-updated]");
-      if (updated) updated.textContent = (firstError ? "Last attempt " : "Live · updated ") + new Date().toLocaleTimeString() + " · every " + config.poll_ms / 1000 + " s";
+      if (updated) updated.textContent = (firstError ? "Last attempt " : "Live · updated ") + new Date().toLocaleTimeString() + (firstError ? " · next try in " : " · every ") + pollDelay() / 1000 + " s";
       document.body.setAttribute("data-mv-state", firstError ? "error" : "live");
     });
   }
 
+  // an unreachable rig is asked less and less often (up to once a minute), and at the normal
+  // pace again from the first answer
+  var failures = 0;
+  function pollDelay() { return Math.min(60000, config.poll_ms * Math.pow(2, Math.max(0, Math.min(failures, 5) - 1))); }
   function schedule() {
     window.clearTimeout(timer);
-    timer = window.setTimeout(tick, config.poll_ms);
+    timer = window.setTimeout(tick, pollDelay());
   }
   function tick() {
     if (document.hidden) { schedule(); return; }

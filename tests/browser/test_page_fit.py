@@ -101,6 +101,9 @@ def test_the_miner_list_and_the_add_dialog_log_no_console_errors(
     page.goto("/miners/")
     sign_in(page, "owner@alpha.example", PASSWORD)
     # htmx took the page's config: no <style> of its own, no style attributes copied on settle
+    # (htmx merges the <meta name="htmx-config"> when the document is ready: wait for that)
+    page.wait_for_url(re.compile(r"/miners/$"))
+    page.wait_for_load_state("load")
     config = page.evaluate(
         "() => [htmx.config.includeIndicatorStyles, htmx.config.attributesToSettle,"
         " document.querySelectorAll('style, [style]').length]"
