@@ -89,4 +89,7 @@ def sign_in(page: Page, email: str, password: str) -> None:
         page.goto("/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    # the form posts (a full navigation): return once the next page has loaded, so a test
+    # never clicks on it before its scripts (htmx) are ready
+    with page.expect_navigation(wait_until="load"):
+        page.get_by_role("button", name="Sign in").click()
