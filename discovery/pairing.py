@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -27,7 +26,7 @@ from accounts.actor import Actor
 from accounts.authz import authorize, authorize_on
 from accounts.errors import ApplicationError, Forbidden
 from accounts.models import Organization
-from accounts.services.activity import activity_record, records_refusals
+from accounts.services.activity import records_refusals
 from discovery import limits, services
 from discovery.models import DiscoveredDevice, DiscoveryRun
 from fleet import crypto
@@ -43,7 +42,7 @@ from fleet.models import (
 )
 from fleet.nodes.ownership import UNASSIGNED, miner_pair_via_node, miner_reclaim_via_node
 from fleet.services.credentials import credentials_store
-from fleet.services.jobs import job_cancelled, job_finish, job_start
+from fleet.services.jobs import job_activity_per_site, job_cancelled, job_finish, job_start
 from fleet.services.miners import miner_add, miner_at_address, miner_follow
 
 JOB_KIND = "discovery_pair"
@@ -108,16 +107,17 @@ def pairing_create(
         )
         for d in devices
     )
-    per_site = Counter(d.site_id for d in devices)
-    for site_id, count in sorted(per_site.items()):  # one event per site: scoped like the site
-        activity_record(
-            actor=actor,
-            verb="discovery.pair",
-            org=org,
-            site=site_id,
-            target=job,
-            details={"devices": count, "total": len(devices), "node": node.pk if node else None},
-        )
+    job_activity_per_site(
+        actor=actor,
+        verb="discovery.pair",
+        job=job,
+        sites=[d.site_id for d in devices],
+        details=lambda count: {
+            "devices": count,
+            "total": len(devices),
+            "node": node.pk if node else None,
+        },
+    )
     transaction.on_commit(lambda: pairing_enqueue(job.pk))
     return job
 

@@ -14,7 +14,8 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -146,23 +147,37 @@ def job_create(
     skipped = sum(1 for r in reasons.values() if r)
     if skipped:
         Job.unscoped.filter(pk=job.pk).update(failed=skipped)
-    per_site = Counter(m.site_id for m in miners)
-    for site_id, count in sorted(per_site.items()):  # one event per site: scoped like the site
-        activity_record(
-            actor=actor,
-            verb="job.create",
-            org=org,
-            site=site_id,
-            target=job,
-            details={
-                "kind": kind,
-                "miners": count,
-                "total": len(miners),
-                "params": _masked(cleaned),
-            },
-        )
+    job_activity_per_site(
+        actor=actor,
+        verb="job.create",
+        job=job,
+        sites=[m.site_id for m in miners],
+        details=lambda count: {
+            "kind": kind,
+            "miners": count,
+            "total": len(miners),
+            "params": _masked(cleaned),
+        },
+    )
     transaction.on_commit(lambda: enqueue_job(job.pk))
     return job
+
+
+def job_activity_per_site(
+    *,
+    actor: Actor,
+    verb: str,
+    job: Job,
+    sites: Sequence[int],
+    details: Callable[[int], dict[str, Any]],
+) -> None:
+    """One activity event per site the job touches (``sites``: each item's), scoped like that
+    site: a user who can't see a site never reads the job's events there. ``details(count)``
+    gets the number of the site's items."""
+    for site_id, count in sorted(Counter(sites).items()):
+        activity_record(
+            actor=actor, verb=verb, org=job.org_id, site=site_id, target=job, details=details(count)
+        )
 
 
 def enqueue_job(job_id: int) -> None:
